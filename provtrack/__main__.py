@@ -1,0 +1,3 @@
+from provtrack.cli import main
+
+main()

@@ -1,0 +1,233 @@
+"""The SQL store: transactions over SQLite or PostgreSQL holding orders, cancel tasks and audit rows.
+
+A write transaction on SQLite also holds a process-wide lock: SQLite has one writer at a time, and
+queueing writers here is far cheaper than letting them spin on SQLITE_BUSY.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+
+from provtrack.adapters.store.database import is_sqlite
+from provtrack.adapters.store.filters import FilterCompiler
+from provtrack.adapters.store.tables import audit_record, cancel_service_order, service_order
+from provtrack.domain.cancellation import CancelServiceOrder
+from provtrack.domain.model import Change, ServiceOrder
+from provtrack.domain.query import Query, SortKey
+from provtrack.services.ports import ConcurrentUpdate, Page
+
+ORDER_COLUMNS: dict[tuple[str, ...], str] = {
+    ("id",): "id",
+    ("state",): "state",
+    ("orderDate",): "order_date",
+    ("externalId",): "external_id",
+    ("category",): "category",
+    ("priority",): "priority",
+    ("requestedCompletionDate",): "requested_completion_date",
+}
+TASK_COLUMNS: dict[tuple[str, ...], str] = {
+    ("id",): "id",
+    ("state",): "state",
+    ("serviceOrder", "id"): "service_order_id",
+}
+DEFAULT_ORDER_SORT = (SortKey(("orderDate",), descending=True),)
+
+
+def dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+class SqlStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.sqlite = is_sqlite(engine)
+        self._write_lock = threading.Lock()
+
+    @contextmanager
+    def transaction(self, *, write: bool) -> Iterator[SqlTransaction]:
+        if write and self.sqlite:
+            with self._write_lock:
+                yield from self._transaction(write=True)
+        else:
+            yield from self._transaction(write=write)
+
+    def _transaction(self, *, write: bool) -> Iterator[SqlTransaction]:
+        with self.engine.connect() as conn:
+            if write:
+                conn = conn.execution_options(provtrack_write=True)
+            with conn.begin():
+                yield SqlTransaction(conn, self.engine.dialect.name)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+class SqlTransaction:
+    def __init__(self, conn: Connection, dialect: str) -> None:
+        self.conn = conn
+        self.dialect = dialect
+
+    # --- service orders -----------------------------------------------------------------------
+
+    def get_order(self, order_id: str) -> ServiceOrder | None:
+        row = self.conn.execute(
+            select(
+                service_order.c.document,
+                service_order.c.version,
+                service_order.c.state_before_cancellation,
+            ).where(service_order.c.id == order_id)
+        ).first()
+        if row is None:
+            return None
+        return ServiceOrder.from_document(
+            orjson.loads(row.document),
+            version=row.version,
+            state_before_cancellation=row.state_before_cancellation,
+        )
+
+    def get_order_json(self, order_id: str) -> str | None:
+        return self.conn.execute(
+            select(service_order.c.document).where(service_order.c.id == order_id)
+        ).scalar()
+
+    def add_order(self, order: ServiceOrder) -> None:
+        order.version = 1
+        self.conn.execute(insert(service_order).values(id=order.id, **_order_row(order)))
+        self.record_changes(order.id, order.changes)
+
+    def save_order(self, order: ServiceOrder) -> None:
+        expected = order.version
+        order.version += 1
+        result = self.conn.execute(
+            update(service_order)
+            .where(service_order.c.id == order.id, service_order.c.version == expected)
+            .values(**_order_row(order))
+        )
+        if result.rowcount != 1:
+            raise ConcurrentUpdate(f"service order {order.id} changed while it was being updated")
+        self.record_changes(order.id, order.changes)
+
+    def delete_order(self, order_id: str) -> bool:
+        result = self.conn.execute(delete(service_order).where(service_order.c.id == order_id))
+        return result.rowcount == 1
+
+    def list_orders(self, query: Query) -> Page:
+        compiler = FilterCompiler(service_order, ORDER_COLUMNS, dialect=self.dialect)
+        return self._page(compiler, query, DEFAULT_ORDER_SORT)
+
+    def audit_trail(self, order_id: str) -> list[Change]:
+        rows = self.conn.execute(
+            select(audit_record)
+            .where(audit_record.c.service_order_id == order_id)
+            .order_by(audit_record.c.id)
+        )
+        return [
+            Change(
+                r.subject,
+                r.attribute,
+                orjson.loads(r.old_value) if r.old_value is not None else None,
+                orjson.loads(r.new_value) if r.new_value is not None else None,
+                r.at,
+                r.actor,
+            )
+            for r in rows
+        ]
+
+    def record_changes(self, order_id: str, changes: list[Change]) -> None:
+        if not changes:
+            return
+        self.conn.execute(
+            insert(audit_record),
+            [
+                {
+                    "service_order_id": order_id,
+                    "subject": c.subject,
+                    "attribute": c.attribute,
+                    "old_value": None if c.old is None else dumps(c.old),
+                    "new_value": None if c.new is None else dumps(c.new),
+                    "at": c.at,
+                    "actor": c.actor,
+                }
+                for c in changes
+            ],
+        )
+        changes.clear()
+
+    # --- cancel tasks -------------------------------------------------------------------------
+
+    def add_task(self, task: CancelServiceOrder, *, created_at: str) -> None:
+        self.conn.execute(
+            insert(cancel_service_order).values(
+                id=task.id,
+                service_order_id=task.service_order_id,
+                state=task.state.value,
+                created_at=created_at,
+                document=dumps(task.to_document()),
+            )
+        )
+        self.record_changes(task.service_order_id, task.changes)
+
+    def get_task_json(self, task_id: str) -> str | None:
+        return self.conn.execute(
+            select(cancel_service_order.c.document).where(cancel_service_order.c.id == task_id)
+        ).scalar()
+
+    def list_tasks(self, query: Query) -> Page:
+        compiler = FilterCompiler(cancel_service_order, TASK_COLUMNS, dialect=self.dialect)
+        default = (SortKey(("created_at",), descending=True),)
+        return self._page(compiler, query, default, default_columns={("created_at",): "created_at"})
+
+    # --- paging -------------------------------------------------------------------------------
+
+    def _page(
+        self,
+        compiler: FilterCompiler,
+        query: Query,
+        default_sort: tuple[SortKey, ...],
+        default_columns: dict[tuple[str, ...], str] | None = None,
+    ) -> Page:
+        table = compiler.table
+        where = compiler.where(query.conditions) if query.conditions else None
+        count = select(func.count()).select_from(table)
+        if where is not None:
+            count = count.where(where)
+        total = int(self.conn.execute(count).scalar_one())
+        if total == 0 or query.offset >= total:
+            return Page(total, [])
+        if default_columns:
+            compiler.columns = {**compiler.columns, **default_columns}
+        order_by = compiler.order_by(query.sort or default_sort)
+        stmt = (
+            select(table.c.document).order_by(*order_by, table.c.id).offset(query.offset).limit(query.limit)
+        )
+        if where is not None:
+            stmt = stmt.where(where)
+        return Page(total, list(self.conn.execute(stmt).scalars()))
+
+
+def _order_row(order: ServiceOrder) -> dict[str, Any]:
+    attrs = order.attributes
+    priority = attrs.get("priority")
+    return {
+        "state": order.state.value,
+        "order_date": order.order_date,
+        "external_id": _text(attrs.get("externalId")),
+        "category": _text(attrs.get("category")),
+        "priority": None if priority is None else str(priority),
+        "requested_completion_date": attrs.get("requestedCompletionDate"),
+        "state_before_cancellation": (
+            order.state_before_cancellation.value if order.state_before_cancellation else None
+        ),
+        "version": order.version,
+        "document": dumps(order.to_document()),
+    }
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)

@@ -1,0 +1,59 @@
+"""The schema, as SQLAlchemy Core tables. Alembic migrations create it; a test checks they agree.
+
+Each aggregate is stored as its TMF document (JSON text, without `href`) beside the columns that
+queries sort and filter on most; the columns are written from the aggregate on every save.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, Table, Text
+from sqlalchemy.dialects import sqlite
+
+metadata = MetaData()
+
+# SQLite only makes INTEGER PRIMARY KEY an alias of the rowid; PostgreSQL wants a bigint identity.
+AutoId = BigInteger().with_variant(sqlite.INTEGER(), "sqlite")
+
+service_order = Table(
+    "service_order",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("state", Text, nullable=False),
+    Column("order_date", Text, nullable=False),
+    Column("external_id", Text),
+    Column("category", Text),
+    Column("priority", Text),
+    Column("requested_completion_date", Text),
+    Column("state_before_cancellation", Text),
+    Column("version", Integer, nullable=False),
+    Column("document", Text, nullable=False),
+    Index("ix_service_order_state_order_date", "state", "order_date", "id"),
+    Index("ix_service_order_order_date", "order_date", "id"),
+    Index("ix_service_order_external_id", "external_id"),
+)
+
+cancel_service_order = Table(
+    "cancel_service_order",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("service_order_id", Text, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("created_at", Text, nullable=False),
+    Column("document", Text, nullable=False),
+    Index("ix_cancel_service_order_service_order_id", "service_order_id"),
+    Index("ix_cancel_service_order_created_at", "created_at", "id"),
+)
+
+audit_record = Table(
+    "audit_record",
+    metadata,
+    Column("id", AutoId, primary_key=True, autoincrement=True),
+    Column("service_order_id", Text, nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("attribute", Text, nullable=False),
+    Column("old_value", Text),
+    Column("new_value", Text),
+    Column("at", Text, nullable=False),
+    Column("actor", Text, nullable=False),
+    Index("ix_audit_record_service_order_id", "service_order_id", "id"),
+)

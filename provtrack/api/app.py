@@ -1,0 +1,80 @@
+"""The HTTP application: TMF641 routes, TMF630 errors, body limit. Built by `create_app`, never at import."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime
+
+from fastapi import FastAPI
+
+from provtrack.api import service_orders
+from provtrack.api.errors import install_error_handlers
+from provtrack.api.http import BodyLimit, utc_now
+from provtrack.services.ports import Store
+from provtrack.settings import Settings
+
+DESCRIPTION = """
+provtrack takes TMF641 v4.1 service orders, tracks them through provisioning and reports their state.
+
+Conventions (TMF630): `fields=` attribute selection, attribute filtering, `sort`, `offset`/`limit`
+paging with `X-Total-Count` and `X-Result-Count`, errors as `{code, reason, message, status}`.
+See `docs/tmf641.md` for the choices provtrack makes where the specification is silent.
+"""
+
+
+def create_app(
+    settings: Settings,
+    store: Store,
+    *,
+    clock: Callable[[], datetime] = utc_now,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
+) -> FastAPI:
+    app = FastAPI(
+        lifespan=lifespan,
+        title="provtrack",
+        version="0.1.0",
+        description=DESCRIPTION,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.store = store
+    app.state.clock = clock
+    app.include_router(service_orders.router)
+    install_error_handlers(app)
+    install_openapi(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    return app
+
+
+def install_openapi(app: FastAPI) -> None:
+    """Add the request-body schemas (read from raw bodies, so FastAPI does not see them)."""
+    from fastapi.openapi.utils import get_openapi
+    from pydantic import BaseModel
+    from pydantic.json_schema import models_json_schema
+
+    from provtrack.api import schemas
+
+    def openapi() -> dict[str, object]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        document = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        bodies: list[type[BaseModel]] = [
+            schemas.ServiceOrderCreate,
+            schemas.ServiceOrderUpdate,
+            schemas.CancelServiceOrderCreate,
+        ]
+        _, extra = models_json_schema(
+            [(m, "validation") for m in bodies], ref_template="#/components/schemas/{model}"
+        )
+        components = document.setdefault("components", {}).setdefault("schemas", {})
+        for name, schema in extra.get("$defs", {}).items():
+            components.setdefault(name, schema)
+        app.openapi_schema = document
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,140 @@
+"""Request and response helpers shared by the TMF routes: bodies, hrefs, field selection, pages."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from fastapi import Request
+from pydantic import BaseModel, ValidationError
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from provtrack.api.errors import JSON, ApiError, error_response, format_location
+from provtrack.domain.clock import format_datetime
+from provtrack.domain.query import FieldTree, Query, parse_fields, parse_query, select_fields
+from provtrack.services.orders import Context
+from provtrack.services.ports import Page
+from provtrack.settings import Settings
+
+
+def context(request: Request, actor: str = "api") -> Context:
+    clock = request.app.state.clock
+    return Context(now=format_datetime(clock()), actor=actor, new_id=new_id)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def read_json(request: Request) -> Any:
+    body = await request.body()
+    if not body:
+        raise ApiError(400, "MALFORMED_BODY", "Malformed request body", "the request has no body")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(
+            400, "MALFORMED_BODY", "Malformed request body", f"the body is not valid JSON: {exc}"
+        ) from None
+
+
+def check_types(model: type[BaseModel], body: Any) -> None:
+    """Type-check a body against its schema without replacing it (extension fields stay as sent)."""
+    try:
+        model.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ApiError(
+            400, "INVALID_VALUE", "Invalid request", f"{format_location(first['loc'])}: {first['msg']}"
+        ) from None
+
+
+def base_url(request: Request) -> str:
+    settings: Settings = request.app.state.settings
+    return (settings.public_url or str(request.base_url)).rstrip("/")
+
+
+def with_href(document: str, href: str) -> str:
+    """Insert `href` after `id` in a stored document (`{"id":"<uuid>",...`) without parsing it."""
+    cut = document.index('",', 7) + 2
+    return f'{document[:cut]}"href":{orjson.dumps(href).decode()},{document[cut:]}'
+
+
+def render(document: str, href: str, fields: FieldTree | None) -> str:
+    if fields is None:
+        return with_href(document, href)
+    doc = orjson.loads(document)
+    doc = {"id": doc["id"], "href": href, **{k: v for k, v in doc.items() if k != "id"}}
+    return orjson.dumps(select_fields(doc, fields)).decode()
+
+
+def json_response(content: str, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(content.encode(), status_code=status, media_type=JSON, headers=headers)
+
+
+def fields_of(request: Request) -> FieldTree | None:
+    value = request.query_params.get("fields")
+    return None if value is None else parse_fields(value)
+
+
+def list_query(request: Request, enums: dict[tuple[str, ...], tuple[str, ...]] | None = None) -> Query:
+    settings: Settings = request.app.state.settings
+    return parse_query(
+        request.scope["query_string"].decode("latin-1"),
+        default_limit=settings.default_limit,
+        max_limit=settings.max_limit,
+        enums=enums,
+    )
+
+
+def page_response(page: Page, query: Query, collection_url: str) -> Response:
+    parts = []
+    for document in page.documents:
+        resource_id = document[7 : document.index('"', 7)]
+        parts.append(render(document, f"{collection_url}/{resource_id}", query.fields))
+    complete = query.offset == 0 and len(parts) == page.total
+    headers = {"X-Total-Count": str(page.total), "X-Result-Count": str(len(parts))}
+    return json_response("[" + ",".join(parts) + "]", 200 if complete else 206, headers)
+
+
+class BodyLimit:
+    """Refuse bodies over the limit with 413, whether announced by Content-Length or streamed."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                await self._too_large(scope, receive, send)
+                return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise ApiError(413, "BODY_TOO_LARGE", "Request body too large", self._message())
+            return message
+
+        await self.app(scope, limited, send)
+
+    def _message(self) -> str:
+        return f"the request body is over the limit of {self.max_bytes} bytes"
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = error_response(413, "BODY_TOO_LARGE", "Request body too large", self._message())
+        await response(scope, receive, send)

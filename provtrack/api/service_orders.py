@@ -1,0 +1,200 @@
+"""TMF641 v4.1 `/serviceOrder` and `/cancelServiceOrder` resources."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from provtrack.api import schemas
+from provtrack.api.errors import ApiError
+from provtrack.api.http import (
+    check_types,
+    context,
+    fields_of,
+    json_response,
+    list_query,
+    page_response,
+    read_json,
+    render,
+)
+from provtrack.domain.states import OrderState, TaskState
+from provtrack.services import orders
+
+BASE_PATH = "/tmf-api/serviceOrdering/v4"
+MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+
+router = APIRouter(prefix=BASE_PATH, tags=["TMF641 service ordering"])
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": schemas.Error, "description": text}
+    for code, text in {
+        400: "Bad request: the message names the offending attribute or parameter",
+        404: "Not found",
+        405: "Method not allowed",
+        409: "Conflict: a state change the life cycle does not allow",
+        413: "Body too large",
+        415: "Unsupported media type",
+    }.items()
+}
+ORDER_STATES = tuple(s.value for s in OrderState)
+TASK_STATES = tuple(s.value for s in TaskState)
+LIST_PARAMETERS = (
+    "Query: `fields=a,b.c`, `offset`, `limit`, `sort=-orderDate`, and TMF630 attribute filters "
+    "(`state=inProgress,held`, `orderDate.gt=2026-11-01`, `serviceOrderItem.service.serviceSpecification.id=x`)."
+)
+
+
+def _store(request: Request) -> Any:
+    return request.app.state.store
+
+
+def _url(request: Request, collection: str) -> str:
+    settings = request.app.state.settings
+    base = (settings.public_url or str(request.base_url)).rstrip("/")
+    return f"{base}{BASE_PATH}/{collection}"
+
+
+def _request_body(model: type[schemas.TmfModel]) -> dict[str, Any]:
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}},
+        }
+    }
+
+
+@router.post(
+    "/serviceOrder",
+    status_code=201,
+    summary="Creates a ServiceOrder",
+    responses={201: {"model": schemas.ServiceOrder}, **ERRORS},
+    openapi_extra=_request_body(schemas.ServiceOrderCreate),
+)
+async def create_service_order(request: Request) -> Response:
+    body = await read_json(request)
+    check_types(schemas.ServiceOrderCreate, body)
+    order = await run_in_threadpool(orders.create_order, _store(request), body, ctx=context(request))
+    href = f"{_url(request, 'serviceOrder')}/{order.id}"
+    document = orjson.dumps(order.to_document()).decode()
+    return json_response(render(document, href, fields_of(request)), 201, {"Location": href})
+
+
+@router.get(
+    "/serviceOrder",
+    summary="List or find ServiceOrder objects",
+    description=LIST_PARAMETERS,
+    responses={200: {"model": list[schemas.ServiceOrder]}, 206: {"description": "Partial page"}, **ERRORS},
+)
+def list_service_orders(request: Request) -> Response:
+    query = list_query(request, enums={("state",): ORDER_STATES})
+    page = orders.list_orders(_store(request), query)
+    return page_response(page, query, _url(request, "serviceOrder"))
+
+
+@router.get(
+    "/serviceOrder/{id}",
+    summary="Retrieves a ServiceOrder by ID",
+    responses={200: {"model": schemas.ServiceOrder}, **ERRORS},
+)
+def retrieve_service_order(id: str, request: Request) -> Response:
+    document = orders.get_order_json(_store(request), id)
+    return json_response(render(document, f"{_url(request, 'serviceOrder')}/{id}", fields_of(request)))
+
+
+@router.patch(
+    "/serviceOrder/{id}",
+    summary="Updates partially a ServiceOrder",
+    description=(
+        f"`{MERGE_PATCH}` (RFC 7396; also accepted as `application/json`) or `{JSON_PATCH}` (RFC 6902)."
+    ),
+    responses={200: {"model": schemas.ServiceOrder}, **ERRORS},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                MERGE_PATCH: {"schema": {"$ref": "#/components/schemas/ServiceOrderUpdate"}},
+                JSON_PATCH: {"schema": {"type": "array", "items": {"type": "object"}}},
+            },
+        }
+    },
+)
+async def patch_service_order(id: str, request: Request) -> Response:
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type not in (MERGE_PATCH, JSON_PATCH, "application/json"):
+        raise ApiError(
+            415,
+            "UNSUPPORTED_MEDIA_TYPE",
+            "Unsupported media type",
+            f"PATCH takes {MERGE_PATCH} or {JSON_PATCH}, not {media_type or 'a body without Content-Type'}",
+        )
+    patch = await read_json(request)
+    json_patch = media_type == JSON_PATCH
+    if not json_patch:
+        if not isinstance(patch, dict):
+            raise ApiError(400, "INVALID_PATCH", "Invalid patch document", "a merge patch is a JSON object")
+        check_types(schemas.ServiceOrderUpdate, {k: v for k, v in patch.items() if v is not None})
+    order = await run_in_threadpool(
+        orders.patch_order, _store(request), id, patch, json_patch=json_patch, ctx=context(request)
+    )
+    document = orjson.dumps(order.to_document()).decode()
+    return json_response(render(document, f"{_url(request, 'serviceOrder')}/{id}", fields_of(request)))
+
+
+@router.delete(
+    "/serviceOrder/{id}",
+    status_code=204,
+    summary="Deletes a ServiceOrder (administration only)",
+    responses=ERRORS,
+)
+def delete_service_order(id: str, request: Request) -> Response:
+    orders.delete_order(_store(request), id, ctx=context(request))
+    return Response(status_code=204)
+
+
+@router.post(
+    "/cancelServiceOrder",
+    status_code=201,
+    summary="Creates a CancelServiceOrder",
+    description=(
+        "An order in state `acknowledged` is cancelled at once and the task is `done`. Cancelling an "
+        "order that has started is not available yet: the task ends `terminatedWithError` and says so."
+    ),
+    responses={201: {"model": schemas.CancelServiceOrder}, **ERRORS},
+    openapi_extra=_request_body(schemas.CancelServiceOrderCreate),
+)
+async def create_cancel_service_order(request: Request) -> Response:
+    body = await read_json(request)
+    check_types(schemas.CancelServiceOrderCreate, body)
+    task = await run_in_threadpool(
+        orders.request_order_cancellation, _store(request), body, ctx=context(request)
+    )
+    href = f"{_url(request, 'cancelServiceOrder')}/{task.id}"
+    document = orjson.dumps(task.to_document()).decode()
+    return json_response(render(document, href, fields_of(request)), 201, {"Location": href})
+
+
+@router.get(
+    "/cancelServiceOrder",
+    summary="List or find CancelServiceOrder objects",
+    responses={200: {"model": list[schemas.CancelServiceOrder]}, **ERRORS},
+)
+def list_cancel_service_orders(request: Request) -> Response:
+    query = list_query(request, enums={("state",): TASK_STATES})
+    page = orders.list_tasks(_store(request), query)
+    return page_response(page, query, _url(request, "cancelServiceOrder"))
+
+
+@router.get(
+    "/cancelServiceOrder/{id}",
+    summary="Retrieves a CancelServiceOrder by ID",
+    responses={200: {"model": schemas.CancelServiceOrder}, **ERRORS},
+)
+def retrieve_cancel_service_order(id: str, request: Request) -> Response:
+    document = orders.get_task_json(_store(request), id)
+    href = f"{_url(request, 'cancelServiceOrder')}/{id}"
+    return json_response(render(document, href, fields_of(request)))

@@ -1,0 +1,143 @@
+"""PATCH of a service order: RFC 7396 merge patch and RFC 6902 JSON patch, then TMF641's rules.
+
+A patch is applied to the order's document; the difference between before and after is then checked
+field by field (what may change, in which state) and applied through the aggregate, so a state change
+still goes through the transition table and every change is recorded.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import jsonpatch
+
+from provtrack.domain.model import ServiceOrder
+from provtrack.domain.states import OrderState
+from provtrack.domain.validation import CLIENT_DATE_FIELDS, InvalidOrder, normalise_dates, validate_items
+
+# TMF641 v4.1 ServiceOrder_Update "Skipped properties", plus the fields the server computes.
+NOT_PATCHABLE = frozenset(
+    {
+        "id", "href", "orderDate", "jeopardyAlert", "errorMessage", "milestone", "@baseType",
+        "@schemaLocation", "@type", "cancellationDate", "cancellationReason", "category",
+        "completionDate", "startDate", "expectedCompletionDate",
+    }
+)  # fmt: skip
+# What a finished order still accepts: annotations, not changes to what was ordered.
+PATCHABLE_WHEN_TERMINAL = frozenset({"note", "externalReference", "relatedParty", "description"})
+ITEM_SERVER_FIELDS = ("id", "action", "state", "errorMessage", "serviceOrderItem")
+
+
+class NotPatchable(InvalidOrder):
+    """The patch changes a field that cannot be patched."""
+
+
+class PatchConflict(Exception):
+    """The patch cannot apply in the order's current situation (HTTP 409)."""
+
+
+class MalformedPatch(ValueError):
+    """The patch document itself is invalid."""
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396: objects merge recursively, null removes, anything else replaces."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def apply_json_patch(document: dict[str, Any], operations: Any) -> dict[str, Any]:
+    if not isinstance(operations, list):
+        raise MalformedPatch("a JSON patch is a list of operations")
+    try:
+        patched = jsonpatch.JsonPatch(operations).apply(document)
+    except jsonpatch.JsonPatchTestFailed as exc:
+        raise PatchConflict(f"JSON patch test failed: {exc}") from exc
+    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError) as exc:
+        raise MalformedPatch(f"JSON patch cannot be applied: {exc}") from exc
+    if not isinstance(patched, dict):
+        raise MalformedPatch("a JSON patch must leave the order an object")
+    return patched
+
+
+def apply_update(order: ServiceOrder, after: dict[str, Any], *, now: str, actor: str) -> None:
+    """Apply the difference between the order and its patched document `after`."""
+    before = order.to_document()
+    after = dict(after)
+    normalise_dates(after, CLIENT_DATE_FIELDS[:2], prefix="")
+    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    for name in changed:
+        if name in NOT_PATCHABLE:
+            raise NotPatchable(name, "cannot be patched")
+    if order.is_terminal:
+        frozen = [n for n in changed if n not in PATCHABLE_WHEN_TERMINAL]
+        if frozen:
+            raise PatchConflict(
+                f"service order {order.id} is {order.state}: only "
+                f"{', '.join(sorted(PATCHABLE_WHEN_TERMINAL))} can still change, not {', '.join(frozen)}"
+            )
+    start, end = after.get("requestedStartDate"), after.get("requestedCompletionDate")
+    if start and end and end < start:
+        raise InvalidOrder("requestedCompletionDate", "is before requestedStartDate")
+    for name in changed:
+        if name == "state":
+            continue
+        if name == "serviceOrderItem":
+            _apply_item_changes(order, after.get(name), now=now, actor=actor)
+        else:
+            order.set_attribute(name, after.get(name), now=now, actor=actor)
+    if "state" in changed:
+        target = after.get("state")
+        try:
+            state = OrderState(str(target))
+        except ValueError:
+            raise InvalidOrder(
+                "state", f"{target!r} is not one of {', '.join(s.value for s in OrderState)}"
+            ) from None
+        order.move_to(state, now=now, actor=actor)
+
+
+def _apply_item_changes(order: ServiceOrder, items: Any, *, now: str, actor: str) -> None:
+    items = validate_items(items, refuse_server_owned=False)
+    current = {i.id: i for i in order.all_items()}
+    flat = list(_flatten(items, "serviceOrderItem"))
+    new_ids = {doc["id"] for _, doc in flat}
+    if new_ids != set(current):
+        added, removed = sorted(new_ids - set(current)), sorted(set(current) - new_ids)
+        raise InvalidOrder(
+            "serviceOrderItem",
+            "items cannot be added or removed once the order is accepted"
+            + (f"; added: {', '.join(added)}" if added else "")
+            + (f"; removed: {', '.join(removed)}" if removed else "")
+            + "; cancel the order and submit a new one",
+        )
+    for path, doc in flat:
+        item = current[doc["id"]]
+        if doc.get("action") != item.action:
+            raise NotPatchable(f"{path}.action", "cannot be patched")
+        if doc.get("state", item.state.value) != item.state.value:
+            raise NotPatchable(f"{path}.state", "is set by the server")
+        if doc.get("errorMessage", item.error_messages or None) != (item.error_messages or None):
+            raise NotPatchable(f"{path}.errorMessage", "is set by the server")
+        attributes = {k: v for k, v in doc.items() if k not in ITEM_SERVER_FIELDS}
+        if attributes != item.attributes and order.state != OrderState.ACKNOWLEDGED:
+            raise PatchConflict(
+                f"{path}: items can change only before the order starts; service order "
+                f"{order.id} is {order.state}"
+            )
+        order.replace_item_attributes(item.id, attributes, now=now, actor=actor)
+
+
+def _flatten(items: list[dict[str, Any]], path: str) -> Any:
+    for index, item in enumerate(items):
+        item_path = f"{path}[{index}]"
+        yield item_path, item
+        yield from _flatten(item.get("serviceOrderItem") or [], f"{item_path}.serviceOrderItem")

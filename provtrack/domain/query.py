@@ -1,0 +1,257 @@
+"""TMF630 query conventions: attribute filtering, sorting, paging and field selection.
+
+`parse_query` turns the raw query string of a list request into a `Query`; the store compiles its
+conditions to SQL. `select_fields` applies `fields=` to a document. Both are pure.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import unquote_plus
+
+from provtrack.domain.clock import InvalidDateTime, normalise_datetime
+
+Op = Literal["eq", "ne", "gt", "gte", "lt", "lte"]
+Kind = Literal["text", "number", "datetime"]
+
+OPERATORS: tuple[Op, ...] = ("eq", "ne", "gt", "gte", "lt", "lte")
+# URL forms of the comparison operators (`orderDate>=2026-01-01`, percent-encoded or not).
+SYMBOL_OPERATORS: dict[str, Op] = {">=": "gte", "<=": "lte", "!=": "ne", ">": "gt", "<": "lt", "=": "eq"}
+_OPERATOR = re.compile(r"(>=|<=|!=|>|<|=)")
+PAGING_PARAMETERS = frozenset({"fields", "offset", "limit", "sort", "asOf"})
+_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:?\d{2})?)?$")
+_NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
+_PATH = re.compile(r"^@?[A-Za-z_][A-Za-z0-9_]*(\.@?[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+class InvalidQuery(ValueError):
+    """A query parameter that cannot be understood; `parameter` names it."""
+
+    def __init__(self, parameter: str, message: str) -> None:
+        self.parameter = parameter
+        super().__init__(f"{parameter}: {message}")
+
+
+@dataclass(frozen=True, slots=True)
+class Value:
+    kind: Kind
+    text: str  # normalised: canonical date-time, or the number as written
+
+    @property
+    def number(self) -> float:
+        return float(self.text)
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """`path op value`; several values of an `eq` condition are alternatives (OR)."""
+
+    path: tuple[str, ...]
+    op: Op
+    values: tuple[Value, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SortKey:
+    path: tuple[str, ...]
+    descending: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    conditions: tuple[Condition, ...] = ()
+    sort: tuple[SortKey, ...] = ()
+    offset: int = 0
+    limit: int = 100
+    fields: FieldTree | None = None
+
+
+FieldTree = dict[str, "FieldTree | None"]  # None: the whole attribute
+
+
+def parse_query(
+    raw_query: str,
+    *,
+    default_limit: int,
+    max_limit: int,
+    enums: dict[tuple[str, ...], tuple[str, ...]] | None = None,
+) -> Query:
+    """Parse a raw query string (`a=x,y&b.gt=3&sort=-orderDate&offset=0&limit=10&fields=state`)."""
+    enums = enums or {}
+    conditions: dict[tuple[tuple[str, ...], Op], list[Value]] = {}
+    ranges: list[Condition] = []
+    sort: tuple[SortKey, ...] = ()
+    offset, limit = 0, default_limit
+    fields: FieldTree | None = None
+    for part in re.split(r"[&;]", raw_query):
+        if not part:
+            continue
+        key, op, value = _split_parameter(part)
+        if key in PAGING_PARAMETERS:
+            if op != "eq":
+                raise InvalidQuery(key, "takes the form name=value")
+            if key == "offset":
+                offset = _non_negative_int("offset", value)
+            elif key == "limit":
+                limit = _non_negative_int("limit", value)
+                if limit > max_limit:
+                    raise InvalidQuery("limit", f"{limit} is over the maximum of {max_limit}")
+                if limit == 0:
+                    raise InvalidQuery("limit", "must be at least 1")
+            elif key == "sort":
+                sort = parse_sort(value)
+            elif key == "fields":
+                fields = parse_fields(value)
+            continue
+        path, op = _path_and_operator(key, op)
+        values = (
+            tuple(_typed(key, v) for v in _split_values(value))
+            if op == "eq"
+            else (_typed(key, _unquote(value)),)
+        )
+        allowed = enums.get(path)
+        if allowed is not None:
+            for v in values:
+                if v.text not in allowed:
+                    raise InvalidQuery(key, f"{v.text!r} is not one of {', '.join(allowed)}")
+        if op in ("eq",):
+            conditions.setdefault((path, op), []).extend(values)
+        else:
+            ranges.append(Condition(path, op, values))
+    merged = [Condition(path, op, tuple(vals)) for (path, op), vals in conditions.items()]
+    return Query(tuple(merged + ranges), sort, offset, limit, fields)
+
+
+def parse_sort(value: str) -> tuple[SortKey, ...]:
+    keys = []
+    for token in value.split(","):
+        token = token.strip()
+        if not token:
+            continue
+        descending = token.startswith("-")
+        name = token.lstrip("+-").strip()
+        if not _PATH.match(name):
+            raise InvalidQuery("sort", f"{token!r} is not an attribute name")
+        keys.append(SortKey(tuple(name.split(".")), descending))
+    return tuple(keys)
+
+
+def parse_fields(value: str) -> FieldTree:
+    """`fields=state,serviceOrderItem.id` -> {"state": None, "serviceOrderItem": {"id": None}}."""
+    tree: FieldTree = {}
+    if value.strip() == "none":
+        return tree
+    for token in value.split(","):
+        token = token.strip()
+        if not token:
+            continue
+        if not _PATH.match(token):
+            raise InvalidQuery("fields", f"{token!r} is not an attribute name")
+        node = tree
+        parts = token.split(".")
+        for i, name in enumerate(parts):
+            last = i == len(parts) - 1
+            if name in node and node[name] is None:
+                break  # the whole attribute is already selected
+            if last:
+                node[name] = None
+            else:
+                child = node.get(name)
+                if child is None:
+                    child = {}
+                    node[name] = child
+                node = child
+    return tree
+
+
+def select_fields(doc: dict[str, Any], fields: FieldTree) -> dict[str, Any]:
+    """Keep the selected attributes; `id` and `href` are always kept (TMF630)."""
+    selected: dict[str, Any] = {k: doc[k] for k in ("id", "href") if k in doc}
+    selected.update(_select(doc, fields))
+    return selected
+
+
+def _select(doc: dict[str, Any], fields: FieldTree) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, sub in fields.items():
+        if name not in doc:
+            continue
+        value = doc[name]
+        if sub is None:
+            out[name] = value
+        elif isinstance(value, list):
+            out[name] = [_select(v, sub) if isinstance(v, dict) else v for v in value]
+        elif isinstance(value, dict):
+            out[name] = _select(value, sub)
+        else:
+            out[name] = value
+    return out
+
+
+def _split_parameter(part: str) -> tuple[str, Op, str]:
+    decoded = unquote_plus(part)
+    match = _OPERATOR.search(decoded)
+    if match is None or match.start() == 0:
+        raise InvalidQuery(decoded, "a filter takes the form attribute=value")
+    return decoded[: match.start()].strip(), SYMBOL_OPERATORS[match.group(1)], decoded[match.end() :]
+
+
+def _path_and_operator(key: str, op: Op) -> tuple[tuple[str, ...], Op]:
+    if not _PATH.match(key):
+        raise InvalidQuery(key, "is not an attribute name")
+    parts = key.split(".")
+    if len(parts) > 1 and parts[-1] in OPERATORS:
+        if op != "eq":
+            raise InvalidQuery(key, "give the operator once: attribute.gt=value or attribute>value")
+        operator: Op = parts[-1]
+        return tuple(parts[:-1]), operator
+    return tuple(parts), op
+
+
+def _split_values(value: str) -> list[str]:
+    """Split `a,b,"c,d"` on commas outside quotes and drop the quotes."""
+    values, current, quote = [], [], ""
+    for ch in value:
+        if quote:
+            if ch == quote:
+                quote = ""
+            else:
+                current.append(ch)
+        elif ch in "\"'":
+            quote = ch
+        elif ch == ",":
+            values.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    values.append("".join(current))
+    return values
+
+
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        return value[1:-1]
+    return value
+
+
+def _typed(parameter: str, text: str) -> Value:
+    if _NUMBER.match(text):
+        return Value("number", text)
+    if _DATETIME.match(text):
+        try:
+            return Value("datetime", normalise_datetime(text))
+        except InvalidDateTime as exc:
+            raise InvalidQuery(parameter, str(exc)) from exc
+    return Value("text", text)
+
+
+def _non_negative_int(name: str, value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise InvalidQuery(name, f"{value!r} is not a whole number") from None
+    if number < 0:
+        raise InvalidQuery(name, "must not be negative")
+    return number

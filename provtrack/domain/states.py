@@ -1,0 +1,140 @@
+"""TMF641 life cycles: the order/item state table, the roll-up rules and the cancel task states.
+
+The transition table is read from the TMF641 v4.1 life-cycle diagram (TMF641-NOTES §3). Orders and
+items share it: the v4.1 item state type has the same eleven values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from enum import StrEnum
+
+
+class OrderState(StrEnum):
+    """States of a service order and of its items (ServiceOrderStateType / ServiceOrderItemStateType)."""
+
+    ACKNOWLEDGED = "acknowledged"  # accepted after the surface check, not started
+    REJECTED = "rejected"  # failed business validation
+    PENDING = "pending"  # waiting for information or an action from outside
+    HELD = "held"  # blocked by an issue (fallout, infrastructure)
+    IN_PROGRESS = "inProgress"  # being delivered
+    CANCELLED = "cancelled"  # cancelled before completion
+    COMPLETED = "completed"  # everything delivered
+    FAILED = "failed"  # nothing could be delivered
+    PARTIAL = "partial"  # some items delivered, some failed
+    ASSESSING_CANCELLATION = "assessingCancellation"  # checking the point of no return
+    PENDING_CANCELLATION = "pendingCancellation"  # cancellation accepted, being carried out
+
+
+S = OrderState
+
+TRANSITIONS: dict[OrderState, frozenset[OrderState]] = {
+    S.ACKNOWLEDGED: frozenset({S.REJECTED, S.IN_PROGRESS, S.CANCELLED, S.ASSESSING_CANCELLATION}),
+    S.IN_PROGRESS: frozenset(
+        {
+            S.PENDING,
+            S.HELD,
+            S.COMPLETED,
+            S.FAILED,
+            S.PARTIAL,
+            S.CANCELLED,
+            S.ASSESSING_CANCELLATION,
+        }
+    ),
+    S.PENDING: frozenset({S.IN_PROGRESS, S.CANCELLED, S.ASSESSING_CANCELLATION}),
+    S.HELD: frozenset({S.IN_PROGRESS, S.CANCELLED, S.ASSESSING_CANCELLATION}),
+    # Denial returns to the state the order came from; which one is checked by the caller
+    # against the recorded origin (see ServiceOrder.deny_cancellation).
+    S.ASSESSING_CANCELLATION: frozenset(
+        {S.ACKNOWLEDGED, S.IN_PROGRESS, S.PENDING, S.HELD, S.PENDING_CANCELLATION}
+    ),
+    S.PENDING_CANCELLATION: frozenset({S.CANCELLED}),
+    S.REJECTED: frozenset(),
+    S.CANCELLED: frozenset(),
+    S.COMPLETED: frozenset(),
+    S.FAILED: frozenset(),
+    S.PARTIAL: frozenset(),
+}
+
+TERMINAL_STATES: frozenset[OrderState] = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)
+INITIAL_STATE = S.ACKNOWLEDGED
+
+
+class IllegalTransition(Exception):
+    """A move that the TMF641 life cycle does not allow."""
+
+    def __init__(
+        self,
+        subject: str,
+        current: OrderState,
+        target: OrderState,
+        *,
+        allowed: Iterable[OrderState] | None = None,
+    ) -> None:
+        self.subject = subject
+        self.current = current
+        self.target = target
+        self.allowed = sorted(TRANSITIONS[current] if allowed is None else allowed)
+        listed = ", ".join(self.allowed) if self.allowed else f"none ({current} is terminal)"
+        super().__init__(f"{subject} cannot move from {current} to {target}; allowed next states: {listed}")
+
+
+def can_move(current: OrderState, target: OrderState) -> bool:
+    return target in TRANSITIONS[current]
+
+
+def check_transition(subject: str, current: OrderState, target: OrderState) -> None:
+    if not can_move(current, target):
+        raise IllegalTransition(subject, current, target)
+
+
+def roll_up(item_states: Iterable[OrderState]) -> OrderState:
+    """The order state the item states imply (TMF641 user guide, "Service Order Life Cycle").
+
+    One rejected item rejects the order; one item in progress makes the order in progress; all
+    completed is completed, all failed is failed, a finished mix with something delivered is partial.
+    """
+    states = list(item_states)
+    if not states:
+        raise ValueError("an order has at least one item")
+    present = set(states)
+    if S.REJECTED in present:
+        return S.REJECTED
+    if len(present) == 1:
+        return states[0]
+    if S.IN_PROGRESS in present:
+        return S.IN_PROGRESS
+    for waiting in (S.PENDING_CANCELLATION, S.ASSESSING_CANCELLATION, S.HELD, S.PENDING):
+        if waiting in present:
+            return waiting
+    if present <= TERMINAL_STATES:
+        if S.COMPLETED in present or S.PARTIAL in present:
+            return S.PARTIAL
+        if S.FAILED in present:
+            return S.FAILED
+        return S.CANCELLED
+    # Some items finished, the others not started yet: the order is under way.
+    return S.IN_PROGRESS
+
+
+class TaskState(StrEnum):
+    """States of a CancelServiceOrder task.
+
+    TMF641 v4.1's enum names the entry state `accepted`; its life-cycle diagram, the v5 guide, TMF622
+    and TMF652 call it `acknowledged`. provtrack emits `acknowledged` (docs/tmf641.md).
+    """
+
+    ACKNOWLEDGED = "acknowledged"  # the request is recorded
+    IN_PROGRESS = "inProgress"  # the cancellation is being assessed or carried out
+    DONE = "done"  # the order is cancelled
+    TERMINATED_WITH_ERROR = "terminatedWithError"  # the order could not be cancelled
+
+
+TASK_TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
+    TaskState.ACKNOWLEDGED: frozenset(
+        {TaskState.IN_PROGRESS, TaskState.DONE, TaskState.TERMINATED_WITH_ERROR}
+    ),
+    TaskState.IN_PROGRESS: frozenset({TaskState.DONE, TaskState.TERMINATED_WITH_ERROR}),
+    TaskState.DONE: frozenset(),
+    TaskState.TERMINATED_WITH_ERROR: frozenset(),
+}

@@ -1,0 +1,85 @@
+"""Shared fixtures: an injected clock, a store per database, the app and an HTTP client.
+
+Integration tests run on SQLite and on PostgreSQL. PostgreSQL is taken from
+PROVTRACK_TEST_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/test); each test gets a
+schema of its own, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
+
+import pytest
+import sqlalchemy
+from fastapi.testclient import TestClient
+
+from provtrack.adapters.store.database import create_database_engine
+from provtrack.adapters.store.migrate import upgrade_database
+from provtrack.adapters.store.repository import SqlStore
+from provtrack.api.app import create_app
+from provtrack.settings import Settings
+
+POSTGRES_URL = os.environ.get(
+    "PROVTRACK_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+
+
+@dataclass
+class FakeClock:
+    """A clock the test moves by hand: time never passes by itself."""
+
+    now: datetime = field(default_factory=lambda: datetime(2026, 11, 27, 9, 0, tzinfo=UTC))
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        self.now += timedelta(**delta)
+        return self.now
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'provtrack.db'}"
+        return
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sqlalchemy.create_engine(POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://", 1))
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    yield f"{POSTGRES_URL}{separator}options={quote(f'-csearch_path={schema}')}"
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+    admin.dispose()
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[SqlStore]:
+    engine = create_database_engine(database_url)
+    upgrade_database(engine)
+    store = SqlStore(engine)
+    yield store
+    store.dispose()
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url)
+
+
+@pytest.fixture
+def client(settings: Settings, store: SqlStore, clock: FakeClock) -> Iterator[TestClient]:
+    app = create_app(settings, store, clock=clock)
+    with TestClient(app, base_url="http://testserver") as test_client:
+        yield test_client
