@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from datetime import datetime
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import ExitStack, asynccontextmanager, contextmanager
+from datetime import datetime, timedelta
 
 import structlog
 from fastapi import FastAPI
 
 from provtrack.adapters.store.database import create_database_engine
 from provtrack.adapters.store.migrate import upgrade_database
+from provtrack.adapters.store.notify import start_job_listener
 from provtrack.adapters.store.repository import SqlStore
 from provtrack.api.app import create_app
 from provtrack.api.http import utc_now
+from provtrack.engine.worker import Handler, Worker
 from provtrack.settings import Settings
 
 
@@ -39,14 +42,53 @@ def build_store(settings: Settings, *, migrate: bool = False) -> SqlStore:
     return SqlStore(engine)
 
 
+def build_handlers(settings: Settings, store: SqlStore) -> dict[str, Handler]:
+    """The job handlers of every feature, by job kind."""
+    handlers: dict[str, Handler] = {}
+    return handlers
+
+
+def build_worker(settings: Settings, store: SqlStore, *, clock: Callable[[], datetime] = utc_now) -> Worker:
+    return Worker(
+        store,
+        build_handlers(settings, store),
+        clock=clock,
+        threads=settings.worker_threads,
+        poll_interval=timedelta(seconds=settings.worker_poll_seconds),
+    )
+
+
+@contextmanager
+def running_worker(settings: Settings, store: SqlStore) -> Iterator[Worker]:
+    """A worker serving in a background thread (and its PostgreSQL listener) until the block ends."""
+    worker = build_worker(settings, store)
+    listener = start_job_listener(store.engine, store.jobs_committed, worker.stopping)
+    thread = threading.Thread(target=worker.serve, name="provtrack-worker", daemon=True)
+    thread.start()
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        thread.join(timeout=30)
+        if listener is not None:
+            listener.join(timeout=5)
+
+
 def build_app(
-    settings: Settings, *, migrate: bool = True, clock: Callable[[], datetime] = utc_now
+    settings: Settings,
+    *,
+    migrate: bool = True,
+    with_worker: bool = True,
+    clock: Callable[[], datetime] = utc_now,
 ) -> FastAPI:
     store = build_store(settings, migrate=migrate)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
+        with ExitStack() as stack:
+            if with_worker:
+                stack.enter_context(running_worker(settings, store))
+            yield
         store.dispose()
 
     return create_app(settings, store, clock=clock, lifespan=lifespan)

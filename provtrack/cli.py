@@ -64,17 +64,41 @@ def serve(
     )
 
 
+@app.command()
+def worker(database: DatabaseOption = None) -> None:
+    """Run a standalone worker: claims due jobs (dispatch, polling, deliveries, timers) until stopped."""
+    import signal
+
+    from provtrack.adapters.store.notify import start_job_listener
+    from provtrack.bootstrap import build_store, build_worker, configure_logging
+
+    settings = _settings(database_url=database)
+    configure_logging(settings.log_level)
+    store = build_store(settings, migrate=True)
+    runner = build_worker(settings, store)
+    start_job_listener(store.engine, store.jobs_committed, runner.stopping)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: runner.stop())
+    console.print(f"provtrack worker {runner.owner} on {_redact(settings.database_url)}")
+    try:
+        runner.serve()
+    finally:
+        store.dispose()
+
+
 @db_app.command("upgrade")
 def db_upgrade(database: DatabaseOption = None) -> None:
     """Create or upgrade the schema to the newest version."""
     from provtrack.adapters.store.database import create_database_engine
-    from provtrack.adapters.store.migrate import current_revision, upgrade_database
+    from provtrack.adapters.store.migrate import current_revisions, upgrade_database
 
     settings = _settings(database_url=database)
     engine = create_database_engine(settings.database_url)
     try:
         upgrade_database(engine)
-        console.print(f"database {_redact(settings.database_url)} at revision {current_revision(engine)}")
+        console.print(
+            f"database {_redact(settings.database_url)} at revision {', '.join(current_revisions(engine))}"
+        )
     finally:
         engine.dispose()
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from provtrack.domain.cancellation import CancelServiceOrder
+from provtrack.domain.jobs import JobRequest
 from provtrack.domain.model import Change, ServiceOrder
 from provtrack.domain.query import Query
 
@@ -35,6 +37,8 @@ class Transaction(Protocol):
     def list_tasks(self, query: Query) -> Page: ...
     def audit_trail(self, order_id: str) -> list[Change]: ...
     def record_changes(self, order_id: str, changes: list[Change]) -> None: ...
+    def schedule_job(self, request: JobRequest, *, now: datetime, replace: bool = True) -> None: ...
+    def cancel_job(self, kind: str, key: str) -> None: ...
 
 
 class Store(Protocol):

@@ -7,17 +7,20 @@ queueing writers here is far cheaper than letting them spin on SQLITE_BUSY.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 
+from provtrack.adapters.store import jobs
 from provtrack.adapters.store.database import is_sqlite
 from provtrack.adapters.store.filters import FilterCompiler
 from provtrack.adapters.store.tables import audit_record, cancel_service_order, service_order
 from provtrack.domain.cancellation import CancelServiceOrder
+from provtrack.domain.jobs import Job, JobRequest
 from provtrack.domain.model import Change, ServiceOrder
 from provtrack.domain.query import Query, SortKey
 from provtrack.services.ports import ConcurrentUpdate, Page
@@ -43,11 +46,16 @@ def dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+JOBS_CHANNEL = "provtrack_jobs"
+
+
 class SqlStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.sqlite = is_sqlite(engine)
         self._write_lock = threading.Lock()
+        # Set after a commit that scheduled jobs: wakes this process's worker at once.
+        self.jobs_committed = threading.Event()
 
     @contextmanager
     def transaction(self, *, write: bool) -> Iterator[SqlTransaction]:
@@ -62,16 +70,58 @@ class SqlStore:
             if write:
                 conn = conn.execution_options(provtrack_write=True)
             with conn.begin():
-                yield SqlTransaction(conn, self.engine.dialect.name)
+                tx = SqlTransaction(conn, self.engine.dialect.name)
+                yield tx
+                if tx.scheduled_jobs and not self.sqlite:
+                    # Delivered on commit to workers in other processes (LISTEN provtrack_jobs).
+                    conn.exec_driver_sql(f"NOTIFY {JOBS_CHANNEL}")
+        if tx.scheduled_jobs:
+            self.jobs_committed.set()
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+    # --- the job queue (the engine's side) ----------------------------------------------------
+
+    def claim_due_jobs(self, *, now: datetime, owner: str, lease: timedelta, limit: int) -> list[Job]:
+        with self.transaction(write=True) as tx:
+            return jobs.claim_due(tx.conn, now=now, owner=owner, lease_until=now + lease, limit=limit)
+
+    def finish_job(self, job: Job, *, owner: str) -> None:
+        with self.transaction(write=True) as tx:
+            jobs.finish(tx.conn, job, owner=owner)
+
+    def retry_job(self, job: Job, *, owner: str, due_at: datetime, error: str) -> None:
+        with self.transaction(write=True) as tx:
+            jobs.retry(tx.conn, job, owner=owner, due_at=due_at, error=error)
+
+    def give_up_job(self, job: Job, *, owner: str, now: datetime, error: str) -> None:
+        with self.transaction(write=True) as tx:
+            jobs.give_up(tx.conn, job, owner=owner, now=now, error=error)
+
+    def next_job_due(self) -> datetime | None:
+        with self.transaction(write=False) as tx:
+            return jobs.next_due(tx.conn)
+
+    def pending_jobs(self, *, kind: str | None = None) -> list[dict[str, Any]]:
+        with self.transaction(write=False) as tx:
+            return jobs.pending(tx.conn, kind=kind)
 
 
 class SqlTransaction:
     def __init__(self, conn: Connection, dialect: str) -> None:
         self.conn = conn
         self.dialect = dialect
+        self.scheduled_jobs = False
+
+    # --- jobs ---------------------------------------------------------------------------------
+
+    def schedule_job(self, request: JobRequest, *, now: datetime, replace: bool = True) -> None:
+        jobs.schedule(self.conn, request, now=now, replace=replace)
+        self.scheduled_jobs = True
+
+    def cancel_job(self, kind: str, key: str) -> None:
+        jobs.cancel(self.conn, kind, key)
 
     # --- service orders -----------------------------------------------------------------------
 
@@ -97,9 +147,18 @@ class SqlTransaction:
         ).scalar()
 
     def add_order(self, order: ServiceOrder) -> None:
-        order.version = 1
-        self.conn.execute(insert(service_order).values(id=order.id, **_order_row(order)))
-        self.record_changes(order.id, order.changes)
+        self.add_orders([order])
+
+    def add_orders(self, orders: Sequence[ServiceOrder]) -> None:
+        """Insert new orders and their audit rows with one statement per table (also bulk loads)."""
+        for order in orders:
+            order.version = 1
+        self.conn.execute(insert(service_order), [{"id": o.id, **_order_row(o)} for o in orders])
+        audit = [row for o in orders for row in _audit_rows(o.id, o.changes)]
+        if audit:
+            self.conn.execute(insert(audit_record), audit)
+        for order in orders:
+            order.changes.clear()
 
     def save_order(self, order: ServiceOrder) -> None:
         expected = order.version
@@ -142,21 +201,7 @@ class SqlTransaction:
     def record_changes(self, order_id: str, changes: list[Change]) -> None:
         if not changes:
             return
-        self.conn.execute(
-            insert(audit_record),
-            [
-                {
-                    "service_order_id": order_id,
-                    "subject": c.subject,
-                    "attribute": c.attribute,
-                    "old_value": None if c.old is None else dumps(c.old),
-                    "new_value": None if c.new is None else dumps(c.new),
-                    "at": c.at,
-                    "actor": c.actor,
-                }
-                for c in changes
-            ],
-        )
+        self.conn.execute(insert(audit_record), _audit_rows(order_id, changes))
         changes.clear()
 
     # --- cancel tasks -------------------------------------------------------------------------
@@ -227,6 +272,21 @@ def _order_row(order: ServiceOrder) -> dict[str, Any]:
         "version": order.version,
         "document": dumps(order.to_document()),
     }
+
+
+def _audit_rows(order_id: str, changes: list[Change]) -> list[dict[str, Any]]:
+    return [
+        {
+            "service_order_id": order_id,
+            "subject": c.subject,
+            "attribute": c.attribute,
+            "old_value": None if c.old is None else dumps(c.old),
+            "new_value": None if c.new is None else dumps(c.new),
+            "at": c.at,
+            "actor": c.actor,
+        }
+        for c in changes
+    ]
 
 
 def _text(value: Any) -> str | None:

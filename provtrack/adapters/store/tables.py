@@ -6,7 +6,7 @@ queries sort and filter on most; the columns are written from the aggregate on e
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, Table, Text
+from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, Table, Text, UniqueConstraint
 from sqlalchemy.dialects import sqlite
 
 metadata = MetaData()
@@ -56,4 +56,24 @@ audit_record = Table(
     Column("at", Text, nullable=False),
     Column("actor", Text, nullable=False),
     Index("ix_audit_record_service_order_id", "service_order_id", "id"),
+)
+
+# Due work: dispatching, polling, deliveries, timers. (kind, key) is unique: scheduling the same work
+# again replaces its due time instead of adding a duplicate.
+job = Table(
+    "job",
+    metadata,
+    Column("id", AutoId, primary_key=True, autoincrement=True),
+    Column("kind", Text, nullable=False),
+    Column("key", Text, nullable=False),
+    Column("due_at", Text, nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("lease_owner", Text),
+    Column("lease_expires_at", Text),
+    Column("last_error", Text),
+    Column("failed_at", Text),
+    Column("created_at", Text, nullable=False),
+    UniqueConstraint("kind", "key", name="uq_job_kind_key"),
+    Index("ix_job_due_at", "due_at"),
 )

@@ -1,0 +1,137 @@
+"""The job queue in SQL: schedule (upsert on the natural key), claim under a lease, finish, retry.
+
+Claiming takes due jobs whose lease is free or expired. PostgreSQL uses FOR UPDATE SKIP LOCKED so
+many workers share the table; SQLite has one writer at a time, so a plain UPDATE ... RETURNING under
+the write lock is enough.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, delete, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from provtrack.adapters.store.tables import job
+from provtrack.domain.clock import format_datetime, parse_datetime
+from provtrack.domain.jobs import Job, JobRequest
+
+
+def schedule(conn: Connection, request: JobRequest, *, now: datetime, replace: bool = True) -> None:
+    """Insert the job, or move the pending one with the same (kind, key) to the new due time."""
+    values = {
+        "kind": request.kind,
+        "key": request.key,
+        "due_at": format_datetime(request.due_at),
+        "payload": orjson.dumps(request.payload).decode(),
+        "attempts": 0,
+        "created_at": format_datetime(now),
+    }
+    insert = pg_insert(job) if conn.dialect.name == "postgresql" else sqlite_insert(job)
+    stmt = insert.values(**values)
+    if replace:
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["kind", "key"],
+            set_={
+                "due_at": stmt.excluded.due_at,
+                "payload": stmt.excluded.payload,
+                "attempts": 0,
+                "last_error": None,
+                "failed_at": None,
+            },
+        )
+    else:
+        stmt = stmt.on_conflict_do_nothing(index_elements=["kind", "key"])
+    conn.execute(stmt)
+
+
+def cancel(conn: Connection, kind: str, key: str) -> None:
+    conn.execute(delete(job).where(job.c.kind == kind, job.c.key == key))
+
+
+def claim_due(conn: Connection, *, now: datetime, owner: str, lease_until: datetime, limit: int) -> list[Job]:
+    stamp = format_datetime(now)
+    due = (
+        select(job.c.id)
+        .where(
+            job.c.due_at <= stamp,
+            job.c.failed_at.is_(None),
+            or_(job.c.lease_expires_at.is_(None), job.c.lease_expires_at < stamp),
+        )
+        .order_by(job.c.due_at, job.c.id)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    rows = conn.execute(
+        update(job)
+        .where(job.c.id.in_(due.scalar_subquery()))
+        .values(lease_owner=owner, lease_expires_at=format_datetime(lease_until))
+        .returning(job.c.id, job.c.kind, job.c.key, job.c.due_at, job.c.payload, job.c.attempts)
+    ).all()
+    jobs = [
+        Job(r.id, r.kind, r.key, parse_datetime(r.due_at), orjson.loads(r.payload), r.attempts) for r in rows
+    ]
+    jobs.sort(key=lambda j: (j.due_at, j.id))
+    return jobs
+
+
+def finish(conn: Connection, claimed: Job, *, owner: str) -> None:
+    """Remove a finished job, unless it was rescheduled (new due time) while it ran."""
+    conn.execute(
+        delete(job).where(
+            job.c.id == claimed.id,
+            job.c.lease_owner == owner,
+            job.c.due_at == format_datetime(claimed.due_at),
+        )
+    )
+    # Rescheduled while running: release the lease so the new occurrence runs.
+    conn.execute(
+        update(job)
+        .where(job.c.id == claimed.id, job.c.lease_owner == owner)
+        .values(lease_owner=None, lease_expires_at=None)
+    )
+
+
+def retry(conn: Connection, claimed: Job, *, owner: str, due_at: datetime, error: str) -> None:
+    conn.execute(
+        update(job)
+        .where(job.c.id == claimed.id, job.c.lease_owner == owner)
+        .values(
+            due_at=format_datetime(due_at),
+            attempts=job.c.attempts + 1,
+            lease_owner=None,
+            lease_expires_at=None,
+            last_error=error[:4000],
+        )
+    )
+
+
+def give_up(conn: Connection, claimed: Job, *, owner: str, now: datetime, error: str) -> None:
+    conn.execute(
+        update(job)
+        .where(job.c.id == claimed.id, job.c.lease_owner == owner)
+        .values(
+            attempts=job.c.attempts + 1,
+            lease_owner=None,
+            lease_expires_at=None,
+            last_error=error[:4000],
+            failed_at=format_datetime(now),
+        )
+    )
+
+
+def next_due(conn: Connection) -> datetime | None:
+    value = conn.execute(select(func.min(job.c.due_at)).where(job.c.failed_at.is_(None))).scalar()
+    return parse_datetime(value) if value else None
+
+
+def pending(conn: Connection, *, kind: str | None = None) -> list[dict[str, Any]]:
+    """Pending and failed jobs, for operators and tests."""
+    stmt = select(job).order_by(job.c.due_at, job.c.id)
+    if kind is not None:
+        stmt = stmt.where(job.c.kind == kind)
+    return [dict(r._mapping) for r in conn.execute(stmt)]
