@@ -8,7 +8,7 @@ from datetime import datetime
 
 from fastapi import FastAPI
 
-from provtrack.api import service_orders
+from provtrack.api import operations, service_orders
 from provtrack.api.errors import install_error_handlers
 from provtrack.api.http import BodyLimit, utc_now
 from provtrack.services.ports import Store
@@ -43,6 +43,7 @@ def create_app(
     app.state.store = store
     app.state.clock = clock
     app.include_router(service_orders.router)
+    app.include_router(operations.router)
     install_error_handlers(app)
     install_openapi(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from provtrack.api import schemas
 from provtrack.api.errors import ApiError
+from provtrack.api.operations import ORDERS_CREATED
 from provtrack.api.http import (
     check_types,
     context,
@@ -79,6 +80,7 @@ async def create_service_order(request: Request) -> Response:
     body = await read_json(request)
     check_types(schemas.ServiceOrderCreate, body)
     order = await run_in_threadpool(orders.create_order, _store(request), body, ctx=context(request))
+    ORDERS_CREATED.inc()
     href = f"{_url(request, 'serviceOrder')}/{order.id}"
     document = orjson.dumps(order.to_document()).decode()
     return json_response(render(document, href, fields_of(request)), 201, {"Location": href})
