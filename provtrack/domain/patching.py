@@ -78,7 +78,8 @@ def apply_update(order: ServiceOrder, after: dict[str, Any], *, now: str, actor:
         if name in NOT_PATCHABLE:
             raise NotPatchable(name, "cannot be patched")
     if order.is_terminal:
-        frozen = [n for n in changed if n not in PATCHABLE_WHEN_TERMINAL]
+        # A state change is left to the transition table, whose refusal lists the next states.
+        frozen = [n for n in changed if n not in PATCHABLE_WHEN_TERMINAL and n != "state"]
         if frozen:
             raise PatchConflict(
                 f"service order {order.id} is {order.state}: only "

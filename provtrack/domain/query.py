@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
-from urllib.parse import unquote_plus
+from urllib.parse import unquote
 
 from provtrack.domain.clock import InvalidDateTime, normalise_datetime
 
@@ -191,7 +191,9 @@ def _select(doc: dict[str, Any], fields: FieldTree) -> dict[str, Any]:
 
 
 def _split_parameter(part: str) -> tuple[str, Op, str]:
-    decoded = unquote_plus(part)
+    # A literal "+" stays a plus: in a filter it is far more often a time-zone offset
+    # (orderDate.gt=2026-11-01T10:00:00+02:00) than a form-encoded space (send %20 for that).
+    decoded = unquote(part)
     match = _OPERATOR.search(decoded)
     if match is None or match.start() == 0:
         raise InvalidQuery(decoded, "a filter takes the form attribute=value")

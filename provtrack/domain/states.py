@@ -88,6 +88,47 @@ def check_transition(subject: str, current: OrderState, target: OrderState) -> N
         raise IllegalTransition(subject, current, target)
 
 
+# What a subject passes through when it follows its items (or its order) to a state the table does
+# not reach in one move: the cancellation was accepted in between, or the work was under way.
+PASS_THROUGH: tuple[OrderState, ...] = (S.PENDING_CANCELLATION, S.IN_PROGRESS)
+
+
+def route(
+    current: OrderState,
+    target: OrderState,
+    *,
+    first_steps: frozenset[OrderState] | None = None,
+) -> tuple[OrderState, ...] | None:
+    """The moves of the table that take `current` to `target`, shortest first, passing only through
+    PASS_THROUGH states; None when there is no such way. `first_steps` narrows the first move (an
+    order leaving a cancellation assessment) and may be passed through too.
+    """
+    if target == current:
+        return ()
+    firsts = TRANSITIONS[current] if first_steps is None else TRANSITIONS[current] & first_steps
+    via = set(PASS_THROUGH) if first_steps is None else set(PASS_THROUGH) | firsts
+    paths: list[tuple[OrderState, ...]] = [(s,) for s in _by_preference(firsts)]
+    seen = {current}
+    while paths:
+        for path in paths:
+            if path[-1] == target:
+                return path
+        seen.update(path[-1] for path in paths)
+        paths = [
+            (*path, nxt)
+            for path in paths
+            if path[-1] in via
+            for nxt in _by_preference(TRANSITIONS[path[-1]])
+            if nxt not in seen
+        ]
+    return None
+
+
+def _by_preference(states: Iterable[OrderState]) -> list[OrderState]:
+    rank = {s: n for n, s in enumerate(PASS_THROUGH)}
+    return sorted(states, key=lambda s: (rank.get(s, len(PASS_THROUGH)), s.value))
+
+
 def roll_up(item_states: Iterable[OrderState]) -> OrderState:
     """The order state the item states imply (TMF641 user guide, "Service Order Life Cycle").
 
