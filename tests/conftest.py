@@ -1,8 +1,10 @@
 """Shared fixtures: an injected clock, a store per database, the app and an HTTP client.
 
 Integration tests run on SQLite and on PostgreSQL. PostgreSQL is taken from
-PROVTRACK_TEST_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/test); each test gets a
-schema of its own, dropped afterwards.
+PROVTRACK_TEST_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/test), in a schema of the
+session's own, dropped afterwards. Each database is migrated once per session and emptied before every
+test that takes `store` (migrating per test made the suite several times slower); a test that needs a
+blank, unmigrated database makes its own.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from urllib.parse import quote
 import pytest
 import sqlalchemy
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine
 
 from provtrack.adapters.store.database import create_database_engine
 from provtrack.adapters.store.migrate import upgrade_database
@@ -24,9 +27,7 @@ from provtrack.adapters.store.repository import SqlStore
 from provtrack.api.app import create_app
 from provtrack.settings import Settings
 
-POSTGRES_URL = os.environ.get(
-    "PROVTRACK_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
-)
+POSTGRES_URL = os.environ.get("PROVTRACK_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 @dataclass
@@ -48,7 +49,7 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(scope="session", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'provtrack.db'}"
@@ -58,19 +59,37 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     with admin.begin() as conn:
         conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
     separator = "&" if "?" in POSTGRES_URL else "?"
-    yield f"{POSTGRES_URL}{separator}options={quote(f'-csearch_path={schema}')}"
+    # Commits need not reach the disk in a throwaway schema: this halves the time of a write.
+    options = f"-csearch_path={schema} -csynchronous_commit=off"
+    yield f"{POSTGRES_URL}{separator}options={quote(options)}"
     with admin.begin() as conn:
         conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
     admin.dispose()
 
 
-@pytest.fixture
-def store(database_url: str) -> Iterator[SqlStore]:
+@pytest.fixture(scope="session")
+def migrated_engine(database_url: str) -> Iterator[Engine]:
     engine = create_database_engine(database_url)
     upgrade_database(engine)
-    store = SqlStore(engine)
-    yield store
-    store.dispose()
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def data_tables(migrated_engine: Engine) -> list[sqlalchemy.Table]:
+    """The migrated tables that hold data, dependents first."""
+    tables = sqlalchemy.MetaData()
+    tables.reflect(migrated_engine)
+    return [t for t in reversed(tables.sorted_tables) if t.name != "alembic_version"]
+
+
+@pytest.fixture
+def store(migrated_engine: Engine, data_tables: list[sqlalchemy.Table]) -> SqlStore:
+    """A store over empty tables of the migrated database."""
+    with migrated_engine.begin() as conn:
+        for table in data_tables:
+            conn.execute(table.delete())
+    return SqlStore(migrated_engine)
 
 
 @pytest.fixture

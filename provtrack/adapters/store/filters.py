@@ -87,7 +87,10 @@ class FilterCompiler:
         if value.kind != "number":
             return _compare(column, cond.op, value.text)
         if self.dialect == "sqlite":
-            return _compare(cast(column, Float), cond.op, value.number)
+            # Only text that reads as a JSON number compares (CAST would read "high" as 0).
+            is_number = case((func.json_valid(column) == 1, func.json_type(column)), else_=None)
+            numeric_text = _compare(cast(column, Float), cond.op, value.number)
+            return and_(is_number.in_(("integer", "real")), numeric_text)
         numeric = case((column.op("~")(r"^-?[0-9]+(\.[0-9]+)?$"), cast(column, Numeric)), else_=None)
         return _compare(numeric, cond.op, value.number)
 
@@ -95,7 +98,9 @@ class FilterCompiler:
 
     def _sqlite_condition(self, cond: Condition) -> ColumnElement[bool]:
         segments = _split_at_arrays(cond.path)
-        clause: ColumnElement[bool] = self._sqlite_nested(f"{self.table.name}.document", segments, cond, depth=0)
+        clause: ColumnElement[bool] = self._sqlite_nested(
+            f"{self.table.name}.document", segments, cond, depth=0
+        )
         return clause
 
     def _sqlite_nested(
@@ -125,8 +130,9 @@ class FilterCompiler:
             v = cond.values[0]
             name = f"f{self._next()}"
             if v.kind == "number":
+                # JSON numbers only, as on PostgreSQL: CAST would read "abc" as 0 and "+336..." as a number.
                 params.append(bindparam(name, v.number))
-                sql = f"CAST({value_sql} AS REAL) {_SQL_OP[cond.op]} :{name}"
+                sql = f"typeof({value_sql}) IN ('integer', 'real') AND {value_sql} {_SQL_OP[cond.op]} :{name}"
             else:
                 params.append(bindparam(name, v.text))
                 sql = f"CAST({value_sql} AS TEXT) {_SQL_OP[cond.op]} :{name}"
@@ -142,8 +148,10 @@ class FilterCompiler:
         variables: dict[str, Any] = {}
         for v in cond.values:
             n = self._next()
-            alternatives.append(f"@ {op} $s{n}")
-            variables[f"s{n}"] = v.text
+            if v.kind != "number" or cond.op == "eq":
+                # A number compared as text would order "500" after "1000": ranges take numbers only.
+                alternatives.append(f"@ {op} $s{n}")
+                variables[f"s{n}"] = v.text
             if v.kind == "number":
                 alternatives.append(f"@ {op} $n{n}")
                 variables[f"n{n}"] = v.number
