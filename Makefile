@@ -22,7 +22,7 @@ $(DEV_STAMP): pyproject.toml | $(BIN)/python
 
 run: $(RUN_STAMP)
 	$(BIN)/provtrack db upgrade
-	$(BIN)/provtrack serve --port $(PROVTRACK_PORT)
+	$(BIN)/provtrack serve --port $(PROVTRACK_PORT) --demo
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check provtrack tests bench

@@ -26,5 +26,49 @@ class Settings(BaseSettings):
     worker_poll_seconds: float = Field(
         default=1.0, description="longest wait between two looks at the job table (wake-ups are instant)"
     )
+    events_callback_allow: str = Field(
+        default="",
+        description=(
+            "hub callback allow-list, comma separated: host names (*.example.net), addresses, CIDR "
+            "networks; empty allows any public host. Loopback/private/link-local need an entry"
+        ),
+    )
+    events_retry_horizon_seconds: float = Field(
+        default=24 * 3600, description="how long a failing delivery is retried before it is dead-lettered"
+    )
+    events_attempt_timeout_seconds: float = Field(default=10.0, description="timeout of one delivery POST")
+    events_max_in_flight_per_subscriber: int = Field(
+        default=4, description="delivery POSTs one subscriber may have in flight at once (per process)"
+    )
+    events_secret_overlap_seconds: float = Field(
+        default=24 * 3600, description="how long the old secret still signs after a rotation"
+    )
+    catalog: str | None = Field(
+        default=None,
+        description="provisioning catalog YAML file (docs/catalog.md), or `demo` for the shipped one",
+    )
+    listener_url: str | None = Field(
+        default=None,
+        description="base URL downstream systems reach provtrack at for notifications; default public_url or http://host:port",
+    )
+    simulator_url: str | None = Field(
+        default=None,
+        description="points every catalog system at this `provtrack simulate` (URL/<system>/tmf-api/...)",
+    )
+    demo_simulator_port: int = Field(
+        default=8652, description="port of the simulated systems of `serve --demo`"
+    )
+    downstream_timeout_seconds: float = Field(default=10.0, description="timeout of one TMF652 call")
+    worker_lease_seconds: float = Field(
+        default=60.0, description="how long a claimed job is kept from other workers before it is run again"
+    )
+    policy: str | None = Field(
+        default=None,
+        description="escalation policy YAML (docs/policy.md), or `demo`; reloaded when the file changes. "
+        "Without one: jeopardy levels with default thresholds, no escalation rules",
+    )
+    policy_webhook_secret: str | None = Field(
+        default=None, description="signs escalation webhooks (whsec_..., as the event hub's); unsigned if unset"
+    )
     log_level: str = "info"
     access_log: bool = False

@@ -8,9 +8,11 @@ from datetime import datetime
 
 from fastapi import FastAPI
 
-from provtrack.api import operations, service_orders
+from provtrack.api import hub, operations, service_orders
 from provtrack.api.errors import install_error_handlers
 from provtrack.api.http import BodyLimit, utc_now
+from provtrack.api.jeopardy import install_jeopardy
+from provtrack.api.provisioning import install_provisioning
 from provtrack.services.ports import Store
 from provtrack.settings import Settings
 
@@ -43,6 +45,9 @@ def create_app(
     app.state.store = store
     app.state.clock = clock
     app.include_router(service_orders.router)
+    hub.install(app)
+    install_provisioning(app)
+    install_jeopardy(app)
     app.include_router(operations.router)
     install_error_handlers(app)
     install_openapi(app)

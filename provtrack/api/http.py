@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -18,6 +20,20 @@ from provtrack.domain.query import FieldTree, Query, parse_fields, parse_query, 
 from provtrack.services.orders import Context
 from provtrack.services.ports import Page
 from provtrack.settings import Settings
+
+T = TypeVar("T")
+
+
+async def read_by_key(request: Request, use_case: Callable[..., T], *args: Any) -> T:
+    """Run a read use case that looks one row up by its key: inline on SQLite, in the threadpool otherwise.
+
+    A SQLite lookup by primary key is a few µs of disk-cache work in this process, less than the hop
+    to the threadpool costs; a PostgreSQL one waits on the network and must not hold up the event loop.
+    """
+    store = request.app.state.store
+    if getattr(store, "sqlite", False):
+        return use_case(store, *args)
+    return await run_in_threadpool(use_case, store, *args)
 
 
 def context(request: Request, actor: str = "api") -> Context:

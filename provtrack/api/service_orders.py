@@ -11,7 +11,6 @@ from starlette.responses import Response
 
 from provtrack.api import schemas
 from provtrack.api.errors import ApiError
-from provtrack.api.operations import ORDERS_CREATED
 from provtrack.api.http import (
     check_types,
     context,
@@ -19,11 +18,14 @@ from provtrack.api.http import (
     json_response,
     list_query,
     page_response,
+    read_by_key,
     read_json,
     render,
 )
+from provtrack.api.operations import ORDERS_CREATED
+from provtrack.domain.clock import InvalidDateTime, normalise_datetime
 from provtrack.domain.states import OrderState, TaskState
-from provtrack.services import orders
+from provtrack.services import events, orders
 
 BASE_PATH = "/tmf-api/serviceOrdering/v4"
 MERGE_PATCH = "application/merge-patch+json"
@@ -101,10 +103,19 @@ def list_service_orders(request: Request) -> Response:
 @router.get(
     "/serviceOrder/{id}",
     summary="Retrieves a ServiceOrder by ID",
+    description="`asOf=<date-time>` (provtrack extension): the order as it was at that moment.",
     responses={200: {"model": schemas.ServiceOrder}, **ERRORS},
 )
-def retrieve_service_order(id: str, request: Request) -> Response:
-    document = orders.get_order_json(_store(request), id)
+async def retrieve_service_order(id: str, request: Request) -> Response:
+    as_of = request.query_params.get("asOf")
+    if as_of is None:
+        document = await read_by_key(request, orders.get_order_json, id)
+    else:
+        try:
+            moment = normalise_datetime(as_of)
+        except InvalidDateTime as exc:
+            raise ApiError(400, "INVALID_QUERY", "Invalid query parameter", f"asOf: {exc}") from None
+        document = await run_in_threadpool(events.order_as_of, _store(request), id, moment)
     return json_response(render(document, f"{_url(request, 'serviceOrder')}/{id}", fields_of(request)))
 
 
@@ -140,6 +151,8 @@ async def patch_service_order(id: str, request: Request) -> Response:
         if not isinstance(patch, dict):
             raise ApiError(400, "INVALID_PATCH", "Invalid patch document", "a merge patch is a JSON object")
         check_types(schemas.ServiceOrderUpdate, {k: v for k, v in patch.items() if v is not None})
+        if patch.get("href") == f"{_url(request, 'serviceOrder')}/{id}":
+            del patch["href"]  # a client sending back the order as it read it: href unchanged
     order = await run_in_threadpool(
         orders.patch_order, _store(request), id, patch, json_patch=json_patch, ctx=context(request)
     )
@@ -196,7 +209,7 @@ def list_cancel_service_orders(request: Request) -> Response:
     summary="Retrieves a CancelServiceOrder by ID",
     responses={200: {"model": schemas.CancelServiceOrder}, **ERRORS},
 )
-def retrieve_cancel_service_order(id: str, request: Request) -> Response:
-    document = orders.get_task_json(_store(request), id)
+async def retrieve_cancel_service_order(id: str, request: Request) -> Response:
+    document = await read_by_key(request, orders.get_task_json, id)
     href = f"{_url(request, 'cancelServiceOrder')}/{id}"
     return json_response(render(document, href, fields_of(request)))

@@ -342,6 +342,9 @@ class ServiceOrder:
                 self.attributes["cancellationDate"] = now
                 self.changes.append(Change("serviceOrder", "cancellationDate", None, now, now, actor))
             self.events.append(OrderEvent(EventType.ORDER_STATE_CHANGE, now))
+            if target == S.PENDING:
+                # TMF641: an order waiting for information says so to whoever must supply it.
+                self.events.append(OrderEvent(EventType.ORDER_INFORMATION_REQUIRED, now))
 
     def _set_server_date(self, name: str, attr: str, value: str, *, now: str, actor: str) -> None:
         old = getattr(self, attr)
@@ -372,6 +375,34 @@ class ServiceOrder:
         item.attributes = attributes
         self.changes.append(Change(f"serviceOrderItem[{item.id}]", "attributes", old, attributes, now, actor))
         self.events.append(OrderEvent(EventType.ORDER_ATTRIBUTE_VALUE_CHANGE, now))
+
+    @property
+    def jeopardy_level(self) -> str:
+        """The level of the last jeopardy alert (`onTrack` when none was ever raised)."""
+        if not self.jeopardy_alerts:
+            return "onTrack"
+        return str(self.jeopardy_alerts[-1].get("jeopardyType", "onTrack"))
+
+    def record_jeopardy(self, level: str, *, name: str, message: str, now: str, actor: str) -> bool:
+        """Append a TMF641 jeopardyAlert when the level changed (recovery included); True if it did."""
+        if level == self.jeopardy_level:
+            return False
+        alert = {
+            "id": str(len(self.jeopardy_alerts) + 1),
+            "alertDate": now,
+            "jeopardyType": level,
+            "name": name,
+            "message": message,
+            "@type": "JeopardyAlert",
+        }
+        self.jeopardy_alerts.append(alert)
+        self.changes.append(Change("serviceOrder", "jeopardyAlert", None, alert, now, actor))
+        self.events.append(OrderEvent(EventType.ORDER_JEOPARDY, now))
+        return True
+
+    def set_expected_completion(self, value: str, *, now: str, actor: str) -> None:
+        if value != self.expected_completion_date:
+            self._set_server_date("expectedCompletionDate", "expected_completion_date", value, now=now, actor=actor)
 
     def record_deletion(self, *, now: str, actor: str) -> None:
         self.changes.append(Change("serviceOrder", "deleted", False, True, now, actor))

@@ -26,6 +26,9 @@ NOT_PATCHABLE = frozenset(
 )  # fmt: skip
 # What a finished order still accepts: annotations, not changes to what was ordered.
 PATCHABLE_WHEN_TERMINAL = frozenset({"note", "externalReference", "relatedParty", "description"})
+# The cancellation flow owns these states: a PATCH into them would leave the order with nobody to
+# finish the assessment.
+ENTERED_BY_CANCELLATION = frozenset({OrderState.ASSESSING_CANCELLATION, OrderState.PENDING_CANCELLATION})
 ITEM_SERVER_FIELDS = ("id", "action", "state", "errorMessage", "serviceOrderItem")
 
 
@@ -103,6 +106,10 @@ def apply_update(order: ServiceOrder, after: dict[str, Any], *, now: str, actor:
             raise InvalidOrder(
                 "state", f"{target!r} is not one of {', '.join(s.value for s in OrderState)}"
             ) from None
+        if state in ENTERED_BY_CANCELLATION and not order.is_terminal:
+            raise PatchConflict(
+                f"state: {state} is entered through POST /cancelServiceOrder, not by PATCH"
+            )
         order.move_to(state, now=now, actor=actor)
 
 

@@ -56,7 +56,10 @@ class Worker:
         self.lease = lease
         self.batch = batch
         self.poll_interval = poll_interval
+        self.threads = threads
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="provtrack-job")
+        self._running = 0
+        self._running_lock = threading.Lock()
         self.stopping = threading.Event()
 
     def run_due(self) -> int:
@@ -80,19 +83,43 @@ class Worker:
         raise RuntimeError(f"jobs still due after {max_rounds} rounds: a job reschedules itself at once")
 
     def serve(self) -> None:
-        """Run until `stop()`; never raises for a failed job (it is recorded and retried)."""
+        """Run until `stop()`; never raises for a failed job (it is recorded and retried).
+
+        Unlike `run_due`, jobs are claimed as threads come free, not in rounds: a job that takes long
+        (a webhook to a subscriber that never answers, a slow downstream system) holds one thread, not
+        every job claimed beside it.
+        """
         log.info("worker started", owner=self.owner, handlers=sorted(self.handlers))
         while not self.stopping.is_set():
             self.store.jobs_committed.clear()
+            with self._running_lock:
+                free = self.threads - self._running
             try:
-                if self.run_due():
-                    continue
-                wait = self._until_next_due()
+                if free > 0:
+                    claimed = self.store.claim_due_jobs(
+                        now=self.clock(), owner=self.owner, lease=self.lease, limit=min(free, self.batch)
+                    )
+                    for job in claimed:
+                        self._submit(job)
+                    if claimed:
+                        continue
+                wait = self._until_next_due() if free > 0 else self.poll_interval.total_seconds()
             except Exception:
                 log.exception("worker round failed; retrying after the poll interval")
                 wait = self.poll_interval.total_seconds()
-            self.store.jobs_committed.wait(wait)
+            self.store.jobs_committed.wait(wait)  # also set when a running job ends
         log.info("worker stopped", owner=self.owner)
+
+    def _submit(self, job: Job) -> None:
+        with self._running_lock:
+            self._running += 1
+
+        def ended(_future: object) -> None:
+            with self._running_lock:
+                self._running -= 1
+            self.store.jobs_committed.set()
+
+        self._pool.submit(self._run, job).add_done_callback(ended)
 
     def stop(self) -> None:
         self.stopping.set()

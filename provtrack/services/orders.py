@@ -11,12 +11,15 @@ from provtrack.domain.cancellation import (
     request_cancellation,
     validate_cancel_request,
 )
+from provtrack.domain.clock import parse_datetime
+from provtrack.domain.jobs import JobRequest
 from provtrack.domain.model import ServiceOrder
 from provtrack.domain.patching import apply_json_patch, apply_update, merge_patch
 from provtrack.domain.query import Query
 from provtrack.domain.validation import validate_new_order
 from provtrack.services.ports import ConcurrentUpdate, Page, Store
 
+PLAN_ORDER_JOB = "provisioning.plan"  # the engine checks a new order against the catalog and plans it
 SAVE_ATTEMPTS = 3  # optimistic concurrency: reload and reapply when another writer got there first
 
 
@@ -49,6 +52,8 @@ def create_order(store: Store, body: Any, *, ctx: Context) -> ServiceOrder:
     order = ServiceOrder.accept(checked, order_id=ctx.new_id(), now=ctx.now, actor=ctx.actor)
     with store.transaction(write=True) as tx:
         tx.add_order(order)
+        now = parse_datetime(ctx.now)
+        tx.schedule_job(JobRequest(PLAN_ORDER_JOB, order.id, now), now=now)
     return order
 
 
@@ -74,6 +79,10 @@ def patch_order(store: Store, order_id: str, patch: Any, *, json_patch: bool, ct
             document = order.to_document()
             after = apply_json_patch(document, patch) if json_patch else merge_patch(document, patch)
             apply_update(order, after, now=ctx.now, actor=ctx.actor)
+            if order.changes:
+                from provtrack.services import jeopardy  # jeopardy builds on these use cases
+
+                jeopardy.after_order_change(store, tx, order, ctx)
             try:
                 tx.save_order(order)
             except ConcurrentUpdate:
@@ -90,8 +99,9 @@ def delete_order(store: Store, order_id: str, *, ctx: Context) -> None:
         if order is None:
             raise OrderNotFound(order_id)
         order.record_deletion(now=ctx.now, actor=ctx.actor)
-        tx.delete_order(order_id)
+        tx.delete_order(order_id, at=ctx.now)
         tx.record_changes(order_id, order.changes)
+        tx.record_events(order)
 
 
 def request_order_cancellation(store: Store, body: Any, *, ctx: Context) -> CancelServiceOrder:

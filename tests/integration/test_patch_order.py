@@ -376,3 +376,26 @@ def test_a_finished_order_still_takes_notes_but_nothing_else(
 
     assert noted["note"][0]["text"] == "customer moved"
     assert "priority" in message
+
+
+def test_the_cancellation_states_are_not_entered_by_patch(client: TestClient) -> None:
+    order = create_order(client, order_body())
+    response = client.patch(
+        f"{ORDERS}/{order['id']}",
+        json={"state": "assessingCancellation"},
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+    assert response.status_code == 409
+    assert "POST /cancelServiceOrder" in response.json()["message"]
+    assert client.get(f"{ORDERS}/{order['id']}").json()["state"] == "acknowledged"
+
+
+def test_a_merge_patch_may_send_back_the_unchanged_href(client: TestClient) -> None:
+    order = create_order(client, order_body())
+    response = client.patch(
+        order["href"].replace("http://testserver", ""),
+        json={"href": order["href"], "description": "FTTH 1G, second floor"},
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["description"] == "FTTH 1G, second floor"

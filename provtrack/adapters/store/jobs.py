@@ -7,6 +7,7 @@ the write lock is enough.
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any
 
@@ -30,22 +31,25 @@ def schedule(conn: Connection, request: JobRequest, *, now: datetime, replace: b
         "attempts": 0,
         "created_at": format_datetime(now),
     }
-    insert = pg_insert(job) if conn.dialect.name == "postgresql" else sqlite_insert(job)
-    stmt = insert.values(**values)
-    if replace:
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["kind", "key"],
-            set_={
-                "due_at": stmt.excluded.due_at,
-                "payload": stmt.excluded.payload,
-                "attempts": 0,
-                "last_error": None,
-                "failed_at": None,
-            },
-        )
-    else:
-        stmt = stmt.on_conflict_do_nothing(index_elements=["kind", "key"])
-    conn.execute(stmt)
+    conn.execute(_schedule_statement(conn.dialect.name, replace=replace), values)
+
+
+@functools.cache
+def _schedule_statement(dialect: str, *, replace: bool) -> Any:
+    # Built once: building an upsert and its `excluded` alias costs more than running it.
+    insert = pg_insert(job) if dialect == "postgresql" else sqlite_insert(job)
+    if not replace:
+        return insert.on_conflict_do_nothing(index_elements=["kind", "key"])
+    return insert.on_conflict_do_update(
+        index_elements=["kind", "key"],
+        set_={
+            "due_at": insert.excluded.due_at,
+            "payload": insert.excluded.payload,
+            "attempts": 0,
+            "last_error": None,
+            "failed_at": None,
+        },
+    )
 
 
 def cancel(conn: Connection, kind: str, key: str) -> None:
@@ -125,7 +129,10 @@ def give_up(conn: Connection, claimed: Job, *, owner: str, now: datetime, error:
 
 
 def next_due(conn: Connection) -> datetime | None:
-    value = conn.execute(select(func.min(job.c.due_at)).where(job.c.failed_at.is_(None))).scalar()
+    """The next due time of a job nobody runs (a crashed worker's lease is found by polling)."""
+    value = conn.execute(
+        select(func.min(job.c.due_at)).where(job.c.failed_at.is_(None), job.c.lease_owner.is_(None))
+    ).scalar()
     return parse_datetime(value) if value else None
 
 

@@ -9,17 +9,20 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, update
 
+from provtrack.adapters.store import events as event_store
 from provtrack.adapters.store import jobs
 from provtrack.adapters.store.database import is_sqlite
 from provtrack.adapters.store.filters import FilterCompiler
+from provtrack.adapters.store.provisioning import PlanQueries
 from provtrack.adapters.store.tables import audit_record, cancel_service_order, service_order
 from provtrack.domain.cancellation import CancelServiceOrder
+from provtrack.domain.clock import format_datetime
 from provtrack.domain.jobs import Job, JobRequest
 from provtrack.domain.model import Change, ServiceOrder
 from provtrack.domain.query import Query, SortKey
@@ -40,6 +43,11 @@ TASK_COLUMNS: dict[tuple[str, ...], str] = {
     ("serviceOrder", "id"): "service_order_id",
 }
 DEFAULT_ORDER_SORT = (SortKey(("orderDate",), descending=True),)
+# The most frequent reads, built once: building a statement costs more than SQLite takes to run it.
+ORDER_DOCUMENT = select(service_order.c.document).where(service_order.c.id == bindparam("order_id"))
+ORDER_ROW = select(
+    service_order.c.document, service_order.c.version, service_order.c.state_before_cancellation
+).where(service_order.c.id == bindparam("order_id"))
 
 
 def dumps(value: Any) -> str:
@@ -108,7 +116,7 @@ class SqlStore:
             return jobs.pending(tx.conn, kind=kind)
 
 
-class SqlTransaction:
+class SqlTransaction(PlanQueries):
     def __init__(self, conn: Connection, dialect: str) -> None:
         self.conn = conn
         self.dialect = dialect
@@ -126,13 +134,7 @@ class SqlTransaction:
     # --- service orders -----------------------------------------------------------------------
 
     def get_order(self, order_id: str) -> ServiceOrder | None:
-        row = self.conn.execute(
-            select(
-                service_order.c.document,
-                service_order.c.version,
-                service_order.c.state_before_cancellation,
-            ).where(service_order.c.id == order_id)
-        ).first()
+        row = self.conn.execute(ORDER_ROW, {"order_id": order_id}).first()
         if row is None:
             return None
         return ServiceOrder.from_document(
@@ -142,9 +144,7 @@ class SqlTransaction:
         )
 
     def get_order_json(self, order_id: str) -> str | None:
-        return self.conn.execute(
-            select(service_order.c.document).where(service_order.c.id == order_id)
-        ).scalar()
+        return self.conn.execute(ORDER_DOCUMENT, {"order_id": order_id}).scalar()
 
     def add_order(self, order: ServiceOrder) -> None:
         self.add_orders([order])
@@ -159,9 +159,12 @@ class SqlTransaction:
             self.conn.execute(insert(audit_record), audit)
         for order in orders:
             order.changes.clear()
+        if event_store.record_order_events(self.conn, orders):
+            self.scheduled_jobs = True
 
     def save_order(self, order: ServiceOrder) -> None:
         expected = order.version
+        event_store.archive_order_version(self.conn, order.id, expected, until=_change_time(order))
         order.version += 1
         result = self.conn.execute(
             update(service_order)
@@ -171,8 +174,20 @@ class SqlTransaction:
         if result.rowcount != 1:
             raise ConcurrentUpdate(f"service order {order.id} changed while it was being updated")
         self.record_changes(order.id, order.changes)
+        self.record_events(order)
 
-    def delete_order(self, order_id: str) -> bool:
+    def record_events(self, order: ServiceOrder) -> None:
+        """Write the order's recorded events to the outbox (save_order and add_order do it too)."""
+        if event_store.record_order_events(self.conn, [order]):
+            self.scheduled_jobs = True
+
+    @property
+    def events(self) -> event_store.SqlEventsTransaction:
+        return event_store.SqlEventsTransaction(self.conn)
+
+    def delete_order(self, order_id: str, *, at: str | None = None) -> bool:
+        if at is not None:  # keep the last version for `asOf` reads and the delete event's payload
+            event_store.archive_order_version(self.conn, order_id, None, until=at)
         result = self.conn.execute(delete(service_order).where(service_order.c.id == order_id))
         return result.rowcount == 1
 
@@ -217,6 +232,8 @@ class SqlTransaction:
             )
         )
         self.record_changes(task.service_order_id, task.changes)
+        if event_store.record_task_events(self.conn, task):
+            self.scheduled_jobs = True
 
     def get_task_json(self, task_id: str) -> str | None:
         return self.conn.execute(
@@ -247,9 +264,15 @@ class SqlTransaction:
             return Page(total, [])
         if default_columns:
             compiler.columns = {**compiler.columns, **default_columns}
-        order_by = compiler.order_by(query.sort or default_sort)
+        keys = query.sort or default_sort
+        # Ties go by id in the direction of the last key, so an index on (..., key, id) yields the
+        # page in order instead of a sort of every matching row.
+        tie = table.c.id.desc() if keys[-1].descending else table.c.id
         stmt = (
-            select(table.c.document).order_by(*order_by, table.c.id).offset(query.offset).limit(query.limit)
+            select(table.c.document)
+            .order_by(*compiler.order_by(keys), tie)
+            .offset(query.offset)
+            .limit(query.limit)
         )
         if where is not None:
             stmt = stmt.where(where)
@@ -287,6 +310,16 @@ def _audit_rows(order_id: str, changes: list[Change]) -> list[dict[str, Any]]:
         }
         for c in changes
     ]
+
+
+def _change_time(order: ServiceOrder) -> str:
+    """When a save happens: the time of the changes it records (the domain carries `now`)."""
+    if order.changes:
+        return order.changes[-1].at
+    if order.events:
+        return order.events[-1].at
+    # A save that records nothing (engine bookkeeping): the wall clock is the best we have.
+    return format_datetime(datetime.now(UTC))
 
 
 def _text(value: Any) -> str | None:

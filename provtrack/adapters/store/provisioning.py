@@ -1,0 +1,200 @@
+"""Provisioning plans in SQL: the plan row, one row per activity, and downstream notifications that
+arrived before provtrack knew which activity they belong to.
+
+`PlanQueries` is mixed into `SqlTransaction`: plans are written in the same transaction as the order.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from sqlalchemy import Column, Connection, Index, Integer, Table, Text, delete, insert, select, update
+
+from provtrack.adapters.store.tables import AutoId, metadata
+from provtrack.domain.activities import Activity
+from provtrack.domain.plan import Plan
+from provtrack.services.ports import ConcurrentUpdate
+
+provisioning_plan = Table(
+    "provisioning_plan",
+    metadata,
+    Column("service_order_id", Text, primary_key=True),
+    Column("created_at", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("document", Text, nullable=False),
+)
+
+activity = Table(
+    "activity",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("service_order_id", Text, nullable=False),
+    Column("item_id", Text, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("owner", Text, nullable=False),
+    Column("external_id", Text),
+    Column("document", Text, nullable=False),
+    Index("ix_activity_service_order_id", "service_order_id"),
+    Index("ix_activity_owner_external_id", "owner", "external_id"),
+)
+
+# A notification for a resource order provtrack cannot match yet (the POST that created it has not
+# returned): kept here and applied when the activity learns its downstream id.
+parked_notification = Table(
+    "parked_notification",
+    metadata,
+    Column("id", AutoId, primary_key=True, autoincrement=True),
+    Column("owner", Text, nullable=False),
+    Column("external_id", Text, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("reason", Text),
+    Column("received_at", Text, nullable=False),
+    Index("ix_parked_notification_owner_external_id", "owner", "external_id"),
+)
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+class PlanQueries:
+    """Plan storage, as methods of the SQL transaction."""
+
+    conn: Connection
+
+    def _loaded(self) -> dict[str, str]:
+        loaded: dict[str, str] | None = getattr(self, "_activity_documents", None)
+        if loaded is None:
+            loaded = {}
+            self._activity_documents = loaded
+        return loaded
+
+    def add_plan(self, plan: Plan) -> None:
+        plan.version = 1
+        self.conn.execute(
+            insert(provisioning_plan).values(
+                service_order_id=plan.order_id,
+                created_at=plan.created_at,
+                version=plan.version,
+                document=_dumps(plan.to_document()),
+            )
+        )
+        if plan.activities:
+            self.conn.execute(insert(activity), [_activity_row(a) for a in plan.activities])
+        loaded = self._loaded()
+        for a in plan.activities:
+            loaded[a.id] = _dumps(a.to_document())
+        self._record(plan)
+
+    def get_plan(self, order_id: str) -> Plan | None:
+        row = self.conn.execute(
+            select(provisioning_plan.c.document, provisioning_plan.c.version).where(
+                provisioning_plan.c.service_order_id == order_id
+            )
+        ).first()
+        if row is None:
+            return None
+        documents = self.conn.execute(
+            select(activity.c.id, activity.c.document)
+            .where(activity.c.service_order_id == order_id)
+            .order_by(activity.c.id)
+        ).all()
+        loaded = self._loaded()
+        activities = []
+        for r in documents:
+            loaded[r.id] = r.document
+            activities.append(Activity.from_document(orjson.loads(r.document)))
+        # Keep the plan's own order of activities (catalog order), which the document records.
+        document = orjson.loads(row.document)
+        position = {a: i for i, a in enumerate(document.get("activityOrder", []))}
+        activities.sort(key=lambda a: position.get(a.id, len(position)))
+        return Plan.from_document(document, activities, version=row.version)
+
+    def save_plan(self, plan: Plan) -> None:
+        expected = plan.version
+        plan.version += 1
+        result = self.conn.execute(
+            update(provisioning_plan)
+            .where(
+                provisioning_plan.c.service_order_id == plan.order_id,
+                provisioning_plan.c.version == expected,
+            )
+            .values(version=plan.version, document=_dumps(plan.to_document()))
+        )
+        if result.rowcount != 1:
+            raise ConcurrentUpdate(f"the plan of service order {plan.order_id} changed while it was updated")
+        loaded = self._loaded()
+        for a in plan.activities:
+            document = _dumps(a.to_document())
+            if loaded.get(a.id) == document:
+                continue
+            row = _activity_row(a)
+            del row["id"]
+            self.conn.execute(update(activity).where(activity.c.id == a.id).values(**row))
+            loaded[a.id] = document
+        self._record(plan)
+
+    def _record(self, plan: Plan) -> None:
+        record = getattr(self, "record_changes", None)
+        if record is not None and plan.changes:
+            record(plan.order_id, plan.changes)
+
+    def get_activity(self, activity_id: str) -> Activity | None:
+        """One activity, read alone (not for changing: plans are saved whole)."""
+        document = self.conn.execute(select(activity.c.document).where(activity.c.id == activity_id)).scalar()
+        return None if document is None else Activity.from_document(orjson.loads(document))
+
+    def order_of_activity(self, activity_id: str) -> str | None:
+        value = self.conn.execute(
+            select(activity.c.service_order_id).where(activity.c.id == activity_id)
+        ).scalar()
+        return None if value is None else str(value)
+
+    def activity_by_external_id(self, owner: str, external_id: str) -> tuple[str, str] | None:
+        """(activity id, order id) of the activity that created this downstream order."""
+        row = self.conn.execute(
+            select(activity.c.id, activity.c.service_order_id).where(
+                activity.c.owner == owner, activity.c.external_id == external_id
+            )
+        ).first()
+        return None if row is None else (str(row.id), str(row.service_order_id))
+
+    def park_notification(
+        self, owner: str, external_id: str, state: str, reason: str | None, now: str
+    ) -> None:
+        self.conn.execute(
+            insert(parked_notification).values(
+                owner=owner, external_id=external_id, state=state, reason=reason, received_at=now
+            )
+        )
+
+    def take_parked_notifications(self, owner: str, external_id: str) -> list[tuple[str, str | None]]:
+        """The parked (state, reason) notifications of a downstream order, oldest first; removed."""
+        where = (parked_notification.c.owner == owner, parked_notification.c.external_id == external_id)
+        rows = self.conn.execute(
+            select(parked_notification.c.state, parked_notification.c.reason)
+            .where(*where)
+            .order_by(parked_notification.c.id)
+        ).all()
+        if rows:
+            self.conn.execute(delete(parked_notification).where(*where))
+        return [(str(r.state), r.reason) for r in rows]
+
+    def get_plan_json(self, order_id: str) -> dict[str, Any] | None:
+        plan = self.get_plan(order_id)
+        if plan is None:
+            return None
+        return {**plan.to_document(), "activity": [a.to_document() for a in plan.activities]}
+
+
+def _activity_row(a: Activity) -> dict[str, Any]:
+    return {
+        "id": a.id,
+        "service_order_id": a.order_id,
+        "item_id": a.item_id,
+        "state": a.state.value,
+        "owner": a.owner,
+        "external_id": a.external_id,
+        "document": _dumps(a.to_document()),
+    }

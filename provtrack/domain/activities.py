@@ -1,0 +1,223 @@
+"""Provisioning activities: their life cycle (one table) and what the plan knows about each.
+
+An activity is one unit of provisioning work for one order item: a resource order to a downstream
+system, a manual task for a work group or a partner order. Its state changes only through
+`Activity.move`, which checks `ACTIVITY_TRANSITIONS` and records an audit `Change`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from provtrack.domain.catalog import ActivityKind
+from provtrack.domain.model import Change
+
+
+class ActivityState(StrEnum):
+    """States of a provisioning activity."""
+
+    PLANNED = "planned"  # waiting for its predecessors or for the order's start
+    IN_PROGRESS = "inProgress"  # handed (or being handed) to its owner
+    BLOCKED = "blocked"  # the owner reports it held or pending; `reason` says why
+    FALLOUT = "fallout"  # failed; the order is held until an operator retries, skips or fails it
+    DONE = "done"  # delivered
+    SKIPPED = "skipped"  # an operator decided it is not needed (`skip_reason`)
+    FAILED = "failed"  # given up for good: the item fails
+    CANCELLED = "cancelled"  # will never run: a predecessor failed for good, or the order was cancelled
+
+
+A = ActivityState
+
+ACTIVITY_TRANSITIONS: dict[ActivityState, frozenset[ActivityState]] = {
+    A.PLANNED: frozenset({A.IN_PROGRESS, A.SKIPPED, A.CANCELLED}),
+    # An operator may skip or fail work that never answers; retry is only for fallout.
+    A.IN_PROGRESS: frozenset({A.BLOCKED, A.FALLOUT, A.DONE, A.SKIPPED, A.FAILED, A.CANCELLED}),
+    A.BLOCKED: frozenset({A.IN_PROGRESS, A.FALLOUT, A.DONE, A.SKIPPED, A.FAILED, A.CANCELLED}),
+    A.FALLOUT: frozenset({A.IN_PROGRESS, A.SKIPPED, A.FAILED, A.CANCELLED}),
+    A.DONE: frozenset(),
+    A.SKIPPED: frozenset(),
+    A.FAILED: frozenset(),
+    A.CANCELLED: frozenset(),
+}
+
+FINISHED = frozenset({A.DONE, A.SKIPPED})  # successors may start
+ACTIVITY_TERMINAL = frozenset(s for s, nxt in ACTIVITY_TRANSITIONS.items() if not nxt)
+OPEN = frozenset({A.IN_PROGRESS, A.BLOCKED})  # waiting on the owner
+
+
+class IllegalActivityTransition(Exception):
+    """A move the activity life cycle does not allow."""
+
+    def __init__(self, activity_id: str, current: ActivityState, target: ActivityState) -> None:
+        allowed = ", ".join(sorted(ACTIVITY_TRANSITIONS[current])) or f"none ({current} is final)"
+        super().__init__(
+            f"activity {activity_id} cannot move from {current} to {target}; allowed next states: {allowed}"
+        )
+
+
+@dataclass(eq=False, slots=True)
+class Activity:
+    id: str
+    order_id: str
+    item_id: str
+    name: str  # the catalog activity id, e.g. reserve-port
+    kind: ActivityKind
+    owner: str  # target system, work group or partner
+    predecessors: list[str]
+    expected_seconds: float
+    state: ActivityState = A.PLANNED
+    description: str = ""
+    point_of_no_return: bool = False
+    undo: str | None = None
+    resource_specification: str | None = None
+    resource_action: str = "add"
+    characteristics: dict[str, Any] = field(default_factory=dict)
+    planned_start: str | None = None
+    planned_end: str | None = None
+    actual_start: str | None = None
+    actual_end: str | None = None
+    attempt: int = 0  # dispatches so far; each attempt is a distinct downstream order
+    external_id: str | None = None  # the downstream resource order id of this attempt
+    external_state: str | None = None
+    reason: str | None = None  # why it is blocked or failed, as the owner said it
+    error: dict[str, Any] | None = None  # the downstream answer kept for a refused request
+    skip_reason: str | None = None
+
+    @property
+    def subject(self) -> str:
+        return f"activity[{self.id}]"
+
+    @property
+    def request_id(self) -> str:
+        """The externalId of this attempt's resource order: a retried POST carries the same one."""
+        return f"{self.id}.{self.attempt}"
+
+    def move(self, target: ActivityState, *, now: str, actor: str, changes: list[Change]) -> None:
+        current = self.state
+        if target == current:
+            return
+        if target not in ACTIVITY_TRANSITIONS[current]:
+            raise IllegalActivityTransition(self.id, current, target)
+        self.state = target
+        changes.append(Change(self.subject, "state", current.value, target.value, now, actor))
+        if target == A.IN_PROGRESS and current in (A.PLANNED, A.FALLOUT):
+            self.actual_start = now
+            self.actual_end = None
+        if target in ACTIVITY_TERMINAL:
+            self.actual_end = now
+
+    def to_document(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "id": self.id,
+            "serviceOrderId": self.order_id,
+            "serviceOrderItemId": self.item_id,
+            "name": self.name,
+            "kind": self.kind.value,
+            "owner": self.owner,
+            "state": self.state.value,
+            "predecessors": self.predecessors,
+            "expectedDurationSeconds": self.expected_seconds,
+            "pointOfNoReturn": self.point_of_no_return,
+            "attempt": self.attempt,
+        }
+        optional = {
+            "description": self.description or None,
+            "undo": self.undo,
+            "resourceSpecification": self.resource_specification,
+            "resourceAction": self.resource_action if self.resource_specification else None,
+            "characteristics": self.characteristics or None,
+            "plannedStartDate": self.planned_start,
+            "plannedEndDate": self.planned_end,
+            "actualStartDate": self.actual_start,
+            "actualEndDate": self.actual_end,
+            "externalId": self.external_id,
+            "externalState": self.external_state,
+            "reason": self.reason,
+            "error": self.error,
+            "skipReason": self.skip_reason,
+        }
+        doc.update({k: v for k, v in optional.items() if v is not None})
+        return doc
+
+    @classmethod
+    def from_document(cls, doc: dict[str, Any]) -> Activity:
+        return cls(
+            id=doc["id"],
+            order_id=doc["serviceOrderId"],
+            item_id=doc["serviceOrderItemId"],
+            name=doc["name"],
+            kind=ActivityKind(doc["kind"]),
+            owner=doc["owner"],
+            predecessors=list(doc["predecessors"]),
+            expected_seconds=float(doc["expectedDurationSeconds"]),
+            state=ActivityState(doc["state"]),
+            description=doc.get("description", ""),
+            point_of_no_return=bool(doc.get("pointOfNoReturn", False)),
+            undo=doc.get("undo"),
+            resource_specification=doc.get("resourceSpecification"),
+            resource_action=doc.get("resourceAction", "add"),
+            characteristics=dict(doc.get("characteristics") or {}),
+            planned_start=doc.get("plannedStartDate"),
+            planned_end=doc.get("plannedEndDate"),
+            actual_start=doc.get("actualStartDate"),
+            actual_end=doc.get("actualEndDate"),
+            attempt=int(doc.get("attempt", 0)),
+            external_id=doc.get("externalId"),
+            external_state=doc.get("externalState"),
+            reason=doc.get("reason"),
+            error=doc.get("error"),
+            skip_reason=doc.get("skipReason"),
+        )
+
+
+def resource_order_request(activity: Activity, order_attributes: dict[str, Any]) -> dict[str, Any]:
+    """The TMF652 v4 ResourceOrder_Create body for this attempt of a resource-order activity."""
+    characteristics = [{"name": k, "value": v} for k, v in activity.characteristics.items()]
+    resource: dict[str, Any] = {
+        "@type": "LogicalResource",
+        "resourceSpecification": {
+            "id": activity.resource_specification,
+            "name": activity.resource_specification,
+        },
+    }
+    if characteristics:
+        resource["resourceCharacteristic"] = characteristics
+    body: dict[str, Any] = {
+        "@type": "ResourceOrder",
+        "externalId": activity.request_id,
+        "externalReference": [
+            {"externalReferenceType": "provtrackActivity", "name": activity.id},
+            {"externalReferenceType": "provtrackServiceOrder", "name": activity.order_id},
+        ],
+        "description": f"{activity.name} for service order {activity.order_id} item {activity.item_id}",
+        "orderType": activity.name,
+        "orderItem": [
+            {
+                "id": "1",
+                "action": activity.resource_action,
+                "quantity": 1,
+                "resource": resource,
+                "resourceSpecification": {"id": activity.resource_specification},
+            }
+        ],
+    }
+    priority = order_attributes.get("priority")
+    if isinstance(priority, str) and priority.isdigit():
+        body["priority"] = int(priority)  # TMF652 types priority as an integer, TMF641 as a string
+    if order_attributes.get("category"):
+        body["category"] = order_attributes["category"]
+    return body
+
+
+def activity_of_request(external_id: str | None, references: list[Any] | None) -> tuple[str, int] | None:
+    """(activity id, attempt) a resource order was created for, from its externalId or references."""
+    if external_id and "." in external_id:
+        activity_id, _, attempt = external_id.rpartition(".")
+        if attempt.isdigit():
+            return activity_id, int(attempt)
+    for ref in references or []:
+        if isinstance(ref, dict) and ref.get("externalReferenceType") == "provtrackActivity":
+            return str(ref.get("name")), 0  # attempt unknown
+    return None

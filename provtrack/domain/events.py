@@ -1,0 +1,301 @@
+"""TMF641 notifications: the v4 event envelope, subscription filters, listener paths, callback checks.
+
+Pure functions: the store keeps the events (outbox) and subscriptions, the worker delivers them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+from functools import lru_cache
+from typing import Any
+from urllib.parse import urlsplit
+
+from provtrack.domain.clock import InvalidDateTime, normalise_datetime
+from provtrack.domain.model import EventType
+from provtrack.domain.query import Condition, InvalidQuery, Value, parse_query
+
+ALL_EVENT_TYPES: tuple[str, ...] = tuple(
+    value for name, value in vars(EventType).items() if name.isupper() and isinstance(value, str)
+)
+TASK_EVENT_TYPES = frozenset(
+    {EventType.CANCEL_CREATE, EventType.CANCEL_STATE_CHANGE, EventType.CANCEL_INFORMATION_REQUIRED}
+)
+ORDER_RESOURCE = "serviceOrder"
+TASK_RESOURCE = "cancelServiceOrder"
+ORDERS_PATH = "/tmf-api/serviceOrdering/v4/serviceOrder"
+TASKS_PATH = "/tmf-api/serviceOrdering/v4/cancelServiceOrder"
+_PAGING = ("fields", "offset", "limit", "sort", "asOf")
+# A stream of a failing subscriber waits ("parks") until a delivery to it succeeds, at most this long.
+PARK_LIMIT = timedelta(minutes=10)
+DELIVER_JOB = "events.deliver"  # key: <subscription id>/<order id>, one job per delivery stream
+REDELIVER_JOB = "events.redeliver"  # key: dead letter id, an operator's replay
+
+
+class DeliverTo(StrEnum):
+    """Where a subscription's events are posted; the TMF641 text leaves it open (§5 of the notes)."""
+
+    CALLBACK = "callback"  # the callback URL exactly as registered (the default)
+    LISTENER = "listener"  # callback + /listener/<eventName>, the spec's example client listener
+
+
+def resource_of(event_type: str) -> str:
+    return TASK_RESOURCE if event_type in TASK_EVENT_TYPES else ORDER_RESOURCE
+
+
+def listener_name(event_type: str) -> str:
+    """`ServiceOrderCreateEvent` -> `serviceOrderCreateEvent`, as in the TMF641 listener paths."""
+    return event_type[0].lower() + event_type[1:]
+
+
+def target_url(callback: str, deliver_to: DeliverTo, event_type: str) -> str:
+    if deliver_to == DeliverTo.LISTENER:
+        return f"{callback.rstrip('/')}/listener/{listener_name(event_type)}"
+    return callback
+
+
+def envelope(
+    *,
+    event_id: str,
+    event_type: str,
+    event_time: str,
+    correlation_id: str,
+    document: dict[str, Any],
+    base_url: str,
+) -> dict[str, Any]:
+    """The TMF641 v4 event: `event` holds the order (or cancel task) with its absolute href."""
+    resource = resource_of(event_type)
+    path = TASKS_PATH if resource == TASK_RESOURCE else ORDERS_PATH
+    payload = {"id": document["id"], "href": f"{base_url.rstrip('/')}{path}/{document['id']}"}
+    payload.update((k, v) for k, v in document.items() if k != "id")
+    return {
+        "@type": event_type,
+        "eventId": event_id,
+        "eventTime": event_time,
+        "eventType": event_type,
+        "correlationId": correlation_id,
+        "domain": "serviceOrdering",
+        "title": event_type,
+        "timeOcurred": event_time,  # spelled so in TMF641 v4
+        "event": {resource: payload},
+    }
+
+
+# --- records (the store keeps them) -------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Subscription:
+    id: str
+    callback: str
+    query: str | None
+    deliver_to: DeliverTo
+    secret: str
+    created_at: str
+    after_event: int
+    state: str = "active"
+    disabled_reason: str | None = None
+    previous_secret: str | None = None
+    previous_secret_until: str | None = None
+    paused_until: str | None = None
+    failures: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    id: int
+    event_id: str
+    service_order_id: str
+    event_type: str
+    event_time: str
+    document: dict[str, Any] | None  # None: the order version is gone (should not happen)
+
+
+@dataclass(slots=True)
+class Stream:
+    subscription_id: str
+    service_order_id: str
+    delivered_through: int
+    attempts: int = 0
+    failing_since: str | None = None
+    last_error: str | None = None
+    exists: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    id: int
+    subscription_id: str
+    outbox_id: int
+    service_order_id: str
+    event_type: str
+    dead_at: str
+    attempts: int
+    last_error: str
+    replayed_at: str | None
+    delivered_at: str | None
+
+
+# --- subscription filters ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    """A hub `query` (TMF630 filter syntax) applied to the event envelope; empty selects everything."""
+
+    conditions: tuple[Condition, ...]
+
+    def matches(self, event: dict[str, Any]) -> bool:
+        return all(_holds(c, list(_values_at(event, c.path))) for c in self.conditions)
+
+
+@lru_cache(maxsize=1024)
+def parse_event_filter(query: str | None) -> EventFilter:
+    """`eventType=ServiceOrderStateChangeEvent&event.serviceOrder.state=completed,failed`."""
+    if not query:
+        return EventFilter(())
+    text = query.lstrip("?")
+    for part in text.replace(";", "&").split("&"):
+        name = part.split("=", 1)[0].split(".", 1)[0]
+        if name in _PAGING:
+            raise InvalidQuery("query", f"{name} selects fields or pages, not events")
+    parsed = parse_query(text, default_limit=1, max_limit=1)
+    for condition in parsed.conditions:
+        if condition.path == ("eventType",):
+            for value in condition.values:
+                if condition.op in ("eq", "ne") and value.text not in ALL_EVENT_TYPES:
+                    raise InvalidQuery(
+                        "query", f"eventType {value.text!r} is not one of {', '.join(ALL_EVENT_TYPES)}"
+                    )
+    return EventFilter(parsed.conditions)
+
+
+def _values_at(node: Any, path: tuple[str, ...]) -> Iterable[Any]:
+    if isinstance(node, list):
+        for element in node:
+            yield from _values_at(element, path)
+        return
+    if not path:
+        yield node
+        return
+    if isinstance(node, dict) and path[0] in node:
+        yield from _values_at(node[path[0]], path[1:])
+
+
+def _holds(condition: Condition, found: list[Any]) -> bool:
+    if condition.op == "ne":
+        return not any(_compare(v, w) == 0 for v in found for w in condition.values)
+    if not found:
+        return False
+    wanted = {"eq": (0,), "gt": (1,), "gte": (0, 1), "lt": (-1,), "lte": (-1, 0)}[condition.op]
+    return any(_compare(v, w) in wanted for v in found for w in condition.values)
+
+
+def _compare(actual: Any, expected: Value) -> int | None:
+    """-1/0/1 comparing a document value with a filter value of its kind; None if incomparable."""
+    if isinstance(actual, dict | list) or actual is None:
+        return None
+    if expected.kind == "number" and not isinstance(actual, bool):
+        try:
+            a, b = float(actual), expected.number
+        except (TypeError, ValueError):
+            return None
+        return (a > b) - (a < b)
+    text = str(actual).lower() if isinstance(actual, bool) else str(actual)
+    if expected.kind == "datetime":
+        try:
+            text = normalise_datetime(text)
+        except InvalidDateTime:
+            return None
+    return (text > expected.text) - (text < expected.text)
+
+
+# --- callback URL checks -------------------------------------------------------------------------
+
+
+class RefusedCallback(ValueError):
+    """A callback URL the hub will not post to; the message says why and what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackPolicy:
+    """The operator's allow-list: host names (`*.example.net`), addresses and networks (CIDR).
+
+    Empty: any public host. Loopback, private, link-local and other special addresses are refused
+    unless an entry names the host or covers the address.
+    """
+
+    allow: tuple[str, ...] = ()
+
+    def host_listed(self, host: str) -> bool:
+        host = host.lower().rstrip(".")
+        for entry in self.allow:
+            entry = entry.lower().strip()
+            if entry in ("*", host):
+                return True
+            if entry.startswith("*.") and host.endswith(entry[1:]):
+                return True
+        return False
+
+    def address_listed(self, address: str) -> bool:
+        ip = ipaddress.ip_address(address)
+        for entry in self.allow:
+            try:
+                network = ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                continue
+            if ip.version == network.version and ip in network:
+                return True
+        return False
+
+
+def callback_host(url: str) -> str:
+    """The host of an http(s) URL, or RefusedCallback."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises on a malformed port)
+    except ValueError as exc:
+        raise RefusedCallback(f"callback {url!r} is not a valid URL: {exc}") from None
+    if parts.scheme not in ("http", "https"):
+        raise RefusedCallback(
+            f"callback {url!r} uses scheme {parts.scheme or '(none)'!r}: only http and https are allowed"
+        )
+    if not parts.hostname:
+        raise RefusedCallback(f"callback {url!r} has no host")
+    if parts.username or parts.password:
+        raise RefusedCallback(f"callback {url!r} carries credentials; the hub signs its posts instead")
+    return parts.hostname
+
+
+def check_callback(url: str, addresses: Iterable[str], policy: CallbackPolicy) -> None:
+    """Refuse a callback the operator has not allowed; `addresses` are what its host resolves to."""
+    host = callback_host(url)
+    addresses = list(addresses)
+    if not addresses:
+        raise RefusedCallback(f"callback host {host!r} does not resolve to any address")
+    named = policy.host_listed(host)
+    if policy.allow and not named and not all(policy.address_listed(a) for a in addresses):
+        raise RefusedCallback(
+            f"callback host {host!r} is not in the operator's allow-list "
+            f"(PROVTRACK_EVENTS_CALLBACK_ALLOW={','.join(policy.allow)})"
+        )
+    for address in addresses:
+        ip = ipaddress.ip_address(address)
+        if named or policy.address_listed(address) or ip.is_global:
+            continue
+        kind = (
+            "loopback"
+            if ip.is_loopback
+            else "link-local"
+            if ip.is_link_local
+            else "private"
+            if ip.is_private
+            else "non-public"
+        )
+        raise RefusedCallback(
+            f"callback host {host!r} resolves to {kind} address {address}: internal addresses are "
+            "refused unless the operator allows them (PROVTRACK_EVENTS_CALLBACK_ALLOW)"
+        )

@@ -1,0 +1,545 @@
+"""The provisioning plan of a service order: built from the catalog, scheduled on its critical path,
+advanced as activities finish, and rolled up to the items and the order.
+
+Dependencies form one graph: the catalog's `after` edges within an item, every activity of an item
+that has a `dependency` relationship on another item waits for all of that item's activities, and a
+parent item's activities wait for those of its nested items.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from provtrack.domain.activities import (
+    ACTIVITY_TERMINAL,
+    FINISHED,
+    Activity,
+    ActivityState,
+)
+from provtrack.domain.catalog import Catalog, ServiceSpec, fill_template, find_cycle, template_names
+from provtrack.domain.clock import format_datetime, parse_datetime
+from provtrack.domain.model import Change, EventType, OrderEvent, ServiceOrder, ServiceOrderItem
+from provtrack.domain.states import TERMINAL_STATES, TRANSITIONS, OrderState
+
+A = ActivityState
+S = OrderState
+
+# What a downstream resource order's state means for the activity that created it (TMF652 §7).
+DOWNSTREAM_STATE: dict[str, ActivityState] = {
+    "acknowledged": A.IN_PROGRESS,
+    "inProgress": A.IN_PROGRESS,
+    "completed": A.DONE,
+    "failed": A.FALLOUT,
+    "rejected": A.FALLOUT,
+    "partial": A.FALLOUT,
+    "cancelled": A.FALLOUT,
+    "held": A.BLOCKED,
+    "pending": A.BLOCKED,
+    "assessingCancellation": A.BLOCKED,
+    "pendingCancellation": A.BLOCKED,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ItemProblem:
+    item_id: str
+    code: str
+    message: str
+
+
+class OrderNotFeasible(Exception):
+    """The catalog cannot deliver the order: each problem names the item."""
+
+    def __init__(self, problems: list[ItemProblem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(p.message for p in problems))
+
+
+@dataclass(eq=False, slots=True)
+class Plan:
+    order_id: str
+    created_at: str
+    activities: list[Activity]
+    item_waits: dict[str, list[str]]  # items an item waits for (dependencies, nested items)
+    critical_path: list[str] = field(default_factory=list)
+    started: bool = False
+    changes: list[Change] = field(default_factory=list)
+    version: int = 0
+
+    def activity(self, activity_id: str) -> Activity:
+        for activity in self.activities:
+            if activity.id == activity_id:
+                return activity
+        raise LookupError(f"plan of service order {self.order_id} has no activity {activity_id!r}")
+
+    def of_item(self, item_id: str) -> list[Activity]:
+        return [a for a in self.activities if a.item_id == item_id]
+
+    def to_document(self) -> dict[str, Any]:
+        return {
+            "serviceOrderId": self.order_id,
+            "createdAt": self.created_at,
+            "started": self.started,
+            "itemWaits": self.item_waits,
+            "criticalPath": self.critical_path,
+            "activityOrder": [a.id for a in self.activities],
+        }
+
+    @classmethod
+    def from_document(cls, doc: dict[str, Any], activities: list[Activity], *, version: int = 0) -> Plan:
+        return cls(
+            order_id=doc["serviceOrderId"],
+            created_at=doc["createdAt"],
+            activities=activities,
+            item_waits={k: list(v) for k, v in doc.get("itemWaits", {}).items()},
+            critical_path=list(doc.get("criticalPath", [])),
+            started=bool(doc.get("started", False)),
+            version=version,
+        )
+
+
+# --- building ----------------------------------------------------------------------------------
+
+
+def build_plan(order: ServiceOrder, catalog: Catalog, *, now: str, new_id: Callable[[], str]) -> Plan:
+    """One activity per catalog activity per item, wired into one dependency graph."""
+    problems: list[ItemProblem] = []
+    by_item: dict[str, dict[str, Activity]] = {}
+    waits: dict[str, list[str]] = {}
+    for item in order.all_items():
+        waits[item.id] = _item_waits(item)
+        spec = _spec_of(item, catalog, problems)
+        if spec is None:
+            continue
+        values = _template_values(order, item)
+        made: dict[str, Activity] = {}
+        for definition in spec.activities.get(item.action, ()):
+            missing = [
+                n
+                for n, default in _placeholders(definition.characteristics)
+                if default is None and n not in values
+            ]
+            if missing:
+                problems.append(
+                    ItemProblem(
+                        item.id,
+                        "MISSING_CHARACTERISTIC",
+                        f"item {item.id}: activity {definition.id} needs service characteristic "
+                        f"{', '.join(repr(m) for m in missing)}",
+                    )
+                )
+                continue
+            made[definition.id] = Activity(
+                id=new_id(),
+                order_id=order.id,
+                item_id=item.id,
+                name=definition.id,
+                kind=definition.kind,
+                owner=definition.owner,
+                predecessors=[],
+                expected_seconds=definition.expected_duration.total_seconds(),
+                description=definition.description,
+                point_of_no_return=definition.point_of_no_return,
+                undo=definition.undo,
+                resource_specification=definition.resource_specification,
+                resource_action=definition.resource_action,
+                characteristics={k: fill_template(v, values) for k, v in definition.characteristics.items()},
+            )
+            made[definition.id].predecessors = [made[b].id for b in definition.after if b in made]
+        by_item[item.id] = made
+    cycle = find_cycle(waits)
+    if cycle:
+        message = f"item {cycle[0]}: items depend on each other in a cycle {' -> '.join([*cycle, cycle[0]])}"
+        problems.append(ItemProblem(cycle[0], "DEPENDENCY_CYCLE", message))
+    if problems:
+        raise OrderNotFeasible(problems)
+    # Cross-item edges: an item's activities wait for every activity of the items it waits for.
+    for item_id, made in by_item.items():
+        before = [a.id for other in _closure(item_id, waits) for a in by_item.get(other, {}).values()]
+        for activity in made.values():
+            activity.predecessors.extend(x for x in before if x not in activity.predecessors)
+    activities = [a for made in by_item.values() for a in made.values()]
+    return Plan(order.id, now, activities, waits)
+
+
+def _spec_of(item: ServiceOrderItem, catalog: Catalog, problems: list[ItemProblem]) -> ServiceSpec | None:
+    service = item.attributes.get("service") or {}
+    spec_ref = service.get("serviceSpecification") or {}
+    spec_id = spec_ref.get("id") if isinstance(spec_ref, dict) else None
+    if item.action == "noChange":
+        return None
+    if not spec_id:
+        problems.append(
+            ItemProblem(
+                item.id,
+                "UNIDENTIFIED_SERVICE",
+                f"item {item.id}: cannot identify the service {service.get('id')!r} to {item.action}: "
+                "give service.serviceSpecification.id",
+            )
+        )
+        return None
+    spec = catalog.services.get(str(spec_id))
+    if spec is None:
+        problems.append(
+            ItemProblem(
+                item.id,
+                "UNKNOWN_SPECIFICATION",
+                f"item {item.id}: service specification {spec_id!r} is not in the catalog",
+            )
+        )
+        return None
+    if item.action not in spec.activities:
+        problems.append(
+            ItemProblem(
+                item.id,
+                "UNSUPPORTED_ACTION",
+                f"item {item.id}: service specification {spec_id!r} has no {item.action!r} in the catalog",
+            )
+        )
+        return None
+    return spec
+
+
+def _item_waits(item: ServiceOrderItem) -> list[str]:
+    waits = [c.id for c in item.children]
+    for rel in item.attributes.get("serviceOrderItemRelationship") or []:
+        if isinstance(rel, dict) and rel.get("relationshipType") == "dependency":
+            other = (rel.get("orderItem") or {}).get("itemId")
+            if other and other not in waits:
+                waits.append(str(other))
+    return waits
+
+
+def _closure(item_id: str, waits: dict[str, list[str]]) -> list[str]:
+    seen: list[str] = []
+    queue = deque(waits.get(item_id, []))
+    while queue:
+        other = queue.popleft()
+        if other not in seen and other != item_id:
+            seen.append(other)
+            queue.extend(waits.get(other, []))
+    return seen
+
+
+def _template_values(order: ServiceOrder, item: ServiceOrderItem) -> dict[str, Any]:
+    service = item.attributes.get("service") or {}
+    values: dict[str, Any] = {"order.id": order.id, "item.id": item.id}
+    if service.get("id"):
+        values["service.id"] = service["id"]
+    for characteristic in service.get("serviceCharacteristic") or []:
+        if isinstance(characteristic, dict) and "name" in characteristic:
+            values[str(characteristic["name"])] = characteristic.get("value")
+    return values
+
+
+def _placeholders(characteristics: Any) -> list[tuple[str, str | None]]:
+    return [p for value in characteristics.values() for p in template_names(value)]
+
+
+# --- rejection ---------------------------------------------------------------------------------
+
+
+def reject(order: ServiceOrder, problems: list[ItemProblem], *, now: str, actor: str) -> None:
+    """Record a TMF641 errorMessage per problem, on the order and on the item, and reject the order."""
+    for problem in problems:
+        message = {
+            "code": problem.code,
+            "reason": "Order cannot be provisioned",
+            "message": problem.message,
+            "status": "rejected",
+            "timestamp": now,
+            "@type": "ServiceOrderErrorMessage",
+        }
+        add_error(order, problem.item_id, message, now=now, actor=actor)
+    order.move_to(S.REJECTED, now=now, actor=actor)
+
+
+def add_error(
+    order: ServiceOrder, item_id: str | None, message: dict[str, Any], *, now: str, actor: str
+) -> None:
+    order_message = dict(message)
+    if item_id is not None:
+        order_message["serviceOrderItem"] = [{"itemId": item_id, "serviceOrderId": order.id}]
+        item = order.item(item_id)
+        item_message = {k: v for k, v in message.items() if k != "@type"}
+        item_message["@type"] = "ServiceOrderItemErrorMessage"
+        item.error_messages.append(item_message)
+    order.error_messages.append(order_message)
+    order.changes.append(Change("serviceOrder", "errorMessage", None, order_message, now, actor))
+    order.events.append(OrderEvent(EventType.ORDER_ATTRIBUTE_VALUE_CHANGE, now))
+
+
+# --- running -----------------------------------------------------------------------------------
+
+
+def start(plan: Plan, order: ServiceOrder, *, now: str, actor: str) -> list[Activity]:
+    """Start the order: it goes inProgress and the activities with no predecessors begin."""
+    plan.started = True
+    if order.state == S.ACKNOWLEDGED:
+        order.move_to(S.IN_PROGRESS, now=now, actor=actor)
+    return advance(plan, order, now=now, actor=actor)
+
+
+def advance(plan: Plan, order: ServiceOrder, *, now: str, actor: str) -> list[Activity]:
+    """Start every activity whose predecessors are finished, roll items and order up, reschedule.
+
+    Returns the activities that started now (the caller dispatches them).
+    """
+    if not plan.started or order.is_terminal:
+        return []
+    by_id = {a.id: a for a in plan.activities}
+    started: list[Activity] = []
+    for activity in plan.activities:
+        if activity.state == A.PLANNED and all(by_id[p].state in FINISHED for p in activity.predecessors):
+            activity.attempt += 1
+            activity.move(A.IN_PROGRESS, now=now, actor=actor, changes=plan.changes)
+            started.append(activity)
+    _roll_up(plan, order, now=now, actor=actor)
+    update_expected_completion(plan, order, now=now, actor=actor)
+    return started
+
+
+def record_downstream_state(
+    plan: Plan,
+    order: ServiceOrder,
+    activity: Activity,
+    downstream_state: str,
+    *,
+    reason: str | None,
+    now: str,
+    actor: str,
+) -> list[Activity]:
+    """Apply what the owner says about the activity; return activities that can start now."""
+    activity.external_state = downstream_state
+    target = DOWNSTREAM_STATE.get(downstream_state)
+    if target is None or activity.state not in (A.IN_PROGRESS, A.BLOCKED) or target == activity.state:
+        return []
+    if target == A.BLOCKED:
+        activity.reason = reason or f"the downstream order is {downstream_state}"
+    elif target == A.FALLOUT:
+        detail = f": {reason}" if reason else ""
+        activity.reason = f"{activity.owner} reports the resource order {downstream_state}{detail}"
+    else:
+        activity.reason = None
+    return finish_move(plan, order, activity, target, now=now, actor=actor)
+
+
+def finish_move(
+    plan: Plan, order: ServiceOrder, activity: Activity, target: ActivityState, *, now: str, actor: str
+) -> list[Activity]:
+    """Move an activity and carry the consequences: milestone, fallout message, successors, roll-up."""
+    activity.move(target, now=now, actor=actor, changes=plan.changes)
+    if target in FINISHED:
+        _add_milestone(order, activity, now=now, actor=actor)
+    elif target == A.FALLOUT:
+        message = {
+            "code": "ACTIVITY_FAILED",
+            "reason": "Provisioning activity failed",
+            "message": f"item {activity.item_id}: activity {activity.name} ({activity.id}) failed: "
+            f"{activity.reason or 'no reason given'}; retry, skip or fail it at /provtrack/v1/activity/{activity.id}",
+            "status": "held",
+            "timestamp": now,
+            "@type": "ServiceOrderErrorMessage",
+        }
+        add_error(order, activity.item_id, message, now=now, actor=actor)
+    elif target == A.FAILED:
+        _cancel_successors(plan, activity, now=now, actor=actor)
+    return advance(plan, order, now=now, actor=actor)
+
+
+def retry(plan: Plan, order: ServiceOrder, activity: Activity, *, now: str, actor: str) -> list[Activity]:
+    """Operator: send the failed activity again, as a new attempt (a new downstream order)."""
+    activity.attempt += 1
+    activity.external_id = None
+    activity.external_state = None
+    activity.reason = None
+    activity.error = None
+    return [activity, *finish_move(plan, order, activity, A.IN_PROGRESS, now=now, actor=actor)]
+
+
+def skip(
+    plan: Plan, order: ServiceOrder, activity: Activity, *, reason: str, now: str, actor: str
+) -> list[Activity]:
+    """Operator: the activity is not needed (done by hand, or elsewhere); successors go ahead."""
+    activity.skip_reason = reason
+    return finish_move(plan, order, activity, A.SKIPPED, now=now, actor=actor)
+
+
+def fail(
+    plan: Plan, order: ServiceOrder, activity: Activity, *, reason: str | None = None, now: str, actor: str
+) -> list[Activity]:
+    """Operator: give the activity up; its item fails and what depends on it never runs."""
+    if reason:
+        activity.reason = reason
+    return finish_move(plan, order, activity, A.FAILED, now=now, actor=actor)
+
+
+def _cancel_successors(plan: Plan, failed: Activity, *, now: str, actor: str) -> None:
+    doomed = {failed.id}
+    changed = True
+    while changed:
+        changed = False
+        for activity in plan.activities:
+            if activity.id not in doomed and doomed.intersection(activity.predecessors):
+                doomed.add(activity.id)
+                changed = True
+                if activity.state == A.PLANNED:
+                    activity.move(A.CANCELLED, now=now, actor=actor, changes=plan.changes)
+
+
+def _add_milestone(order: ServiceOrder, activity: Activity, *, now: str, actor: str) -> None:
+    status = "skipped" if activity.state == A.SKIPPED else "completed"
+    milestone = {
+        "id": activity.id,
+        "name": activity.name,
+        "description": activity.description or f"{activity.name} ({activity.owner})",
+        "message": f"{activity.name} {status}"
+        + (f": {activity.skip_reason}" if activity.skip_reason else ""),
+        "milestoneDate": now,
+        "status": status,
+        "serviceOrderItem": [{"itemId": activity.item_id, "serviceOrderId": order.id}],
+        "@type": "ServiceOrderMilestone",
+    }
+    order.milestones.append(milestone)
+    order.changes.append(Change("serviceOrder", "milestone", None, milestone, now, actor))
+    order.events.append(OrderEvent(EventType.ORDER_MILESTONE, now))
+
+
+# --- roll-up -----------------------------------------------------------------------------------
+
+
+def _item_target(plan: Plan, item_id: str, states: dict[str, OrderState]) -> OrderState | None:
+    own = [a.state for a in plan.of_item(item_id)]
+    waited = [states[i] for i in plan.item_waits.get(item_id, []) if i in states]
+    if A.FALLOUT in own:
+        return S.HELD
+    if all(s in ACTIVITY_TERMINAL for s in own) and all(s in TERMINAL_STATES for s in waited):
+        if any(s in (A.FAILED, A.CANCELLED) for s in own):
+            return S.FAILED
+        if own or not any(s != S.COMPLETED for s in waited):
+            return S.COMPLETED
+        return S.FAILED
+    if any(s != A.PLANNED for s in own):
+        return S.IN_PROGRESS
+    return None
+
+
+def _roll_up(plan: Plan, order: ServiceOrder, *, now: str, actor: str) -> None:
+    fallout = any(a.state == A.FALLOUT for a in plan.activities)
+    if not fallout and order.state == S.HELD:
+        order.move_to(S.IN_PROGRESS, now=now, actor=actor)
+    if order.state not in (S.IN_PROGRESS, S.HELD):
+        return  # pending or in a cancellation flow: items move on with the order's owner
+    # Items are visited until nothing changes: an item waiting on others completes after them.
+    changed = True
+    while changed:
+        changed = False
+        states = {i.id: i.state for i in order.all_items()}
+        for item in order.all_items():
+            target = _item_target(plan, item.id, states)
+            if target is None or target == item.state or item.state in TERMINAL_STATES:
+                continue
+            for step in _path(item.state, target):
+                order.move_item(item.id, step, now=now, actor=actor)
+            changed = True
+            if order.is_terminal:
+                return
+    if fallout and order.state == S.IN_PROGRESS:
+        order.move_to(S.HELD, now=now, actor=actor)
+
+
+_ITEM_STATES = frozenset({S.ACKNOWLEDGED, S.IN_PROGRESS, S.HELD, S.COMPLETED, S.FAILED})
+
+
+def _path(current: OrderState, target: OrderState) -> list[OrderState]:
+    """The shortest walk along the TMF641 table (e.g. held -> inProgress -> failed)."""
+    queue: deque[list[OrderState]] = deque([[current]])
+    while queue:
+        walk = queue.popleft()
+        if walk[-1] == target:
+            return walk[1:]
+        for nxt in TRANSITIONS[walk[-1]] & _ITEM_STATES:
+            if nxt not in walk:
+                queue.append([*walk, nxt])
+    return [target]
+
+
+# --- scheduling --------------------------------------------------------------------------------
+
+
+def schedule(plan: Plan, *, now: datetime, start_at: datetime | None = None) -> tuple[datetime, list[str]]:
+    """Forward pass over the graph: planned start and end of every open activity, and the
+    critical path (the chain of activities that ends last). Finished activities keep their dates."""
+    by_id = {a.id: a for a in plan.activities}
+    ends: dict[str, datetime] = {}
+    via: dict[str, str | None] = {}
+    floor = max(now, start_at) if start_at is not None else now
+    for activity in _topological(plan.activities, by_id):
+        duration = timedelta(seconds=activity.expected_seconds)
+        preds = [(ends[p], p) for p in activity.predecessors if p in ends]
+        latest = max(preds, default=(floor, None))
+        via[activity.id] = latest[1]
+        if activity.state in ACTIVITY_TERMINAL and activity.actual_end is not None:
+            ends[activity.id] = parse_datetime(activity.actual_end)
+            continue
+        if activity.actual_start is not None and activity.state != A.PLANNED:
+            begin = parse_datetime(activity.actual_start)
+            end = max(begin + duration, now)
+        else:
+            begin = max(latest[0], floor)
+            end = begin + duration
+            activity.planned_start = format_datetime(begin)
+        activity.planned_end = format_datetime(end)
+        ends[activity.id] = end
+    if not ends:
+        return floor, []
+    last = max(ends, key=lambda k: (ends[k], k))
+    path: list[str] = []
+    cursor: str | None = last
+    while cursor is not None:
+        path.append(cursor)
+        cursor = via.get(cursor)
+    return ends[last], list(reversed(path))
+
+
+def update_expected_completion(
+    plan: Plan, order: ServiceOrder, *, now: str, actor: str, start_at: str | None = None
+) -> None:
+    finish, path = schedule(
+        plan, now=parse_datetime(now), start_at=parse_datetime(start_at) if start_at else None
+    )
+    plan.critical_path = path
+    if order.is_terminal:
+        return
+    expected = format_datetime(finish)
+    if expected != order.expected_completion_date:
+        old = order.expected_completion_date
+        order.expected_completion_date = expected
+        order.changes.append(Change("serviceOrder", "expectedCompletionDate", old, expected, now, actor))
+
+
+def _topological(activities: Iterable[Activity], by_id: dict[str, Activity]) -> list[Activity]:
+    ordered: list[Activity] = []
+    seen: set[str] = set()
+
+    def visit(activity: Activity) -> None:
+        if activity.id in seen:
+            return
+        seen.add(activity.id)
+        for p in activity.predecessors:
+            if p in by_id:
+                visit(by_id[p])
+        ordered.append(activity)
+
+    for activity in activities:
+        visit(activity)
+    return ordered
+
+
+def requested_start(order: ServiceOrder) -> str | None:
+    value = order.attributes.get("requestedStartDate")
+    return str(value) if value else None

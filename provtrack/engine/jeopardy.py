@@ -1,0 +1,60 @@
+"""Job handlers of jeopardy monitoring and escalation: exact timers, ladder steps, auto-cancel,
+and the webhook POST of a `notify` step (signed like the event hub's, docs/policy.md)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import orjson
+import structlog
+
+from provtrack.domain.jobs import GiveUp, Job, RetryLater
+from provtrack.domain.webhooks import Outcome, signature_headers
+from provtrack.services import jeopardy as use
+from provtrack.services.events import Sender
+from provtrack.services.orders import OrderNotFound
+
+log = structlog.get_logger("provtrack.jeopardy")
+NOTIFY_HORIZON = timedelta(hours=24)  # a contact that stays unreachable this long: the job fails, visibly
+
+
+class JeopardyEngine:
+    def __init__(self, store: use.JeopardyStore, sender: Sender, *, secret: str | None = None) -> None:
+        self.store = store
+        self.sender = sender
+        self.secret = secret
+
+    def handlers(self) -> dict[str, use.Handler]:
+        return {
+            use.CHECK_JOB: self.check,
+            use.STEP_JOB: self.check,
+            use.AUTO_CANCEL_JOB: self.auto_cancel,
+            use.NOTIFY_JOB: self.notify,
+        }
+
+    def check(self, job: Job, now: datetime) -> None:
+        order_id = job.key.partition(":")[0]  # STEP_JOB keys are <order id>:<rule>
+        try:
+            use.check(self.store, order_id, now=now)
+        except OrderNotFound:
+            return  # deleted meanwhile: nothing to watch
+
+    def auto_cancel(self, job: Job, now: datetime) -> None:
+        try:
+            cancelled = use.auto_cancel(
+                self.store, job.key, pending_since=str(job.payload["pendingSince"]), now=now
+            )
+        except OrderNotFound:
+            return
+        log.info("pending order auto-cancel", order=job.key, cancelled=cancelled)
+
+    def notify(self, job: Job, now: datetime) -> None:
+        body = orjson.dumps(job.payload["body"])
+        headers = signature_headers([self.secret], f"esc-{job.id}", now, body) if self.secret else {}
+        contact = str(job.payload["contact"])
+        attempt = self.sender.post(str(job.payload["url"]), body, headers, subscriber=f"contact:{contact}")
+        if attempt.outcome is Outcome.DELIVERED:
+            return
+        if attempt.outcome in (Outcome.RETRY, Outcome.BUSY) and now - job.due_at < NOTIFY_HORIZON:
+            raise RetryLater(f"escalation webhook to {contact}: {attempt.describe()}")
+        raise GiveUp(f"escalation webhook to {contact} not delivered: {attempt.describe()}")

@@ -1,0 +1,156 @@
+"""Job handlers of the provisioning engine: plan, start, dispatch resource orders, poll, subscribe.
+
+Each handler is safe to run twice: the use cases re-read the state, and a re-sent resource order
+carries the same externalId, which the downstream system recognises (docs/engine.md).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+
+import structlog
+
+from provtrack.adapters.tmf638 import ServiceInventoryClient
+from provtrack.adapters.tmf652 import DownstreamRefused, DownstreamUnavailable, ResourceOrderingClient
+from provtrack.domain.catalog import Catalog
+from provtrack.domain.clock import format_datetime
+from provtrack.domain.jobs import GiveUp, Job, RetryLater
+from provtrack.services import provisioning as use
+from provtrack.services.orders import Context
+from provtrack.services.provisioning import ProvisioningStore
+
+Handler = Callable[[Job, datetime], None]
+ACTOR = "provtrack-engine"
+log = structlog.get_logger("provtrack.engine")
+
+
+class ProvisioningEngine:
+    def __init__(
+        self,
+        store: ProvisioningStore,
+        catalog: Catalog | None,
+        client: ResourceOrderingClient,
+        *,
+        listener_base_url: str | None = None,
+        inventory: ServiceInventoryClient | None = None,
+    ) -> None:
+        self.store = store
+        self.catalog = catalog
+        self.client = client
+        self.listener_base_url = listener_base_url.rstrip("/") if listener_base_url else None
+        self.inventory = inventory or ServiceInventoryClient()
+
+    def handlers(self) -> dict[str, Handler]:
+        return {
+            use.PLAN_JOB: self.plan,
+            use.START_JOB: self.start,
+            use.DISPATCH_JOB: self.dispatch,
+            use.POLL_JOB: self.poll,
+            use.SUBSCRIBE_JOB: self.subscribe,
+            use.INVENTORY_JOB: self.update_inventory,
+        }
+
+    def close(self) -> None:
+        self.client.close()
+        self.inventory.close()
+
+    def _catalog(self) -> Catalog:
+        if self.catalog is None:
+            raise GiveUp("no catalog is configured: start provtrack with --catalog FILE (or --demo)")
+        return self.catalog
+
+    def plan(self, job: Job, now: datetime) -> None:
+        outcome = use.plan_order(self.store, job.key, self._catalog(), ctx=_ctx(now))
+        log.debug("order planned", order=job.key, outcome=outcome)
+
+    def start(self, job: Job, now: datetime) -> None:
+        use.start_order(self.store, job.key, ctx=_ctx(now), catalog=self.catalog)
+
+    def dispatch(self, job: Job, now: datetime) -> None:
+        catalog = self._catalog()
+        request = use.dispatch_request(self.store, job.key)
+        if request is None:
+            return
+        system = catalog.systems.get(request.system)
+        if system is None:
+            raise GiveUp(f"activity {request.activity_id}: system {request.system!r} is not in the catalog")
+        try:
+            resource_order = self.client.create(system.url, request.body)
+        except DownstreamUnavailable as exc:
+            raise RetryLater(str(exc)) from None
+        except DownstreamRefused as exc:
+            use.record_refusal(
+                self.store,
+                request.activity_id,
+                request.attempt,
+                exc.status,
+                exc.body,
+                ctx=_ctx(now),
+                order_id=request.order_id,
+            )
+            return
+        use.record_resource_order(
+            self.store,
+            request.activity_id,
+            request.attempt,
+            resource_order,
+            catalog,
+            ctx=_ctx(now),
+            order_id=request.order_id,
+        )
+
+    def poll(self, job: Job, now: datetime) -> None:
+        catalog = self._catalog()
+        target = use.poll_target(self.store, job.key)
+        if target is None:
+            return
+        system_name, resource_order_id = target
+        system = catalog.systems.get(system_name)
+        if system is None:
+            raise GiveUp(f"activity {job.key}: system {system_name!r} is not in the catalog")
+        try:
+            resource_order = self.client.get(system.url, resource_order_id)
+        except (DownstreamUnavailable, DownstreamRefused) as exc:
+            raise RetryLater(str(exc)) from None
+        use.record_notification(self.store, system_name, resource_order, catalog, ctx=_ctx(now))
+
+    def update_inventory(self, job: Job, now: datetime) -> None:
+        """TMF638: a completed item creates, updates or terminates its service in the inventory."""
+        inventory_url = self._catalog().inventory_url
+        order_id, _, item_id = job.key.rpartition("/")
+        update = use.inventory_update(self.store, order_id, item_id)
+        if update is None or inventory_url is None:
+            return
+        try:
+            if update.operation == "create":
+                service = self.inventory.create_service(inventory_url, update.body)
+            else:
+                assert update.service_id is not None
+                service = self.inventory.update_service(inventory_url, update.service_id, update.body)
+        except DownstreamUnavailable as exc:
+            raise RetryLater(str(exc)) from None
+        except DownstreamRefused as exc:
+            raise GiveUp(f"the inventory refused item {item_id}: HTTP {exc.status} {exc.body}") from None
+        use.record_inventory(self.store, order_id, item_id, service, ctx=_ctx(now))
+
+    def subscribe(self, job: Job, now: datetime) -> None:
+        catalog = self._catalog()
+        system = catalog.systems.get(job.key)
+        if system is None or self.listener_base_url is None:
+            return
+        callback = f"{self.listener_base_url}/provtrack/v1/tmf652/{system.name}"
+        try:
+            self.client.subscribe(system.url, callback)
+        except DownstreamUnavailable as exc:
+            raise RetryLater(str(exc)) from None
+        except DownstreamRefused as exc:
+            raise GiveUp(
+                f"{system.name} refused the hub subscription: HTTP {exc.status} {exc.body}"
+            ) from None
+        log.info("subscribed to resource order notifications", system=system.name, callback=callback)
+
+
+def _ctx(now: datetime) -> Context:
+    return Context(now=format_datetime(now), actor=ACTOR, new_id=lambda: str(uuid.uuid4()))

@@ -1,0 +1,313 @@
+"""`provtrack simulate`: TMF652 v4 resource ordering systems that behave like real ones.
+
+Every system lives under its own prefix: `/{system}/tmf-api/resourceOrderingManagement/v4`
+(`resourceOrder` GET/POST, `hub` POST/DELETE). An order is acknowledged, goes inProgress, and after
+`delay` seconds completes, fails (`failure_rate`) or is held first (`hold_rate`, e.g. a truck roll).
+Subscribers get ResourceOrderStateChangeEvent notifications at `{callback}/listener/...`.
+
+A POST with an `externalId` the system has already seen returns the existing order (200), so a client
+that retries a POST after a crash never creates a second order. Faults for tests and demos: the next
+N POSTs answer 500, some resource specifications are refused with 400, POST answers can be slow, and
+notifications can be sent before the POST that created the order has answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import orjson
+import structlog
+from fastapi import FastAPI, Request
+from starlette.responses import Response
+
+BASE = "/{system}/tmf-api/resourceOrderingManagement/v4"
+INVENTORY = "/{system}/tmf-api/serviceInventory/v4"  # TMF638, when the simulator plays the inventory
+JSON = "application/json;charset=utf-8"
+log = structlog.get_logger("provtrack.simulator")
+
+
+@dataclass
+class Behaviour:
+    delay: float = 0.0  # seconds from creation to the final state
+    failure_rate: float = 0.0  # share of orders that end failed
+    hold_rate: float = 0.0  # share of orders held (waiting on a truck roll) before they complete
+    instant: bool = False  # with delay 0, the POST answer already carries the final state
+    fail_posts: int = 0  # the next N POSTs answer 500 (then it is back to normal)
+    refuse_specs: list[str] = field(default_factory=list)  # resource specifications answered with 400
+    post_latency: float = 0.0  # seconds a POST takes to answer, after the order is created
+    notify_before_response: bool = False  # send the first notification before the POST answers
+    seed: int | None = None
+
+
+@dataclass
+class SimulatedOrder:
+    system: str
+    document: dict[str, Any]
+    created: float
+    steps: list[tuple[float, str, str | None]]  # (seconds after creation, state, reason)
+
+    def state_at(self, now: float) -> tuple[str, str | None]:
+        state, reason = "acknowledged", None
+        for offset, step_state, step_reason in self.steps:
+            if now - self.created >= offset:
+                state, reason = step_state, step_reason
+        return state, reason
+
+
+def _now_text() -> str:
+    now = datetime.now(UTC)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+
+
+def _json(content: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(content), status_code=status, media_type=JSON)
+
+
+class ResourceOrderingSimulator:
+    def __init__(self, behaviour: Behaviour | None = None) -> None:
+        self.behaviour = behaviour or Behaviour()
+        self.rng = random.Random(self.behaviour.seed)
+        self.orders: dict[tuple[str, str], SimulatedOrder] = {}
+        self.by_external_id: dict[tuple[str, str], str] = {}
+        self.subscribers: dict[str, dict[str, str]] = {}
+        self.services: dict[tuple[str, str], dict[str, Any]] = {}  # TMF638 service inventory
+        self.posts_received = 0
+        self.repeated_posts = 0  # POSTs answered with the order an earlier POST created (same externalId)
+        self.notifications_sent = 0
+        self._ids = itertools.count(1)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._client: httpx.AsyncClient | None = None
+
+    # --- queries, for tests and benchmarks -----------------------------------------------------
+
+    def created(self, system: str | None = None) -> list[dict[str, Any]]:
+        return [o.document for (s, _), o in self.orders.items() if system is None or s == system]
+
+    # --- behaviour ------------------------------------------------------------------------------
+
+    def _steps(self, spec: str | None) -> list[tuple[float, str, str | None]]:
+        b = self.behaviour
+        delay = max(0.0, b.delay * (0.5 + self.rng.random()) if b.delay else 0.0)
+        roll = self.rng.random()
+        if roll < b.failure_rate:
+            reason = self.rng.choice(
+                [f"no capacity for {spec}", "port already in use", "invalid address for this exchange"]
+            )
+            return [(delay / 2, "inProgress", None), (delay, "failed", reason)]
+        if roll < b.failure_rate + b.hold_rate:
+            return [
+                (delay / 2, "inProgress", None),
+                (delay, "held", "waiting for a truck roll"),
+                (delay * 3, "inProgress", None),
+                (delay * 4, "completed", None),
+            ]
+        return [(delay / 2, "inProgress", None), (delay, "completed", None)]
+
+    def _view(self, order: SimulatedOrder) -> dict[str, Any]:
+        state, reason = order.state_at(time.monotonic())
+        document = dict(order.document)
+        document["state"] = state
+        for item in document.get("orderItem") or []:
+            item["state"] = (
+                "completed" if state == "completed" else ("inProgress" if state != "acknowledged" else state)
+            )
+        if reason:
+            document["note"] = [*document.get("note", []), {"date": _now_text(), "text": reason}]
+        if state == "completed":
+            document.setdefault("completionDate", _now_text())
+        return document
+
+    # --- HTTP -----------------------------------------------------------------------------------
+
+    def app(self) -> FastAPI:
+        @asynccontextmanager
+        async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+            yield
+            await self.close()
+
+        app = FastAPI(
+            title="provtrack simulator: TMF652 resource ordering", docs_url="/docs", lifespan=lifespan
+        )
+        app.add_api_route(f"{BASE}/resourceOrder", self.create_order, methods=["POST"], status_code=201)
+        app.add_api_route(f"{BASE}/resourceOrder", self.list_orders, methods=["GET"])
+        app.add_api_route(f"{BASE}/resourceOrder/{{order_id}}", self.get_order, methods=["GET"])
+        app.add_api_route(f"{BASE}/hub", self.subscribe, methods=["POST"], status_code=201)
+        app.add_api_route(f"{BASE}/hub/{{hub_id}}", self.unsubscribe, methods=["DELETE"], status_code=204)
+        app.add_api_route(f"{INVENTORY}/service", self.create_service, methods=["POST"], status_code=201)
+        app.add_api_route(f"{INVENTORY}/service/{{service_id}}", self.get_service, methods=["GET"])
+        app.add_api_route(f"{INVENTORY}/service/{{service_id}}", self.update_service, methods=["PATCH"])
+        app.add_api_route("/simulator/behaviour", self.get_behaviour, methods=["GET"])
+        app.add_api_route("/simulator/behaviour", self.set_behaviour, methods=["PUT"])
+        app.add_api_route("/simulator/stats", self.stats, methods=["GET"])
+        return app
+
+    async def create_order(self, system: str, request: Request) -> Response:
+        self.posts_received += 1
+        b = self.behaviour
+        if b.fail_posts > 0:
+            b.fail_posts -= 1
+            return _json({"code": "500", "reason": "Internal error", "message": "simulated outage"}, 500)
+        try:
+            body = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            return _json({"code": "400", "reason": "Bad request", "message": "the body is not JSON"}, 400)
+        if not isinstance(body, dict) or not body.get("orderItem"):
+            return _json({"code": "400", "reason": "Bad request", "message": "orderItem is required"}, 400)
+        external_id = body.get("externalId")
+        if external_id and (system, external_id) in self.by_external_id:
+            existing = self.orders[(system, self.by_external_id[(system, external_id)])]
+            self.repeated_posts += 1
+            return _json(self._view(existing), 200)
+        spec = ((body["orderItem"][0].get("resource") or {}).get("resourceSpecification") or {}).get("id")
+        if spec in b.refuse_specs:
+            message = f"resource specification {spec} is not orderable here"
+            return _json({"code": "INVALID_VALUE", "reason": "Bad request", "message": message}, 400)
+        order_id = f"{system[:3].upper()}-{next(self._ids):06d}-{uuid.uuid4().hex[:4]}"
+        document = {
+            **body,
+            "id": order_id,
+            "href": f"{str(request.base_url).rstrip('/')}{request.url.path}/{order_id}",
+            "orderDate": _now_text(),
+            "state": "acknowledged",
+        }
+        steps = self._steps(spec)
+        order = SimulatedOrder(system, document, time.monotonic(), steps)
+        if b.instant and b.delay == 0:
+            order.created -= 1.0  # already at its final state
+        self.orders[(system, order_id)] = order
+        if external_id:
+            self.by_external_id[(system, external_id)] = order_id
+        if b.notify_before_response:
+            await self._notify(system, order)
+        self._spawn(self._follow(system, order, skip_first=b.notify_before_response))
+        if b.post_latency:
+            await asyncio.sleep(b.post_latency)  # created already: a client that gives up may POST again
+        return _json(self._view(order) if b.instant else document, 201)
+
+    async def list_orders(self, system: str) -> Response:
+        return _json([self._view(o) for (s, _), o in self.orders.items() if s == system])
+
+    async def get_order(self, system: str, order_id: str) -> Response:
+        order = self.orders.get((system, order_id))
+        if order is None:
+            return _json(
+                {"code": "404", "reason": "Not found", "message": f"no resource order {order_id}"}, 404
+            )
+        return _json(self._view(order))
+
+    async def subscribe(self, system: str, request: Request) -> Response:
+        body = orjson.loads(await request.body())
+        callback = body.get("callback") if isinstance(body, dict) else None
+        if not isinstance(callback, str):
+            return _json({"code": "400", "reason": "Bad request", "message": "callback is required"}, 400)
+        hub_id = uuid.uuid4().hex[:12]
+        self.subscribers.setdefault(system, {})[hub_id] = callback
+        return _json({"id": hub_id, "callback": callback, "query": body.get("query")}, 201)
+
+    async def unsubscribe(self, system: str, hub_id: str) -> Response:
+        self.subscribers.get(system, {}).pop(hub_id, None)
+        return Response(status_code=204)
+
+    # --- TMF638 service inventory ---------------------------------------------------------------
+
+    async def create_service(self, system: str, request: Request) -> Response:
+        body = orjson.loads(await request.body())
+        if not isinstance(body, dict):
+            return _json(
+                {"code": "400", "reason": "Bad request", "message": "a Service object is expected"}, 400
+            )
+        for existing in self.services.values():
+            # The same order item creating its service again gets the one it created.
+            if body.get("serviceOrderItem") and existing.get("serviceOrderItem") == body["serviceOrderItem"]:
+                return _json(existing, 200)
+        service_id = f"svc-{uuid.uuid4().hex[:10]}"
+        href = f"{str(request.base_url).rstrip('/')}{request.url.path}/{service_id}"
+        document = {**body, "id": service_id, "href": href}
+        self.services[(system, service_id)] = document
+        return _json(document, 201)
+
+    async def get_service(self, system: str, service_id: str) -> Response:
+        service = self.services.get((system, service_id))
+        if service is None:
+            return _json({"code": "404", "reason": "Not found", "message": f"no service {service_id}"}, 404)
+        return _json(service)
+
+    async def update_service(self, system: str, service_id: str, request: Request) -> Response:
+        # A service the simulator has not seen existed before it started: it is known from now on.
+        service = self.services.setdefault((system, service_id), {"id": service_id, "state": "active"})
+        service.setdefault("href", f"{str(request.base_url).rstrip('/')}{request.url.path}")
+        changes = orjson.loads(await request.body())
+        service.update({k: v for k, v in changes.items() if k not in ("id", "href")})
+        return _json(service)
+
+    async def get_behaviour(self) -> Response:
+        return _json(asdict(self.behaviour))
+
+    async def set_behaviour(self, request: Request) -> Response:
+        changes = orjson.loads(await request.body())
+        for key, value in changes.items():
+            if hasattr(self.behaviour, key):
+                setattr(self.behaviour, key, value)
+        return _json(asdict(self.behaviour))
+
+    async def stats(self) -> Response:
+        return _json(
+            {
+                "postsReceived": self.posts_received,
+                "ordersCreated": len(self.orders),
+                "repeatedPosts": self.repeated_posts,
+                "notificationsSent": self.notifications_sent,
+            }
+        )
+
+    # --- notifications --------------------------------------------------------------------------
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _follow(self, system: str, order: SimulatedOrder, *, skip_first: bool) -> None:
+        if not self.subscribers.get(system):
+            return
+        last = order.state_at(time.monotonic())[0] if skip_first else None
+        for offset, _, _ in order.steps:
+            wait = order.created + offset - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            current = order.state_at(time.monotonic())[0]
+            if current != last:
+                await self._notify(system, order)
+                last = current
+
+    async def _notify(self, system: str, order: SimulatedOrder) -> None:
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=5.0)
+        event = {
+            "eventId": uuid.uuid4().hex,
+            "eventTime": _now_text(),
+            "eventType": "ResourceOrderStateChangeEvent",
+            "event": {"resourceOrder": self._view(order)},
+        }
+        for callback in list(self.subscribers.get(system, {}).values()):
+            try:
+                await self._client.post(f"{callback}/listener/resourceOrderStateChangeEvent", json=event)
+                self.notifications_sent += 1
+            except httpx.HTTPError as exc:
+                log.warning("notification not delivered", callback=callback, error=str(exc))
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._client is not None:
+            await self._client.aclose()
