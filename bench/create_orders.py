@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import os
 import platform
 import socket
@@ -38,9 +39,7 @@ from urllib.parse import quote
 # httpcore tries `import sniffio` on every lock it sets up; anyio no longer installs sniffio and a failed
 # import is not cached, which costs the load client more CPU than the servers spend (encode/httpcore#1103).
 # We run on asyncio, which httpcore assumes when sniffio is absent: make the absence cheap.
-try:
-    import sniffio  # noqa: F401
-except ImportError:
+if importlib.util.find_spec("sniffio") is None:
     sys.modules["sniffio"] = None  # type: ignore[assignment]
 
 import httpx
@@ -49,11 +48,10 @@ import sqlalchemy
 from bodies import order_body
 from rich.console import Console
 from rich.table import Table
-from seed import seed_with_progress
+from seed import seed
 
 from provtrack.adapters.store.database import create_database_engine, normalise_url
 from provtrack.adapters.store.migrate import upgrade_database
-from provtrack.adapters.store.repository import SqlStore
 from provtrack.api.http import with_href
 
 BENCH = Path(__file__).resolve().parent
@@ -220,13 +218,18 @@ class Sample:
 
 def prepare_store(url: str, seed_orders: int, sample_size: int) -> Sample:
     engine = create_database_engine(url)
-    upgrade_database(engine)
-    store = SqlStore(engine)
     try:
+        upgrade_database(engine)
+        engine.dispose()  # the seeding processes fork: they must not inherit open connections
         started = time.perf_counter()
-        seed_with_progress(store, seed_orders)
+        seed(url, seed_orders)
         elapsed = time.perf_counter() - started
         console.print(f"seeded {seed_orders} orders in {elapsed:.1f}s ({seed_orders / elapsed:.0f} orders/s)")
+        if engine.dialect.name == "postgresql":
+            # What autovacuum does to a store that has been running: statistics, and a visibility map
+            # without which COUNT(*) reads every heap page instead of the index alone.
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.exec_driver_sql("VACUUM ANALYZE service_order")
         with engine.connect() as conn:
             ids = list(
                 conn.exec_driver_sql(
@@ -237,7 +240,7 @@ def prepare_store(url: str, seed_orders: int, sample_size: int) -> Sample:
                 "SELECT document FROM service_order WHERE state = 'completed' LIMIT 1"
             ).scalar_one()
     finally:
-        store.dispose()
+        engine.dispose()
     return Sample(ids, document)
 
 

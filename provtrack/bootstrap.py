@@ -13,9 +13,10 @@ import structlog
 from fastapi import FastAPI
 
 from provtrack.adapters.catalog_file import load_catalog
+from provtrack.adapters.email import SmtpMailer
 from provtrack.adapters.policy_file import ReloadingPolicy
 from provtrack.adapters.store.database import create_database_engine
-from provtrack.adapters.store.escalation import SqlJeopardyRecords
+from provtrack.adapters.store.escalation import DurationCache, SqlJeopardyRecords
 from provtrack.adapters.store.migrate import upgrade_database
 from provtrack.adapters.store.notify import start_job_listener
 from provtrack.adapters.store.repository import SqlStore
@@ -38,6 +39,7 @@ from provtrack.settings import Settings
 
 def configure_logging(level: str = "info") -> None:
     logging.basicConfig(format="%(message)s", level=level.upper())
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per migration is enough
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -61,9 +63,14 @@ def build_store(settings: Settings, *, migrate: bool = False) -> SqlStore:
 
 def watch_jeopardy(settings: Settings, store: SqlStore, *, policy: ReloadingPolicy | None = None) -> None:
     """Jeopardy monitoring of the store's orders, under PROVTRACK_POLICY (reloaded when it changes)."""
+    durations = DurationCache()
     jeopardy.watch(
         store,
-        jeopardy.Monitor(policy or ReloadingPolicy(settings.policy), lambda tx: SqlJeopardyRecords(tx.conn)),
+        jeopardy.Monitor(
+            policy or ReloadingPolicy(settings.policy),
+            lambda tx: SqlJeopardyRecords(tx.conn, cache=durations),
+            email=settings.smtp_host is not None,
+        ),
     )
 
 
@@ -81,7 +88,17 @@ def jeopardy_handlers(
 ) -> dict[str, Handler]:
     """Jeopardy timers, escalation steps, pending auto-cancel and escalation webhooks."""
     sender = sender or HttpSender(timeout=settings.events_attempt_timeout_seconds)
-    return JeopardyEngine(store, sender, secret=settings.policy_webhook_secret).handlers()
+    mailer = None
+    if settings.smtp_host:
+        mailer = SmtpMailer(
+            settings.smtp_host,
+            settings.smtp_port,
+            sender=settings.smtp_from,
+            starttls=settings.smtp_starttls,
+            username=settings.smtp_username,
+            password=settings.smtp_password,
+        )
+    return JeopardyEngine(store, sender, secret=settings.policy_webhook_secret, mailer=mailer).handlers()
 
 
 def build_catalog(settings: Settings) -> Catalog | None:

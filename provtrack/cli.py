@@ -106,11 +106,12 @@ def worker(database: DatabaseOption = None, catalog: CatalogOption = None) -> No
     runner = _checked_catalog(lambda: build_worker(settings, store))
     start_job_listener(store.engine, store.jobs_committed, runner.stopping)
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: runner.stop())
+        signal.signal(sig, lambda *_: runner.request_stop())
     console.print(f"provtrack worker {runner.owner} on {_redact(settings.database_url)}")
     try:
         runner.serve()
     finally:
+        runner.stop()
         store.dispose()
 
 
@@ -218,7 +219,10 @@ def _start_demo(settings: Settings) -> Settings:
         daemon=True,
     )
     feeder.start()
-    console.print(f"demo: simulated systems at {base}, a new order every 3 s; watch {own}/provtrack/v1/")
+    console.print(
+        f"demo: simulated systems at {base}, a new order every 3 s; watch "
+        f"{own}/tmf-api/serviceOrdering/v4/serviceOrder?fields=state,externalId,expectedCompletionDate"
+    )
     return settings.model_copy(update={"catalog": settings.catalog or "demo", "simulator_url": base})
 
 

@@ -58,7 +58,7 @@ def policy_simulate(
     from provtrack.adapters.store.escalation import count_open_orders, open_order_snapshots
     from provtrack.domain.clock import parse_datetime
     from provtrack.domain.policy import InvalidPolicy
-    from provtrack.services.jeopardy import Firing, OrderSnapshot, simulate
+    from provtrack.services.escalation import Firing, OrderSnapshot, simulate
 
     try:
         policy = load_policy(file)

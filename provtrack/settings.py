@@ -68,7 +68,16 @@ class Settings(BaseSettings):
         "Without one: jeopardy levels with default thresholds, no escalation rules",
     )
     policy_webhook_secret: str | None = Field(
-        default=None, description="signs escalation webhooks (whsec_..., as the event hub's); unsigned if unset"
+        default=None,
+        description="signs escalation webhooks (whsec_..., as the event hub's); unsigned if unset",
     )
+    smtp_host: str | None = Field(
+        default=None, description="SMTP server for escalation emails; none: no email"
+    )
+    smtp_port: int = 25
+    smtp_from: str = Field(default="provtrack@localhost", description="From: of escalation emails")
+    smtp_starttls: bool = False
+    smtp_username: str | None = None
+    smtp_password: str | None = None
     log_level: str = "info"
     access_log: bool = False

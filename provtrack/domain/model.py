@@ -402,7 +402,9 @@ class ServiceOrder:
 
     def set_expected_completion(self, value: str, *, now: str, actor: str) -> None:
         if value != self.expected_completion_date:
-            self._set_server_date("expectedCompletionDate", "expected_completion_date", value, now=now, actor=actor)
+            self._set_server_date(
+                "expectedCompletionDate", "expected_completion_date", value, now=now, actor=actor
+            )
 
     def record_deletion(self, *, now: str, actor: str) -> None:
         self.changes.append(Change("serviceOrder", "deleted", False, True, now, actor))

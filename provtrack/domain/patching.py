@@ -107,9 +107,7 @@ def apply_update(order: ServiceOrder, after: dict[str, Any], *, now: str, actor:
                 "state", f"{target!r} is not one of {', '.join(s.value for s in OrderState)}"
             ) from None
         if state in ENTERED_BY_CANCELLATION and not order.is_terminal:
-            raise PatchConflict(
-                f"state: {state} is entered through POST /cancelServiceOrder, not by PATCH"
-            )
+            raise PatchConflict(f"state: {state} is entered through POST /cancelServiceOrder, not by PATCH")
         order.move_to(state, now=now, actor=actor)
 
 

@@ -3,13 +3,16 @@ and the webhook POST of a `notify` step (signed like the event hub's, docs/polic
 
 from __future__ import annotations
 
+import smtplib
 from datetime import datetime, timedelta
+from typing import Protocol
 
 import orjson
 import structlog
 
 from provtrack.domain.jobs import GiveUp, Job, RetryLater
 from provtrack.domain.webhooks import Outcome, signature_headers
+from provtrack.services import escalation
 from provtrack.services import jeopardy as use
 from provtrack.services.events import Sender
 from provtrack.services.orders import OrderNotFound
@@ -18,18 +21,31 @@ log = structlog.get_logger("provtrack.jeopardy")
 NOTIFY_HORIZON = timedelta(hours=24)  # a contact that stays unreachable this long: the job fails, visibly
 
 
+class Mailer(Protocol):
+    def send(self, to: str, subject: str, text: str) -> None: ...
+
+
 class JeopardyEngine:
-    def __init__(self, store: use.JeopardyStore, sender: Sender, *, secret: str | None = None) -> None:
+    def __init__(
+        self,
+        store: escalation.JeopardyStore,
+        sender: Sender,
+        *,
+        secret: str | None = None,
+        mailer: Mailer | None = None,
+    ) -> None:
         self.store = store
         self.sender = sender
         self.secret = secret
+        self.mailer = mailer
 
     def handlers(self) -> dict[str, use.Handler]:
         return {
             use.CHECK_JOB: self.check,
-            use.STEP_JOB: self.check,
+            escalation.STEP_JOB: self.check,
             use.AUTO_CANCEL_JOB: self.auto_cancel,
-            use.NOTIFY_JOB: self.notify,
+            escalation.NOTIFY_JOB: self.notify,
+            escalation.EMAIL_JOB: self.email,
         }
 
     def check(self, job: Job, now: datetime) -> None:
@@ -58,3 +74,14 @@ class JeopardyEngine:
         if attempt.outcome in (Outcome.RETRY, Outcome.BUSY) and now - job.due_at < NOTIFY_HORIZON:
             raise RetryLater(f"escalation webhook to {contact}: {attempt.describe()}")
         raise GiveUp(f"escalation webhook to {contact} not delivered: {attempt.describe()}")
+
+    def email(self, job: Job, now: datetime) -> None:
+        if self.mailer is None:
+            raise GiveUp("an escalation email was queued but SMTP is not configured (PROVTRACK_SMTP_HOST)")
+        to = str(job.payload["to"])
+        try:
+            self.mailer.send(to, str(job.payload["subject"]), str(job.payload["text"]))
+        except (OSError, smtplib.SMTPException) as exc:
+            if now - job.due_at < NOTIFY_HORIZON:
+                raise RetryLater(f"escalation email to {to}: {exc}") from exc
+            raise GiveUp(f"escalation email to {to} not sent: {exc}") from exc

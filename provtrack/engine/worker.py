@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import traceback
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -29,8 +29,11 @@ log = structlog.get_logger("provtrack.worker")
 class JobStore(Protocol):
     jobs_committed: threading.Event
 
-    def claim_due_jobs(self, *, now: datetime, owner: str, lease: timedelta, limit: int) -> list[Job]: ...
+    def claim_due_jobs(
+        self, *, now: datetime, owner: str, lease: timedelta, limit: int, finished: Sequence[Job] = ()
+    ) -> list[Job]: ...
     def finish_job(self, job: Job, *, owner: str) -> None: ...
+    def finish_jobs(self, finished: Sequence[Job], *, owner: str) -> None: ...
     def retry_job(self, job: Job, *, owner: str, due_at: datetime, error: str) -> None: ...
     def give_up_job(self, job: Job, *, owner: str, now: datetime, error: str) -> None: ...
     def next_job_due(self) -> datetime | None: ...
@@ -60,6 +63,8 @@ class Worker:
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="provtrack-job")
         self._running = 0
         self._running_lock = threading.Lock()
+        # Jobs `serve` ran to the end, deleted in its next claim's transaction (one write, not two).
+        self._finished: list[Job] = []
         self.stopping = threading.Event()
 
     def run_due(self) -> int:
@@ -94,11 +99,17 @@ class Worker:
             self.store.jobs_committed.clear()
             with self._running_lock:
                 free = self.threads - self._running
+                finished, self._finished = self._finished, []
             try:
-                if free > 0:
+                if free > 0 or finished:
                     claimed = self.store.claim_due_jobs(
-                        now=self.clock(), owner=self.owner, lease=self.lease, limit=min(free, self.batch)
+                        now=self.clock(),
+                        owner=self.owner,
+                        lease=self.lease,
+                        limit=min(free, self.batch),
+                        finished=finished,
                     )
+                    finished = []
                     for job in claimed:
                         self._submit(job)
                     if claimed:
@@ -106,6 +117,8 @@ class Worker:
                 wait = self._until_next_due() if free > 0 else self.poll_interval.total_seconds()
             except Exception:
                 log.exception("worker round failed; retrying after the poll interval")
+                with self._running_lock:
+                    self._finished.extend(finished)
                 wait = self.poll_interval.total_seconds()
             self.store.jobs_committed.wait(wait)  # also set when a running job ends
         log.info("worker stopped", owner=self.owner)
@@ -119,12 +132,22 @@ class Worker:
                 self._running -= 1
             self.store.jobs_committed.set()
 
-        self._pool.submit(self._run, job).add_done_callback(ended)
+        self._pool.submit(self._run, job, True).add_done_callback(ended)
 
-    def stop(self) -> None:
+    def request_stop(self) -> None:
+        """Ask `serve` to return; safe in a signal handler (it only sets events, takes no lock)."""
         self.stopping.set()
         self.store.jobs_committed.set()
+
+    def stop(self) -> None:
+        """Stop and wait for running jobs. Not from a signal handler: the interrupted thread may hold
+        the store's write lock that a running job waits for."""
+        self.request_stop()
         self._pool.shutdown(wait=True)
+        with self._running_lock:
+            finished, self._finished = self._finished, []
+        if finished:
+            self.store.finish_jobs(finished, owner=self.owner)
 
     def _until_next_due(self) -> float:
         next_due = self.store.next_job_due()
@@ -133,7 +156,7 @@ class Worker:
             return fallback
         return max(0.0, min(fallback, (next_due - self.clock()).total_seconds()))
 
-    def _run(self, job: Job) -> None:
+    def _run(self, job: Job, defer_finish: bool = False) -> None:
         handler = self.handlers.get(job.kind)
         now = self.clock()
         if handler is None:
@@ -158,5 +181,9 @@ class Worker:
             JOBS_RUN.labels(job.kind, "error").inc()
             log.exception("job raised; it will be retried", kind=job.kind, key=job.key)
         else:
-            self.store.finish_job(job, owner=self.owner)
+            if defer_finish:  # a crash before the next claim re-runs it after the lease: handlers allow it
+                with self._running_lock:
+                    self._finished.append(job)
+            else:
+                self.store.finish_job(job, owner=self.owner)
             JOBS_RUN.labels(job.kind, "done").inc()

@@ -10,15 +10,14 @@ next instant anything can change if nothing else happens. There is no sweep over
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from provtrack.domain.activities import ACTIVITY_TERMINAL, Activity, ActivityState
 from provtrack.domain.clock import format_datetime, parse_datetime
-from provtrack.domain.escalation import Escalation, next_flip, order_facts, rule_matches
+from provtrack.domain.escalation import next_flip, order_facts
 from provtrack.domain.jeopardy import (
     ActivityTiming,
     Assessment,
@@ -29,15 +28,25 @@ from provtrack.domain.jeopardy import (
 from provtrack.domain.jobs import Job, JobRequest
 from provtrack.domain.model import Change, EventType, OrderEvent, ServiceOrder
 from provtrack.domain.plan import Plan
-from provtrack.domain.policy import Action, Policy, Rule
-from provtrack.domain.states import IllegalTransition, OrderState
+from provtrack.domain.policy import Policy, Rule
+from provtrack.domain.states import OrderState
+from provtrack.services.escalation import (
+    STEP_JOB,
+    FinishedActivity,
+    JeopardyRecords,
+    JeopardyStore,
+    JeopardyTransaction,
+    Run,
+    add_note,
+    clear,
+    escalate,
+    subject,
+)
 from provtrack.services.orders import Context, OrderNotFound
 from provtrack.services.ports import ConcurrentUpdate
 
 CHECK_JOB = "jeopardy.check"  # key: order id; due when the level or a time-based rule can next change
-STEP_JOB = "escalation.step"  # key: <order id>:<rule>; due when the ladder's next step is
 AUTO_CANCEL_JOB = "escalation.autoCancel"  # key: order id; due pendingAutoCancel after entering pending
-NOTIFY_JOB = "escalation.notify"  # key: <order id>:<rule>:<step>:<contact>; one webhook POST
 ACTOR = "provtrack-jeopardy"
 Handler = Callable[[Job, datetime], None]
 SAVE_ATTEMPTS = 5
@@ -51,44 +60,12 @@ S = OrderState
 
 
 @dataclass(frozen=True, slots=True)
-class FinishedActivity:
-    """How long one activity really took: a sample for learned durations."""
-
-    activity_id: str
-    specification: str
-    name: str
-    seconds: float
-    finished_at: str
-
-
-class JeopardyRecords(Protocol):
-    def escalations(self, order_id: str) -> list[Escalation]: ...
-    def add_escalation(self, item: Escalation) -> None: ...
-    def save_escalation(self, item: Escalation) -> None: ...
-    def delete_escalation(self, order_id: str, rule: str) -> None: ...
-    def record_durations(self, finished: Sequence[FinishedActivity]) -> None: ...
-    def durations(self, specification: str, name: str) -> list[float]: ...
-    def state_since(self, order_id: str) -> str | None: ...
-
-
-class JeopardyTransaction(Protocol):
-    def get_order(self, order_id: str) -> ServiceOrder | None: ...
-    def get_plan(self, order_id: str) -> Plan | None: ...
-    def save_order(self, order: ServiceOrder) -> None: ...
-    def schedule_job(self, request: JobRequest, *, now: datetime, replace: bool = True) -> None: ...
-    def cancel_job(self, kind: str, key: str) -> None: ...
-
-
-class JeopardyStore(Protocol):
-    def transaction(self, *, write: bool) -> AbstractContextManager[Any]: ...
-
-
-@dataclass(frozen=True, slots=True)
 class Monitor:
     """What jeopardy needs besides the transaction: the policy in force, and its records."""
 
     policy: Callable[[], Policy]
     records: Callable[[Any], JeopardyRecords]  # the records of a transaction, on its connection
+    email: bool = False  # SMTP is configured
 
 
 _monitors: weakref.WeakKeyDictionary[Any, Monitor] = weakref.WeakKeyDictionary()
@@ -123,7 +100,15 @@ def after_change(store: object, tx: Any, order: ServiceOrder, plan: Plan | None,
     monitor = _monitors.get(store)
     if monitor is None or ctx is None:
         return
-    refresh_jeopardy(tx, order, plan, monitor.policy(), parse_datetime(ctx.now), records=monitor.records(tx))
+    refresh_jeopardy(
+        tx,
+        order,
+        plan,
+        monitor.policy(),
+        parse_datetime(ctx.now),
+        records=monitor.records(tx),
+        email=monitor.email,
+    )
 
 
 def after_order_change(store: object, tx: Any, order: ServiceOrder, ctx: Context) -> None:
@@ -145,12 +130,13 @@ def refresh_jeopardy(
     *,
     records: JeopardyRecords,
     actor: str = ACTOR,
+    email: bool = False,
 ) -> Assessment | None:
     """Assess, alert, escalate and schedule the next check, in the caller's transaction."""
     stamp = format_datetime(now)
     if plan is not None:
         records.record_durations(_finished_now(order, plan, stamp))
-    run = _Run(tx, policy, records, now, actor)
+    run = Run(tx, policy, records, now, actor, email)
     if order.is_terminal:
         _stop(run, order)
         return None
@@ -178,7 +164,7 @@ def refresh_jeopardy(
         # A step that moves the order (hold) changes the facts the rules see: evaluate again.
         state = order.state
         facts = order_facts(order, level=order.jeopardy_level, now=now, state_since=state_since)
-        _escalate(run, order, facts)
+        escalate(run, order, facts)
         if order.state == state:
             break
         state_since = now
@@ -292,155 +278,12 @@ def _schedule_auto_cancel(
         tx.cancel_job(AUTO_CANCEL_JOB, order.id)
 
 
-@dataclass(frozen=True, slots=True)
-class _Run:
-    """One refresh: the transaction, the policy in force and the instant, as the helpers need them."""
-
-    tx: JeopardyTransaction
-    policy: Policy
-    records: JeopardyRecords
-    now: datetime
-    actor: str
-
-    @property
-    def stamp(self) -> str:
-        return format_datetime(self.now)
-
-
-def _stop(run: _Run, order: ServiceOrder) -> None:
+def _stop(run: Run, order: ServiceOrder) -> None:
     """The order is finished: no more checks, ladders or auto-cancel."""
     run.tx.cancel_job(CHECK_JOB, order.id)
     run.tx.cancel_job(AUTO_CANCEL_JOB, order.id)
     for escalation in run.records.escalations(order.id):
-        _clear(run, order, escalation, why=f"the order is {order.state}")
-
-
-# --- escalation -------------------------------------------------------------------------------
-
-
-def _escalate(run: _Run, order: ServiceOrder, facts: Mapping[str, Any]) -> None:
-    existing = {e.rule: e for e in run.records.escalations(order.id)}
-    rules = {r.name: r for r in run.policy.rules}
-    for name, gone in existing.items():
-        if name not in rules:
-            _clear(run, order, gone, why="the rule is no longer in the policy")
-    for rule in run.policy.rules:
-        escalation = existing.get(rule.name)
-        if not rule_matches(rule, facts):
-            if escalation is not None:
-                _clear(run, order, escalation, why="the condition cleared")
-            continue
-        if escalation is None:
-            escalation = Escalation(order.id, rule.name, run.now)
-            run.records.add_escalation(escalation)
-            order.changes.append(
-                Change(_subject(rule.name), "matched", None, rule.when, run.stamp, run.actor)
-            )
-        _climb(run, order, rule, escalation)
-
-
-def _climb(run: _Run, order: ServiceOrder, rule: Rule, escalation: Escalation) -> None:
-    """Take every step that is due, then schedule the next one (nothing after an acknowledgement)."""
-    if escalation.acknowledged:
-        return
-    fired = escalation.fired
-    while (due := rule.step_due(matched_at=escalation.matched_at, fired=escalation.fired)) is not None:
-        if due > run.now:
-            break
-        _take_step(run, order, rule, escalation.fired)
-        escalation.fired += 1
-    if escalation.fired != fired:
-        run.records.save_escalation(escalation)
-    key = f"{order.id}:{rule.name}"
-    if due is None:
-        run.tx.cancel_job(STEP_JOB, key)
-    else:
-        run.tx.schedule_job(JobRequest(STEP_JOB, key, due), now=run.now)
-
-
-def _clear(run: _Run, order: ServiceOrder, escalation: Escalation, *, why: str) -> None:
-    run.records.delete_escalation(order.id, escalation.rule)
-    run.tx.cancel_job(STEP_JOB, f"{order.id}:{escalation.rule}")
-    order.changes.append(Change(_subject(escalation.rule), "cleared", None, why, run.stamp, run.actor))
-
-
-def _subject(rule: str) -> str:
-    return f"escalation[{rule}]"
-
-
-def _take_step(run: _Run, order: ServiceOrder, rule: Rule, index: int) -> None:
-    """One rung of the ladder: its actions, one timeline entry and one event."""
-    done = [_act(run, order, rule, index, action) for action in rule.ladder[index].actions]
-    record = {"step": index + 1, "of": len(rule.ladder), "actions": done}
-    order.changes.append(Change(_subject(rule.name), "step", None, record, run.stamp, run.actor))
-    order.events.append(OrderEvent(EventType.ORDER_JEOPARDY, run.stamp))
-
-
-def _act(run: _Run, order: ServiceOrder, rule: Rule, index: int, action: Action) -> str:
-    """Take one action; returns what was done, for the timeline."""
-    stamp, actor = run.stamp, run.actor
-    if action.kind == "notify":
-        contact = run.policy.contacts[str(action.value)]
-        if not contact.webhook:
-            return f"notify {contact.name}: no webhook declared (email needs SMTP, not configured)"
-        body = notification(order, rule, index, stamp)
-        key = f"{order.id}:{rule.name}:{index + 1}:{contact.name}"
-        payload = {"url": contact.webhook, "contact": contact.name, "body": body}
-        run.tx.schedule_job(JobRequest(NOTIFY_JOB, key, run.now, payload), now=run.now, replace=False)
-        return f"notify {contact.name} (webhook queued)"
-    if action.kind == "raisePriority":
-        current = order.attributes.get("priority")
-        wanted = int(action.value)
-        if current is not None and str(current).isdigit() and int(str(current)) <= wanted:
-            return f"priority already {current}"
-        order.set_attribute("priority", str(wanted), now=stamp, actor=actor)
-        return f"priority raised to {wanted}"
-    if action.kind == "assign":
-        [(role, name)] = dict(action.value).items()
-        order.changes.append(Change(_subject(rule.name), "assignedTo", None, {role: name}, stamp, actor))
-        return f"assigned to {role} {name}"
-    if action.kind == "note":
-        add_note(order, str(action.value), now=stamp, actor=actor)
-        return "note added"
-    if action.kind == "hold":
-        if order.state == S.HELD:
-            return "already held"
-        try:
-            order.move_to(S.HELD, now=stamp, actor=actor)
-        except IllegalTransition as exc:
-            return f"hold not possible: {exc}"
-        add_note(order, str(action.value), now=stamp, actor=actor)
-        return "order held"
-    raise AssertionError(f"unknown action {action.kind}")  # the policy reader admits only ACTIONS
-
-
-def add_note(order: ServiceOrder, text: str, *, now: str, actor: str) -> None:
-    notes = list(order.attributes.get("note") or [])
-    notes.append({"author": actor, "date": now, "text": text, "@type": "Note"})
-    order.set_attribute("note", notes, now=now, actor=actor)
-
-
-def notification(order: ServiceOrder, rule: Rule, index: int, stamp: str) -> dict[str, Any]:
-    """The body of an escalation webhook: which order, which rule and step, the order's standing."""
-    return {
-        "eventType": "ProvtrackEscalationEvent",
-        "eventTime": stamp,
-        "serviceOrder": {
-            "id": order.id,
-            "externalId": order.attributes.get("externalId"),
-            "state": order.state.value,
-            "priority": order.attributes.get("priority"),
-            "category": order.attributes.get("category"),
-            "expectedCompletionDate": order.expected_completion_date,
-            "jeopardyLevel": order.jeopardy_level,
-            "jeopardyAlert": order.jeopardy_alerts[-1:] or None,
-        },
-        "rule": rule.name,
-        "when": rule.when,
-        "step": index + 1,
-        "steps": len(rule.ladder),
-        "actions": [a.describe() for a in rule.ladder[index].actions],
-    }
+        clear(run, order, escalation, why=f"the order is {order.state}")
 
 
 # --- jobs and operators -----------------------------------------------------------------------
@@ -453,7 +296,7 @@ def check(store: JeopardyStore, order_id: str, *, now: datetime) -> None:
         store,
         order_id,
         lambda tx, order, plan, records: refresh_jeopardy(
-            tx, order, plan, monitor.policy(), now, records=records
+            tx, order, plan, monitor.policy(), now, records=records, email=monitor.email
         ),
     )
 
@@ -476,7 +319,7 @@ def auto_cancel(store: JeopardyStore, order_id: str, *, pending_since: str, now:
         )
         order.move_to(S.CANCELLED, now=stamp, actor=ACTOR)
         cancelled = True
-        refresh_jeopardy(tx, order, plan, monitor.policy(), now, records=records)
+        refresh_jeopardy(tx, order, plan, monitor.policy(), now, records=records, email=monitor.email)
 
     _with_order(store, order_id, change)
     return cancelled
@@ -496,7 +339,7 @@ def acknowledge(store: JeopardyStore, order_id: str, rule: str, *, ctx: Context)
             escalation.acknowledged_by = ctx.actor
             records.save_escalation(escalation)
             tx.cancel_job(STEP_JOB, f"{order_id}:{rule}")
-            order.changes.append(Change(_subject(rule), "acknowledged", None, ctx.actor, ctx.now, ctx.actor))
+            order.changes.append(Change(subject(rule), "acknowledged", None, ctx.actor, ctx.now, ctx.actor))
             order.events.append(OrderEvent(EventType.ORDER_JEOPARDY, ctx.now))
         result.update(escalation.to_document(_rule(monitor.policy(), rule)))
 
@@ -552,63 +395,3 @@ def _with_order(
         except ConcurrentUpdate:
             if attempt == SAVE_ATTEMPTS - 1:
                 raise
-
-
-# --- dry run ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class OrderSnapshot:
-    """What a dry run knows of one live order."""
-
-    order: ServiceOrder
-    state_since: datetime
-    escalations: Sequence[Escalation]
-
-
-@dataclass(frozen=True, slots=True)
-class Firing:
-    """A step that would fire now."""
-
-    order_id: str
-    rule: str
-    step: int
-    actions: tuple[str, ...]
-    recipients: tuple[str, ...]  # contacts notified (webhook/email)
-
-
-def simulate(
-    policy: Policy, batches: Iterable[Sequence[OrderSnapshot]], *, now: datetime
-) -> Iterator[Firing]:
-    """For each live order, the steps the policy would take now, without taking them."""
-    for batch in batches:
-        for snapshot in batch:
-            order = snapshot.order
-            facts = order_facts(order, level=order.jeopardy_level, now=now, state_since=snapshot.state_since)
-            existing = {e.rule: e for e in snapshot.escalations}
-            for rule in policy.rules:
-                if not rule_matches(rule, facts):
-                    continue
-                escalation = existing.get(rule.name) or Escalation(order.id, rule.name, now)
-                if escalation.acknowledged:
-                    continue
-                index = escalation.fired
-                while (
-                    due := rule.step_due(matched_at=escalation.matched_at, fired=index)
-                ) is not None and due <= now:
-                    step = rule.ladder[index]
-                    recipients = tuple(
-                        _recipient(policy, str(a.value)) for a in step.actions if a.kind == "notify"
-                    )
-                    yield Firing(
-                        order.id, rule.name, index + 1, tuple(a.describe() for a in step.actions), recipients
-                    )
-                    index += 1
-
-
-def _recipient(policy: Policy, name: str) -> str:
-    contact = policy.contacts.get(name)
-    if contact is None:
-        return name
-    where = [w for w in (contact.webhook, contact.email) if w]
-    return f"{name} ({', '.join(where)})" if where else name

@@ -72,24 +72,24 @@ def list_orders(store: Store, query: Query) -> Page:
 
 def patch_order(store: Store, order_id: str, patch: Any, *, json_patch: bool, ctx: Context) -> ServiceOrder:
     for attempt in range(SAVE_ATTEMPTS):
-        with store.transaction(write=True) as tx:
-            order = tx.get_order(order_id)
-            if order is None:
-                raise OrderNotFound(order_id)
-            document = order.to_document()
-            after = apply_json_patch(document, patch) if json_patch else merge_patch(document, patch)
-            apply_update(order, after, now=ctx.now, actor=ctx.actor)
-            if order.changes:
-                from provtrack.services import jeopardy  # jeopardy builds on these use cases
+        try:
+            with store.transaction(write=True) as tx:
+                order = tx.get_order(order_id)
+                if order is None:
+                    raise OrderNotFound(order_id)
+                document = order.to_document()
+                after = apply_json_patch(document, patch) if json_patch else merge_patch(document, patch)
+                apply_update(order, after, now=ctx.now, actor=ctx.actor)
+                if order.changes:
+                    from provtrack.services import jeopardy  # jeopardy builds on these use cases
 
-                jeopardy.after_order_change(store, tx, order, ctx)
-            try:
+                    jeopardy.after_order_change(store, tx, order, ctx)
                 tx.save_order(order)
-            except ConcurrentUpdate:
-                if attempt == SAVE_ATTEMPTS - 1:
-                    raise
-                continue
-            return order
+                return order
+        except ConcurrentUpdate:
+            # The whole attempt rolled back (jobs and rows it wrote included): reload and reapply.
+            if attempt == SAVE_ATTEMPTS - 1:
+                raise
     raise AssertionError("unreachable")
 
 

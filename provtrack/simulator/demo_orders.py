@@ -133,6 +133,7 @@ def feed_orders(
     rng = random.Random(seed)
     sent = 0
     with httpx.Client(base_url=base_url, timeout=10) as client:
+        _wait_until_serving(client, stop)
         while not stop.is_set() and (count is None or sent < count):
             try:
                 response = client.post(ORDERS_PATH, json=demo_order(rng))
@@ -143,3 +144,15 @@ def feed_orders(
                 log.warning("demo order not sent", error=str(exc))
             stop.wait(every)
     return sent
+
+
+def _wait_until_serving(client: httpx.Client, stop: threading.Event, *, attempts: int = 100) -> None:
+    """The feeder starts beside the server: wait (bounded) until it answers before sending."""
+    for _ in range(attempts):
+        try:
+            if client.get("/provtrack/v1/health").status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if stop.wait(0.1):
+            return

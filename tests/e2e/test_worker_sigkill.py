@@ -96,7 +96,9 @@ def test_a_worker_killed_mid_plan_is_replaced_and_the_order_completes_without_du
     first = start_worker("first")
     try:
         # Killed while the second resource order's POST is in flight: created downstream, unanswered.
-        wait_for(lambda: sim.posts_received >= 2, timeout=30, what="the second POST")
+        # `created` (not `posts_received`, counted before the order exists): the order is there
+        # and its POST is still unanswered for post_latency seconds.
+        wait_for(lambda: len(sim.created()) >= 2, timeout=30, what="the second resource order")
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
     finally:

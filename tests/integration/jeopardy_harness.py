@@ -65,7 +65,7 @@ defaults:
   learnedDurations: {percentile: 80, minSamples: 3}
   pendingAutoCancel: P14D
 contacts:
-  desk: {webhook: "http://127.0.0.1:9/hooks/desk"}
+  desk: {webhook: "http://127.0.0.1:9/hooks/desk", email: desk@example.net}
 rules:
   - name: jeopardy-ladder
     when: order.level in ["inJeopardy", "late"] && order.category == "business"
@@ -97,6 +97,14 @@ class FakeSender:
         return Attempt(204)
 
 
+class FakeMailer:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, str]] = []
+
+    def send(self, to: str, subject: str, text: str) -> None:
+        self.sent.append((to, subject, text))
+
+
 def _nothing(_job: Job, _now: datetime) -> None:
     return None
 
@@ -120,6 +128,7 @@ class Harness:
     catalog: Catalog
     api: TestClient
     sender: FakeSender
+    mailer: FakeMailer
     policy: Policy
     t0: datetime
 
@@ -191,18 +200,20 @@ def harness(store: SqlStore, clock: FakeClock, database_url: str) -> Iterator[Ha
     policy = parse_policy_text(POLICY, source="test-policy.yaml")
     in_force: list[Harness] = []
     jeopardy.watch(
-        store, jeopardy.Monitor(lambda: in_force[0].policy, lambda tx: SqlJeopardyRecords(tx.conn))
+        store,
+        jeopardy.Monitor(lambda: in_force[0].policy, lambda tx: SqlJeopardyRecords(tx.conn), email=True),
     )
     engine = ProvisioningEngine(store, catalog, client=None)  # type: ignore[arg-type]
     handlers = engine.handlers()
     handlers[provisioning.DISPATCH_JOB] = _nothing
     handlers[provisioning.POLL_JOB] = _nothing
     sender = FakeSender()
-    handlers.update(JeopardyEngine(store, sender).handlers())
+    mailer = FakeMailer()
+    handlers.update(JeopardyEngine(store, sender, mailer=mailer).handlers())
     worker = Worker(store, handlers, clock=clock, threads=1)
     app = create_app(Settings(database_url=database_url), store, clock=clock)
     with TestClient(app, base_url="http://testserver") as api:
-        in_force.append(Harness(store, clock, worker, catalog, api, sender, policy, clock.now))
+        in_force.append(Harness(store, clock, worker, catalog, api, sender, mailer, policy, clock.now))
         yield in_force[0]
     worker.stop()
     engine.inventory.close()

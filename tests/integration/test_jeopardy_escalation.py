@@ -69,6 +69,10 @@ def test_an_unacknowledged_ladder_reaches_its_last_step_and_notifies_the_contact
     assert url == "http://127.0.0.1:9/hooks/desk"
     sent = orjson.loads(body)
     assert (sent["rule"], sent["step"], sent["serviceOrder"]["id"]) == (LADDER, 3, order_id)
+    [(to, subject, text)] = h.mailer.sent
+    assert to == "desk@example.net"
+    assert subject == "[provtrack] jeopardy-ladder step 3/3: service order BSS-7 is late"
+    assert "the commitment 2026-11-27 13:00 UTC has passed" in text
     assert h.events(order_id).count("ServiceOrderJeopardyEvent") >= 4  # two alerts, three steps
 
 

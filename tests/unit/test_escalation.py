@@ -14,7 +14,7 @@ from provtrack.domain.escalation import Escalation, next_flip, order_facts, rule
 from provtrack.domain.jeopardy import TICK
 from provtrack.domain.model import EventType, ServiceOrder
 from provtrack.domain.states import OrderState as S
-from provtrack.services.jeopardy import OrderSnapshot, simulate
+from provtrack.services.escalation import OrderSnapshot, simulate
 from tests.unit.builders import ACTOR, PROPERTY, T0, accepted_order, at
 
 NOW = parse_datetime(T0)

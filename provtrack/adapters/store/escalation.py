@@ -7,7 +7,9 @@ state, timers and the order itself commit together.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import orjson
@@ -20,6 +22,7 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     Table,
     Text,
+    bindparam,
     delete,
     func,
     select,
@@ -32,7 +35,7 @@ from provtrack.adapters.store.tables import audit_record, metadata, service_orde
 from provtrack.domain.clock import format_datetime, parse_datetime
 from provtrack.domain.escalation import Escalation
 from provtrack.domain.model import ServiceOrder
-from provtrack.services.jeopardy import FinishedActivity, OrderSnapshot
+from provtrack.services.escalation import FinishedActivity, OrderSnapshot
 
 escalation = Table(
     "escalation",
@@ -59,6 +62,16 @@ activity_duration = Table(
 )
 
 HISTORY_WINDOW = 500  # the newest samples per (specification, activity): recent behaviour, bounded read
+# Built once: every change of an order reads it (jeopardy), and building it cost more than running it.
+_DURATIONS = (
+    select(activity_duration.c.seconds)
+    .where(
+        activity_duration.c.service_specification == bindparam("spec"),
+        activity_duration.c.activity_name == bindparam("name"),
+    )
+    .order_by(activity_duration.c.finished_at.desc())
+    .limit(HISTORY_WINDOW)
+)
 OPEN_STATES = (
     "acknowledged",
     "inProgress",
@@ -69,9 +82,40 @@ OPEN_STATES = (
 )
 
 
+class DurationCache:
+    """The history of each (specification, activity), kept between transactions of one process.
+
+    Reading it on every change of every order cost a quarter of the engine's CPU. A sample recorded
+    in this process drops its entry at once; samples recorded by other processes show within
+    `max_age`. Learned durations are statistics, so an estimate that old is as good as a fresh one.
+    """
+
+    def __init__(self, *, max_age: float = 30.0) -> None:
+        self.max_age = max_age
+        self._entries: dict[tuple[str, str], tuple[float, list[float]]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str], read: Callable[[], list[float]]) -> list[float]:
+        now = time.monotonic()
+        with self._lock:
+            entry = self._entries.get(key)
+        if entry is not None and now - entry[0] < self.max_age:
+            return entry[1]
+        samples = read()
+        with self._lock:
+            self._entries[key] = (now, samples)
+        return samples
+
+    def forget(self, keys: Iterable[tuple[str, str]]) -> None:
+        with self._lock:
+            for key in keys:
+                self._entries.pop(key, None)
+
+
 class SqlJeopardyRecords:
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, *, cache: DurationCache | None = None) -> None:
         self.conn = conn
+        self.cache = cache
 
     def escalations(self, order_id: str) -> list[Escalation]:
         rows = self.conn.execute(
@@ -108,6 +152,8 @@ class SqlJeopardyRecords:
     def record_durations(self, finished: Sequence[FinishedActivity]) -> None:
         if not finished:
             return
+        if self.cache is not None:
+            self.cache.forget((f.specification, f.name) for f in finished)
         insert = pg_insert if self.conn.dialect.name == "postgresql" else sqlite_insert
         statement = insert(activity_duration).on_conflict_do_nothing(index_elements=["activity_id"])
         self.conn.execute(
@@ -126,17 +172,13 @@ class SqlJeopardyRecords:
 
     def durations(self, specification: str, name: str) -> list[float]:
         """Seconds the newest finished activities of this kind took (at most HISTORY_WINDOW)."""
-        return list(
-            self.conn.execute(
-                select(activity_duration.c.seconds)
-                .where(
-                    activity_duration.c.service_specification == specification,
-                    activity_duration.c.activity_name == name,
-                )
-                .order_by(activity_duration.c.finished_at.desc())
-                .limit(HISTORY_WINDOW)
-            ).scalars()
-        )
+
+        def read() -> list[float]:
+            return list(self.conn.execute(_DURATIONS, {"spec": specification, "name": name}).scalars())
+
+        if self.cache is None:
+            return read()
+        return self.cache.get((specification, name), read)
 
     def state_since(self, order_id: str) -> str | None:
         """When the order entered its current state: its last recorded state change."""

@@ -9,6 +9,7 @@ order's events in order per subscriber, and a stalled subscriber only stalls its
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -24,11 +25,11 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     Table,
     Text,
+    bindparam,
     case,
     delete,
     func,
     insert,
-    literal,
     or_,
     select,
     text,
@@ -178,17 +179,29 @@ def record_task_events(conn: Connection, task: CancelServiceOrder) -> bool:
 
 def archive_order_version(conn: Connection, order_id: str, version: int | None, *, until: str) -> None:
     """Keep the document of `version` (None: the current one) before it is replaced or deleted."""
-    source = select(
-        service_order.c.id, service_order.c.version, literal(until), service_order.c.document
-    ).where(service_order.c.id == order_id)
+    params: dict[str, Any] = {"order_id": order_id, "until": until}
     if version is not None:
-        source = source.where(service_order.c.version == version)
-    insert_ = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+        params["version"] = version
+    conn.execute(_archive_statement(conn.dialect.name, with_version=version is not None), params)
+
+
+@functools.cache
+def _archive_statement(dialect: str, *, with_version: bool) -> Any:
+    # Built once: every save of an order runs it, and building it costs more than SQLite runs it.
+    source = select(
+        service_order.c.id,
+        service_order.c.version,
+        bindparam("until", type_=Text),
+        service_order.c.document,
+    ).where(service_order.c.id == bindparam("order_id"))
+    if with_version:
+        source = source.where(service_order.c.version == bindparam("version"))
+    insert_ = pg_insert if dialect == "postgresql" else sqlite_insert
     stmt = insert_(order_history).from_select(
         ["service_order_id", "version", "valid_until", "document"], source
     )
     # Two writers racing on one version: the loser's UPDATE fails on the version check afterwards.
-    conn.execute(stmt.on_conflict_do_nothing())
+    return stmt.on_conflict_do_nothing()
 
 
 # Plain driver SQL on the create path: SQLAlchemy's statement machinery costs more than SQLite does.

@@ -9,7 +9,19 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from sqlalchemy import Column, Connection, Index, Integer, Table, Text, delete, insert, select, update
+from sqlalchemy import (
+    Column,
+    Connection,
+    Index,
+    Integer,
+    Table,
+    Text,
+    bindparam,
+    delete,
+    insert,
+    select,
+    update,
+)
 
 from provtrack.adapters.store.tables import AutoId, metadata
 from provtrack.domain.activities import Activity
@@ -53,6 +65,34 @@ parked_notification = Table(
     Index("ix_parked_notification_owner_external_id", "owner", "external_id"),
 )
 
+# Built once (the engine saves a plan per job); the columns set come from the parameters.
+_SAVE_PLAN = update(provisioning_plan).where(
+    provisioning_plan.c.service_order_id == bindparam("b_order_id"),
+    provisioning_plan.c.version == bindparam("b_expected"),
+)
+_SAVE_ACTIVITY = update(activity).where(activity.c.id == bindparam("b_id"))
+_GET_PLAN = select(provisioning_plan.c.document, provisioning_plan.c.version).where(
+    provisioning_plan.c.service_order_id == bindparam("order_id")
+)
+_GET_ACTIVITIES = (
+    select(activity.c.id, activity.c.document)
+    .where(activity.c.service_order_id == bindparam("order_id"))
+    .order_by(activity.c.id)
+)
+
+_GET_ACTIVITY = select(activity.c.document).where(activity.c.id == bindparam("activity_id"))
+_ORDER_OF_ACTIVITY = select(activity.c.service_order_id).where(activity.c.id == bindparam("activity_id"))
+_PARKED_WHERE = (
+    parked_notification.c.owner == bindparam("owner"),
+    parked_notification.c.external_id == bindparam("external_id"),
+)
+_PARKED = (
+    select(parked_notification.c.state, parked_notification.c.reason)
+    .where(*_PARKED_WHERE)
+    .order_by(parked_notification.c.id)
+)
+_UNPARK = delete(parked_notification).where(*_PARKED_WHERE)
+
 
 def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
@@ -88,18 +128,10 @@ class PlanQueries:
         self._record(plan)
 
     def get_plan(self, order_id: str) -> Plan | None:
-        row = self.conn.execute(
-            select(provisioning_plan.c.document, provisioning_plan.c.version).where(
-                provisioning_plan.c.service_order_id == order_id
-            )
-        ).first()
+        row = self.conn.execute(_GET_PLAN, {"order_id": order_id}).first()
         if row is None:
             return None
-        documents = self.conn.execute(
-            select(activity.c.id, activity.c.document)
-            .where(activity.c.service_order_id == order_id)
-            .order_by(activity.c.id)
-        ).all()
+        documents = self.conn.execute(_GET_ACTIVITIES, {"order_id": order_id}).all()
         loaded = self._loaded()
         activities = []
         for r in documents:
@@ -115,12 +147,13 @@ class PlanQueries:
         expected = plan.version
         plan.version += 1
         result = self.conn.execute(
-            update(provisioning_plan)
-            .where(
-                provisioning_plan.c.service_order_id == plan.order_id,
-                provisioning_plan.c.version == expected,
-            )
-            .values(version=plan.version, document=_dumps(plan.to_document()))
+            _SAVE_PLAN,
+            {
+                "b_order_id": plan.order_id,
+                "b_expected": expected,
+                "version": plan.version,
+                "document": _dumps(plan.to_document()),
+            },
         )
         if result.rowcount != 1:
             raise ConcurrentUpdate(f"the plan of service order {plan.order_id} changed while it was updated")
@@ -130,8 +163,8 @@ class PlanQueries:
             if loaded.get(a.id) == document:
                 continue
             row = _activity_row(a)
-            del row["id"]
-            self.conn.execute(update(activity).where(activity.c.id == a.id).values(**row))
+            row["b_id"] = row.pop("id")
+            self.conn.execute(_SAVE_ACTIVITY, row)
             loaded[a.id] = document
         self._record(plan)
 
@@ -142,13 +175,11 @@ class PlanQueries:
 
     def get_activity(self, activity_id: str) -> Activity | None:
         """One activity, read alone (not for changing: plans are saved whole)."""
-        document = self.conn.execute(select(activity.c.document).where(activity.c.id == activity_id)).scalar()
+        document = self.conn.execute(_GET_ACTIVITY, {"activity_id": activity_id}).scalar()
         return None if document is None else Activity.from_document(orjson.loads(document))
 
     def order_of_activity(self, activity_id: str) -> str | None:
-        value = self.conn.execute(
-            select(activity.c.service_order_id).where(activity.c.id == activity_id)
-        ).scalar()
+        value = self.conn.execute(_ORDER_OF_ACTIVITY, {"activity_id": activity_id}).scalar()
         return None if value is None else str(value)
 
     def activity_by_external_id(self, owner: str, external_id: str) -> tuple[str, str] | None:
@@ -171,14 +202,10 @@ class PlanQueries:
 
     def take_parked_notifications(self, owner: str, external_id: str) -> list[tuple[str, str | None]]:
         """The parked (state, reason) notifications of a downstream order, oldest first; removed."""
-        where = (parked_notification.c.owner == owner, parked_notification.c.external_id == external_id)
-        rows = self.conn.execute(
-            select(parked_notification.c.state, parked_notification.c.reason)
-            .where(*where)
-            .order_by(parked_notification.c.id)
-        ).all()
+        params = {"owner": owner, "external_id": external_id}
+        rows = self.conn.execute(_PARKED, params).all()
         if rows:
-            self.conn.execute(delete(parked_notification).where(*where))
+            self.conn.execute(_UNPARK, params)
         return [(str(r.state), r.reason) for r in rows]
 
     def get_plan_json(self, order_id: str) -> dict[str, Any] | None:

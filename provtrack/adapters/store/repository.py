@@ -49,6 +49,12 @@ ORDER_ROW = select(
     service_order.c.document, service_order.c.version, service_order.c.state_before_cancellation
 ).where(service_order.c.id == bindparam("order_id"))
 
+# The columns to set come from the parameters (`_order_row`): one statement, compiled once.
+SAVE_ORDER = update(service_order).where(
+    service_order.c.id == bindparam("b_order_id"), service_order.c.version == bindparam("b_expected")
+)
+AUDIT_INSERT = insert(audit_record)
+
 
 def dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
@@ -91,13 +97,22 @@ class SqlStore:
 
     # --- the job queue (the engine's side) ----------------------------------------------------
 
-    def claim_due_jobs(self, *, now: datetime, owner: str, lease: timedelta, limit: int) -> list[Job]:
+    def claim_due_jobs(
+        self, *, now: datetime, owner: str, lease: timedelta, limit: int, finished: Sequence[Job] = ()
+    ) -> list[Job]:
+        """Claim due jobs; `finished` jobs of the same owner are removed in the same transaction."""
         with self.transaction(write=True) as tx:
+            jobs.finish_many(tx.conn, finished, owner=owner)
+            if limit <= 0:
+                return []
             return jobs.claim_due(tx.conn, now=now, owner=owner, lease_until=now + lease, limit=limit)
 
     def finish_job(self, job: Job, *, owner: str) -> None:
+        self.finish_jobs([job], owner=owner)
+
+    def finish_jobs(self, finished: Sequence[Job], *, owner: str) -> None:
         with self.transaction(write=True) as tx:
-            jobs.finish(tx.conn, job, owner=owner)
+            jobs.finish_many(tx.conn, finished, owner=owner)
 
     def retry_job(self, job: Job, *, owner: str, due_at: datetime, error: str) -> None:
         with self.transaction(write=True) as tx:
@@ -167,9 +182,7 @@ class SqlTransaction(PlanQueries):
         event_store.archive_order_version(self.conn, order.id, expected, until=_change_time(order))
         order.version += 1
         result = self.conn.execute(
-            update(service_order)
-            .where(service_order.c.id == order.id, service_order.c.version == expected)
-            .values(**_order_row(order))
+            SAVE_ORDER, {"b_order_id": order.id, "b_expected": expected, **_order_row(order)}
         )
         if result.rowcount != 1:
             raise ConcurrentUpdate(f"service order {order.id} changed while it was being updated")
@@ -216,7 +229,7 @@ class SqlTransaction(PlanQueries):
     def record_changes(self, order_id: str, changes: list[Change]) -> None:
         if not changes:
             return
-        self.conn.execute(insert(audit_record), _audit_rows(order_id, changes))
+        self.conn.execute(AUDIT_INSERT, _audit_rows(order_id, changes))
         changes.clear()
 
     # --- cancel tasks -------------------------------------------------------------------------
