@@ -67,6 +67,9 @@ class Plan:
     item_waits: dict[str, list[str]]  # items an item waits for (dependencies, nested items)
     critical_path: list[str] = field(default_factory=list)
     started: bool = False
+    # The plan held the order for fallout: only such a hold is released when the fallout clears;
+    # a hold by an operator, a PATCH or an escalation stays until it is lifted explicitly.
+    holds_order: bool = False
     changes: list[Change] = field(default_factory=list)
     version: int = 0
 
@@ -84,6 +87,7 @@ class Plan:
             "serviceOrderId": self.order_id,
             "createdAt": self.created_at,
             "started": self.started,
+            "holdsOrder": self.holds_order,
             "itemWaits": self.item_waits,
             "criticalPath": self.critical_path,
             "activityOrder": [a.id for a in self.activities],
@@ -98,6 +102,7 @@ class Plan:
             item_waits={k: list(v) for k, v in doc.get("itemWaits", {}).items()},
             critical_path=list(doc.get("criticalPath", [])),
             started=bool(doc.get("started", False)),
+            holds_order=bool(doc.get("holdsOrder", False)),
             version=version,
         )
 
@@ -430,8 +435,10 @@ def _item_target(plan: Plan, item_id: str, states: dict[str, OrderState]) -> Ord
 
 def _roll_up(plan: Plan, order: ServiceOrder, *, now: str, actor: str) -> None:
     fallout = any(a.state == A.FALLOUT for a in plan.activities)
-    if not fallout and order.state == S.HELD:
-        order.move_to(S.IN_PROGRESS, now=now, actor=actor)
+    if not fallout and plan.holds_order:
+        plan.holds_order = False
+        if order.state == S.HELD:
+            order.move_to(S.IN_PROGRESS, now=now, actor=actor)
     if order.state not in (S.IN_PROGRESS, S.HELD):
         return  # pending or in a cancellation flow: items move on with the order's owner
     # Items are visited until nothing changes: an item waiting on others completes after them.
@@ -450,6 +457,7 @@ def _roll_up(plan: Plan, order: ServiceOrder, *, now: str, actor: str) -> None:
                 return
     if fallout and order.state == S.IN_PROGRESS:
         order.move_to(S.HELD, now=now, actor=actor)
+        plan.holds_order = True
 
 
 _ITEM_STATES = frozenset({S.ACKNOWLEDGED, S.IN_PROGRESS, S.HELD, S.COMPLETED, S.FAILED})

@@ -22,6 +22,7 @@ from provtrack.domain.activities import (
 from provtrack.domain.catalog import ActivityKind
 from provtrack.domain.model import ServiceOrder
 from provtrack.domain.plan import OrderNotFeasible, Plan
+from provtrack.domain.states import OrderState
 
 A = ActivityState
 T0 = "2026-11-27T09:00:00.000Z"
@@ -221,6 +222,29 @@ def test_a_fallout_in_one_item_holds_the_whole_order_until_it_is_retried() -> No
     assert configure.attempt == 2
     assert configure.request_id == "a1.2"
     assert (o.state.value, o.item("1").state.value) == ("inProgress", "inProgress")
+
+
+def test_a_hold_the_engine_did_not_place_is_not_lifted_when_an_activity_finishes() -> None:
+    o = order(item("1"))
+    plan = build(o)
+    reserve = planning.start(plan, o, now=T0, actor="t")[0]
+    o.move_to(OrderState.HELD, now=T0, actor="coordinator-7")  # an operator's (or escalation's) hold
+
+    planning.record_downstream_state(plan, o, reserve, "completed", reason=None, now=T0, actor="t")
+
+    assert o.state is OrderState.HELD
+
+
+def test_the_engine_lifts_its_own_fallout_hold_once_the_fallout_clears() -> None:
+    o = order(item("1"))
+    plan = build(o)
+    reserve = planning.start(plan, o, now=T0, actor="t")[0]
+    planning.record_downstream_state(plan, o, reserve, "failed", reason=None, now=T0, actor="t")
+    assert o.state is OrderState.HELD
+
+    planning.retry(plan, o, reserve, now=T0, actor="t")
+
+    assert o.state is OrderState.IN_PROGRESS
 
 
 def test_failing_an_activity_cancels_its_successors_and_fails_the_item() -> None:
