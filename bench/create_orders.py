@@ -353,6 +353,8 @@ async def measure(args: argparse.Namespace, url: str, sample: Sample, workdir: P
     document_file.write_text(with_href(sample.document, href))
     python = sys.executable
     provtrack_cmd = [python, "-m", "provtrack", "serve", "--port", str(provtrack_port), "--database", url]
+    if args.api_only:
+        provtrack_cmd.append("--no-worker")
     ceiling_cmd = [
         python,
         str(BENCH / "ceiling.py"),
@@ -420,6 +422,12 @@ def main() -> None:
     parser.add_argument("--lists", type=int, default=1000, help="GET list requests per repetition")
     parser.add_argument("--repeat", type=int, default=3, help="repetitions; medians are reported")
     parser.add_argument("--warmup", type=int, default=300, help="requests per server before measuring")
+    parser.add_argument(
+        "--api-only",
+        action="store_true",
+        help="serve with --no-worker (the API process of a scale-out deployment): without it the job "
+        "worker inside `provtrack serve` shares the CPU, planning (here: failing to plan) every order",
+    )
     args = parser.parse_args()
 
     console.print(f"machine: {machine()}; load average {os.getloadavg()[0]:.1f}")

@@ -205,6 +205,6 @@ def build_app(
             yield
         store.dispose()
 
-    app = create_app(settings, store, clock=clock, lifespan=lifespan)
+    app = create_app(settings, store, clock=clock, lifespan=lifespan, worker_in_process=with_worker)
     app.state.catalog = build_catalog(settings)
     return app

@@ -25,7 +25,7 @@ DatabaseOption = Annotated[
     str | None,
     typer.Option(
         "--database",
-        help="sqlite:///PATH or postgresql://USER@HOST:PORT/DB [env: PROVTRACK_DATABASE_URL; default sqlite:///./provtrack.db]",
+        help="sqlite:///PATH or postgresql://USER@HOST:PORT/DB (env: PROVTRACK_DATABASE_URL; default sqlite:///./provtrack.db)",
         show_default=False,
     ),
 ]
@@ -35,7 +35,7 @@ CatalogOption = Annotated[
     str | None,
     typer.Option(
         "--catalog",
-        help="provisioning catalog YAML (docs/catalog.md), or `demo` [env: PROVTRACK_CATALOG]",
+        help="provisioning catalog YAML (docs/catalog.md), or `demo` (env: PROVTRACK_CATALOG)",
         show_default=False,
     ),
 ]
@@ -48,16 +48,16 @@ def _settings(**overrides: object) -> Settings:
 
 
 @app.command()
-def serve(
+def serve(  # noqa: PLR0917 - Typer maps each parameter to an option
     host: Annotated[
         str | None,
         typer.Option(
-            help="address to listen on [env: PROVTRACK_HOST; default 127.0.0.1]", show_default=False
+            help="address to listen on (env: PROVTRACK_HOST; default 127.0.0.1)", show_default=False
         ),
     ] = None,
     port: Annotated[
         int | None,
-        typer.Option(help="port to listen on [env: PROVTRACK_PORT; default 8641]", show_default=False),
+        typer.Option(help="port to listen on (env: PROVTRACK_PORT; default 8641)", show_default=False),
     ] = None,
     database: DatabaseOption = None,
     catalog: CatalogOption = None,
@@ -68,17 +68,28 @@ def serve(
             help="demo mode: the shipped catalog, simulated downstream systems and a steady stream of orders",
         ),
     ] = False,
+    worker: Annotated[
+        bool | None,
+        typer.Option(
+            "--worker/--no-worker",
+            help="run the job worker in this process (env: PROVTRACK_SERVE_WORKER; default on); "
+            "--no-worker serves the API only, for deployments with separate `provtrack worker` processes",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Migrate the database and serve the TMF641 API (docs at /docs)."""
     import uvicorn
 
     from provtrack.bootstrap import build_app, configure_logging
 
-    settings = _settings(host=host, port=port, database_url=database, catalog=catalog)
+    settings = _settings(host=host, port=port, database_url=database, catalog=catalog, serve_worker=worker)
     configure_logging(settings.log_level)
     if demo:
         settings = _start_demo(settings)
-    application = _checked_catalog(lambda: build_app(settings, migrate=True))
+    application = _checked_catalog(
+        lambda: build_app(settings, migrate=True, with_worker=settings.serve_worker)
+    )
     console.print(
         f"provtrack serving on http://{settings.host}:{settings.port} "
         f"(API /tmf-api/serviceOrdering/v4, docs /docs) with {_redact(settings.database_url)}"

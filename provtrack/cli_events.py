@@ -21,7 +21,7 @@ DatabaseOption = Annotated[
     str | None,
     typer.Option(
         "--database",
-        help="sqlite:///PATH or postgresql://... [env: PROVTRACK_DATABASE_URL]",
+        help="sqlite:///PATH or postgresql://... (env: PROVTRACK_DATABASE_URL)",
         show_default=False,
     ),
 ]

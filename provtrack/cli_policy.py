@@ -44,7 +44,7 @@ def policy_simulate(
     file: Annotated[str, typer.Argument(help="policy YAML file, or `demo`")],
     database: Annotated[
         str | None,
-        typer.Option("--database", help="database URL [env: PROVTRACK_DATABASE_URL]", show_default=False),
+        typer.Option("--database", help="database URL (env: PROVTRACK_DATABASE_URL)", show_default=False),
     ] = None,
     at: Annotated[
         str | None, typer.Option("--at", help="simulate at this instant (ISO 8601); default now")

@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     max_limit: int = Field(default=1000, description="largest page a list request may ask for")
     default_limit: int = Field(default=100, description="page size when a list request gives no limit")
     max_body_bytes: int = Field(default=1024 * 1024, description="largest request body accepted")
+    serve_worker: bool = Field(
+        default=True, description="`provtrack serve` runs the job worker in its own process too"
+    )
     worker_threads: int = Field(default=8, description="jobs run at once by one worker")
     worker_poll_seconds: float = Field(
         default=1.0, description="longest wait between two looks at the job table (wake-ups are instant)"

@@ -31,6 +31,7 @@ def create_app(
     *,
     clock: Callable[[], datetime] = utc_now,
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
+    worker_in_process: bool = False,
 ) -> FastAPI:
     app = FastAPI(
         lifespan=lifespan,
@@ -44,6 +45,7 @@ def create_app(
     app.state.settings = settings
     app.state.store = store
     app.state.clock = clock
+    app.state.worker_in_process = worker_in_process
     app.include_router(service_orders.router)
     hub.install(app)
     install_provisioning(app)

@@ -12,13 +12,13 @@ from starlette.responses import Response
 from provtrack.api import schemas
 from provtrack.api.errors import ApiError
 from provtrack.api.http import (
+    call_store,
     check_types,
     context,
     fields_of,
     json_response,
     list_query,
     page_response,
-    read_by_key,
     read_json,
     render,
 )
@@ -81,7 +81,7 @@ def _request_body(model: type[schemas.TmfModel]) -> dict[str, Any]:
 async def create_service_order(request: Request) -> Response:
     body = await read_json(request)
     check_types(schemas.ServiceOrderCreate, body)
-    order = await run_in_threadpool(orders.create_order, _store(request), body, ctx=context(request))
+    order = await call_store(request, orders.create_order, body, write=True, ctx=context(request))
     ORDERS_CREATED.inc()
     href = f"{_url(request, 'serviceOrder')}/{order.id}"
     document = orjson.dumps(order.to_document()).decode()
@@ -109,7 +109,7 @@ def list_service_orders(request: Request) -> Response:
 async def retrieve_service_order(id: str, request: Request) -> Response:
     as_of = request.query_params.get("asOf")
     if as_of is None:
-        document = await read_by_key(request, orders.get_order_json, id)
+        document = await call_store(request, orders.get_order_json, id)
     else:
         try:
             moment = normalise_datetime(as_of)
@@ -153,8 +153,8 @@ async def patch_service_order(id: str, request: Request) -> Response:
         check_types(schemas.ServiceOrderUpdate, {k: v for k, v in patch.items() if v is not None})
         if patch.get("href") == f"{_url(request, 'serviceOrder')}/{id}":
             del patch["href"]  # a client sending back the order as it read it: href unchanged
-    order = await run_in_threadpool(
-        orders.patch_order, _store(request), id, patch, json_patch=json_patch, ctx=context(request)
+    order = await call_store(
+        request, orders.patch_order, id, patch, json_patch=json_patch, write=True, ctx=context(request)
     )
     document = orjson.dumps(order.to_document()).decode()
     return json_response(render(document, f"{_url(request, 'serviceOrder')}/{id}", fields_of(request)))
@@ -185,8 +185,8 @@ def delete_service_order(id: str, request: Request) -> Response:
 async def create_cancel_service_order(request: Request) -> Response:
     body = await read_json(request)
     check_types(schemas.CancelServiceOrderCreate, body)
-    task = await run_in_threadpool(
-        orders.request_order_cancellation, _store(request), body, ctx=context(request)
+    task = await call_store(
+        request, orders.request_order_cancellation, body, write=True, ctx=context(request)
     )
     href = f"{_url(request, 'cancelServiceOrder')}/{task.id}"
     document = orjson.dumps(task.to_document()).decode()
@@ -210,6 +210,6 @@ def list_cancel_service_orders(request: Request) -> Response:
     responses={200: {"model": schemas.CancelServiceOrder}, **ERRORS},
 )
 async def retrieve_cancel_service_order(id: str, request: Request) -> Response:
-    document = await read_by_key(request, orders.get_task_json, id)
+    document = await call_store(request, orders.get_task_json, id)
     href = f"{_url(request, 'cancelServiceOrder')}/{id}"
     return json_response(render(document, href, fields_of(request)))
