@@ -3,46 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import yaml
 
+from provtrack.adapters.located_yaml import LineLoader
 from provtrack.domain.catalog import Catalog, InvalidCatalog, Problem, read_catalog
 
 DEMO_CATALOG = Path(__file__).resolve().parent.parent / "catalog" / "demo.yaml"
 
 
-class LocatedDict(dict[Any, Any]):
-    line: int
-    key_lines: dict[str, int]
-
-
-class LocatedList(list[Any]):
-    line: int
-    item_lines: list[int]
-
-
-class _LineLoader(yaml.SafeLoader):
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        value = LocatedDict(super().construct_mapping(node, deep=True))
-        value.line = node.start_mark.line + 1
-        value.key_lines = {str(k.value): k.start_mark.line + 1 for k, _ in node.value}
-        return value
-
-    def construct_sequence(self, node: yaml.SequenceNode, deep: bool = False) -> list[Any]:
-        value = LocatedList(super().construct_sequence(node, deep=True))
-        value.line = node.start_mark.line + 1
-        value.item_lines = [child.start_mark.line + 1 for child in node.value]
-        return value
-
-
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _LineLoader.construct_mapping)
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _LineLoader.construct_sequence)
-
-
 def parse_catalog_text(text: str, *, source: str) -> Catalog:
     try:
-        document = yaml.load(text, Loader=_LineLoader)
+        document = yaml.load(text, Loader=LineLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line = mark.line + 1 if mark is not None else None

@@ -10,7 +10,7 @@ from pathlib import Path
 import structlog
 import yaml
 
-from provtrack.adapters.catalog_file import _LineLoader
+from provtrack.adapters.located_yaml import LineLoader
 from provtrack.domain.policy import InvalidPolicy, Policy, Problem, read_policy
 
 log = structlog.get_logger("provtrack.policy")
@@ -19,7 +19,7 @@ DEMO_POLICY = Path(__file__).resolve().parent.parent / "policy" / "demo.yaml"
 
 def parse_policy_text(text: str, *, source: str) -> Policy:
     try:
-        document = yaml.load(text, Loader=_LineLoader)
+        document = yaml.load(text, Loader=LineLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         raise InvalidPolicy(
