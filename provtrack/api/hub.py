@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from provtrack.adapters.webhooks import resolve
 from provtrack.api.errors import ApiError, error_response
-from provtrack.api.http import context, json_response, read_json
+from provtrack.api.http import base_url, context, json_response, read_json
 from provtrack.api.service_orders import BASE_PATH, ERRORS
 from provtrack.domain.events import CallbackPolicy, DeadLetter, RefusedCallback, Subscription
 from provtrack.services import events
@@ -51,11 +51,6 @@ def _store(request: Request) -> Any:
     return request.app.state.store
 
 
-def _base(request: Request) -> str:
-    settings: Settings = request.app.state.settings
-    return (settings.public_url or str(request.base_url)).rstrip("/")
-
-
 def subscription_document(
     subscription: Subscription, href: str, *, with_secret: bool = False
 ) -> dict[str, Any]:
@@ -79,7 +74,7 @@ def subscription_document(
 
 
 def _hub_href(request: Request, subscription_id: str) -> str:
-    return f"{_base(request)}{BASE_PATH}/hub/{subscription_id}"
+    return f"{base_url(request)}{BASE_PATH}/hub/{subscription_id}"
 
 
 def _json(value: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

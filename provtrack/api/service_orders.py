@@ -12,6 +12,7 @@ from starlette.responses import Response
 from provtrack.api import schemas
 from provtrack.api.errors import ApiError
 from provtrack.api.http import (
+    base_url,
     call_store,
     check_types,
     context,
@@ -57,9 +58,7 @@ def _store(request: Request) -> Any:
 
 
 def _url(request: Request, collection: str) -> str:
-    settings = request.app.state.settings
-    base = (settings.public_url or str(request.base_url)).rstrip("/")
-    return f"{base}{BASE_PATH}/{collection}"
+    return f"{base_url(request)}{BASE_PATH}/{collection}"
 
 
 def _request_body(model: type[schemas.TmfModel]) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from provtrack.domain.cancellation import CancelServiceOrder
 from provtrack.domain.clock import format_datetime
 from provtrack.domain.jobs import Job, JobRequest
 from provtrack.domain.model import Change, ServiceOrder
-from provtrack.domain.query import Query, SortKey
+from provtrack.domain.query import Query
 from provtrack.services.ports import ConcurrentUpdate, Page
 
 ORDER_COLUMNS: dict[tuple[str, ...], str] = {
@@ -42,7 +42,6 @@ TASK_COLUMNS: dict[tuple[str, ...], str] = {
     ("state",): "state",
     ("serviceOrder", "id"): "service_order_id",
 }
-DEFAULT_ORDER_SORT = (SortKey(("orderDate",), descending=True),)
 # The most frequent reads, built once: building a statement costs more than SQLite takes to run it.
 ORDER_DOCUMENT = select(service_order.c.document).where(service_order.c.id == bindparam("order_id"))
 ORDER_ROW = select(
@@ -206,7 +205,7 @@ class SqlTransaction(PlanQueries):
 
     def list_orders(self, query: Query) -> Page:
         compiler = FilterCompiler(service_order, ORDER_COLUMNS, dialect=self.dialect)
-        return self._page(compiler, query, DEFAULT_ORDER_SORT)
+        return self._page(compiler, query, newest_first=service_order.c.order_date)
 
     def audit_trail(self, order_id: str) -> list[Change]:
         rows = self.conn.execute(
@@ -255,18 +254,12 @@ class SqlTransaction(PlanQueries):
 
     def list_tasks(self, query: Query) -> Page:
         compiler = FilterCompiler(cancel_service_order, TASK_COLUMNS, dialect=self.dialect)
-        default = (SortKey(("created_at",), descending=True),)
-        return self._page(compiler, query, default, default_columns={("created_at",): "created_at"})
+        return self._page(compiler, query, newest_first=cancel_service_order.c.created_at)
 
     # --- paging -------------------------------------------------------------------------------
 
-    def _page(
-        self,
-        compiler: FilterCompiler,
-        query: Query,
-        default_sort: tuple[SortKey, ...],
-        default_columns: dict[tuple[str, ...], str] | None = None,
-    ) -> Page:
+    def _page(self, compiler: FilterCompiler, query: Query, *, newest_first: Any) -> Page:
+        """A page in the requested order, newest first (by `newest_first`) when none is given."""
         table = compiler.table
         where = compiler.where(query.conditions) if query.conditions else None
         count = select(func.count()).select_from(table)
@@ -275,18 +268,14 @@ class SqlTransaction(PlanQueries):
         total = int(self.conn.execute(count).scalar_one())
         if total == 0 or query.offset >= total:
             return Page(total, [])
-        if default_columns:
-            compiler.columns = {**compiler.columns, **default_columns}
-        keys = query.sort or default_sort
         # Ties go by id in the direction of the last key, so an index on (..., key, id) yields the
         # page in order instead of a sort of every matching row.
-        tie = table.c.id.desc() if keys[-1].descending else table.c.id
-        stmt = (
-            select(table.c.document)
-            .order_by(*compiler.order_by(keys), tie)
-            .offset(query.offset)
-            .limit(query.limit)
-        )
+        if query.sort:
+            tie = table.c.id.desc() if query.sort[-1].descending else table.c.id
+            order_by = [*compiler.order_by(query.sort), tie]
+        else:
+            order_by = [newest_first.desc(), table.c.id.desc()]
+        stmt = select(table.c.document).order_by(*order_by).offset(query.offset).limit(query.limit)
         if where is not None:
             stmt = stmt.where(where)
         return Page(total, list(self.conn.execute(stmt).scalars()))
