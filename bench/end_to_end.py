@@ -11,6 +11,7 @@ a free loopback port. Then:
 
     python bench/end_to_end.py [--orders 1000] [--concurrency 16] [--light 100] [--light-rate 5]
                                [--database postgresql://postgres@127.0.0.1:5432/test]
+                               [--workers N] [--no-serve-worker]
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -134,6 +135,14 @@ def main() -> None:
     parser.add_argument("--light", type=int, default=100, help="orders for the light-load latency run")
     parser.add_argument("--light-rate", type=float, default=5.0, help="orders per second at light load")
     parser.add_argument("--database", default=None, help="default: a fresh SQLite file")
+    parser.add_argument(
+        "--workers", type=int, default=0, help="`provtrack worker` processes beside `provtrack serve`"
+    )
+    parser.add_argument(
+        "--no-serve-worker",
+        action="store_true",
+        help="`serve --no-worker`: only the worker processes run jobs",
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="provtrack-e2e-"))
@@ -146,10 +155,17 @@ def main() -> None:
     simulate = [*provtrack, "simulate", "--port", str(sim_port), "--delay", "0", "--instant"]
     serve = [*provtrack, "serve", "--port", str(api_port), "--database", database]
     serve += ["--catalog", str(work / "catalog.yaml")]
+    if args.no_serve_worker:
+        serve.append("--no-worker")
+    worker = [*provtrack, "worker", "--database", database, "--catalog", str(work / "catalog.yaml")]
 
-    with process(simulate, env, work / "simulator.log"), process(serve, env, work / "serve.log"):
+    with ExitStack() as running:
+        running.enter_context(process(simulate, env, work / "simulator.log"))
+        running.enter_context(process(serve, env, work / "serve.log"))
         wait_up(f"{sim_url}/simulator/stats")
-        wait_up(f"{api_url}/docs")
+        wait_up(f"{api_url}/docs")  # serve has created the schema: the workers can start
+        for n in range(args.workers):
+            running.enter_context(process(worker, env, work / f"worker-{n}.log"))
         with httpx.Client(base_url=api_url, timeout=30) as client:
             # Light load first, on an empty database: one order at a time.
             light_ids = []
@@ -177,7 +193,8 @@ def main() -> None:
     kind = "PostgreSQL" if database.startswith("postgres") else "SQLite"
     print(
         f"provtrack end to end, {kind}, {platform.python_implementation()} {platform.python_version()}, "
-        f"{os.cpu_count()} CPUs"
+        f"{os.cpu_count()} CPUs; serve {'without' if args.no_serve_worker else 'with'} its worker, "
+        f"{args.workers} worker processes beside it"
     )
     print(
         f"resource orders created downstream: {stats['ordersCreated']} "

@@ -173,7 +173,7 @@ def build_worker(settings: Settings, store: SqlStore, *, clock: Callable[[], dat
 
 @contextmanager
 def running_worker(settings: Settings, store: SqlStore) -> Iterator[Worker]:
-    """A worker serving in a background thread (and its PostgreSQL listener) until the block ends."""
+    """A worker serving in a background thread (and its cross-process wake-up) until the block ends."""
     worker = build_worker(settings, store)
     listener = start_job_listener(store.engine, store.jobs_committed, worker.stopping)
     start_provisioning(settings, store)

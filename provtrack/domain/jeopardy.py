@@ -239,5 +239,19 @@ def learned_duration(
     ordered = sorted(samples)
     if len(ordered) < min_samples or not ordered:
         return fallback
-    rank = max(0, math.ceil(percentile / 100 * len(ordered)) - 1)  # nearest-rank percentile
-    return ordered[min(rank, len(ordered) - 1)]
+    return ordered[_nearest_rank(percentile, len(ordered))]
+
+
+def learned_from_sorted(
+    ordered_seconds: Sequence[float], *, percentile: float, min_samples: int
+) -> float | None:
+    """`learned_duration` of samples kept sorted, in seconds: None (the catalog's duration) until
+    `min_samples` are known, then that percentile, without sorting or copying them again."""
+    if len(ordered_seconds) < min_samples or not ordered_seconds:
+        return None
+    return ordered_seconds[_nearest_rank(percentile, len(ordered_seconds))]
+
+
+def _nearest_rank(percentile: float, count: int) -> int:
+    """Index of the nearest-rank percentile among `count` sorted samples."""
+    return min(max(0, math.ceil(percentile / 100 * count) - 1), count - 1)

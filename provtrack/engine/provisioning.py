@@ -70,7 +70,7 @@ class ProvisioningEngine:
 
     def dispatch(self, job: Job, now: datetime) -> None:
         catalog = self._catalog()
-        request = use.dispatch_request(self.store, job.key)
+        request = use.dispatch_request(self.store, job.key, job.payload)
         if request is None:
             return
         system = catalog.systems.get(request.system)

@@ -121,7 +121,7 @@ def plan_order(store: ProvisioningStore, order_id: str, catalog: Catalog, *, ctx
         else:
             started = planning.start(plan, order, now=ctx.now, actor=ctx.actor)
             outcome = "planned and started"
-        _hand_out(tx, plan, started, ctx)
+        _hand_out(tx, order, plan, started, ctx)
         _update_inventory(tx, order, {}, catalog, ctx)
         jeopardy.after_change(store, tx, order, plan, ctx)
         tx.add_plan(plan)
@@ -137,7 +137,7 @@ def start_order(
     def change(tx: ProvisioningTransaction, order: ServiceOrder, plan: Plan) -> None:
         if plan.started:
             return
-        _hand_out(tx, plan, planning.start(plan, order, now=ctx.now, actor=ctx.actor), ctx)
+        _hand_out(tx, order, plan, planning.start(plan, order, now=ctx.now, actor=ctx.actor), ctx)
 
     _change_plan(store, order_id, change, catalog=catalog, ctx=ctx)
 
@@ -145,18 +145,26 @@ def start_order(
 # --- resource orders ---------------------------------------------------------------------------
 
 
-def dispatch_request(store: ProvisioningStore, activity_id: str) -> DispatchRequest | None:
-    """The request to send for the activity, or None when it is not (or no longer) to be sent."""
+def dispatch_request(
+    store: ProvisioningStore, activity_id: str, payload: dict[str, Any] | None = None
+) -> DispatchRequest | None:
+    """The request to send for the activity, or None when it is not (or no longer) to be sent.
+
+    The dispatch job's payload carries the body built when the activity started; a job without one
+    (scheduled by an older provtrack) has it built here from the order."""
+    payload = payload or {}
     with store.transaction(write=False) as tx:
         activity = tx.get_activity(activity_id)
         if activity is None or activity.state != A.IN_PROGRESS or activity.external_id is not None:
             return None
         if activity.kind is not ActivityKind.RESOURCE_ORDER:
             return None
-        order = tx.get_order(activity.order_id)
-        if order is None:
-            return None
-        body = resource_order_request(activity, order.attributes)
+        body = payload.get("body") if payload.get("attempt") == activity.attempt else None
+        if not isinstance(body, dict):
+            order = tx.get_order(activity.order_id)
+            if order is None:
+                return None
+            body = resource_order_request(activity, order.attributes)
         return DispatchRequest(activity.id, activity.order_id, activity.attempt, activity.owner, body)
 
 
@@ -177,15 +185,18 @@ def record_resource_order(
         activity = plan.activity(activity_id)
         if activity.attempt != attempt:
             return  # an operator retried meanwhile: this answer belongs to an older attempt
+        followed = activity.external_id is not None  # a poll job may exist only once the id is known
         if activity.external_id is None:
             activity.external_id = str(resource_order.get("id") or "")
             plan.changes.append(_change(activity, "externalId", None, activity.external_id, ctx))
         reason = _reason(resource_order)
         started = _apply_state(plan, order, activity, str(resource_order.get("state") or ""), reason, ctx=ctx)
-        for state, parked_reason in tx.take_parked_notifications(activity.owner, activity.external_id):
-            started += _apply_state(plan, order, activity, state, parked_reason, ctx=ctx)
-        _hand_out(tx, plan, started, ctx)
-        _follow(tx, activity, catalog, ctx)
+        system = catalog.systems.get(activity.owner)
+        if system is None or system.progress is Progress.HUB:  # only a hub notification can be parked
+            for state, parked_reason in tx.take_parked_notifications(activity.owner, activity.external_id):
+                started += _apply_state(plan, order, activity, state, parked_reason, ctx=ctx)
+        _hand_out(tx, order, plan, started, ctx)
+        _follow(tx, activity, catalog, ctx, followed=followed)
 
     _change_plan(store, order_id or _order_of(store, activity_id), change, catalog=catalog, ctx=ctx)
 
@@ -213,6 +224,7 @@ def record_refusal(
         )
         _hand_out(
             tx,
+            order,
             plan,
             planning.finish_move(plan, order, activity, A.FALLOUT, now=ctx.now, actor=ctx.actor),
             ctx,
@@ -261,8 +273,8 @@ def record_notification(
         elif activity.external_id != external_id:
             return
         outcome = "applied"
-        _hand_out(tx, plan, _apply_state(plan, order, activity, state, reason, ctx=ctx), ctx)
-        _follow(tx, activity, catalog, ctx)
+        _hand_out(tx, order, plan, _apply_state(plan, order, activity, state, reason, ctx=ctx), ctx)
+        _follow(tx, activity, catalog, ctx, followed=True)
 
     _change_plan(store, order_id, change, catalog=catalog, ctx=ctx)
     return outcome
@@ -389,7 +401,7 @@ def _operate(
 ) -> dict[str, Any]:
     def change(tx: ProvisioningTransaction, order: ServiceOrder, plan: Plan) -> dict[str, Any]:
         activity = plan.activity(activity_id)
-        _hand_out(tx, plan, operation(plan, order, activity), ctx)
+        _hand_out(tx, order, plan, operation(plan, order, activity), ctx)
         return activity.to_document()
 
     return _change_plan(store, _order_of(store, activity_id), change, catalog=catalog, ctx=ctx)
@@ -444,8 +456,11 @@ def _apply_state(
     )
 
 
-def _hand_out(tx: ProvisioningTransaction, plan: Plan, started: list[Activity], ctx: Context) -> None:
-    """Dispatch the activities that just started: a job per resource order, in this transaction.
+def _hand_out(
+    tx: ProvisioningTransaction, order: ServiceOrder, plan: Plan, started: list[Activity], ctx: Context
+) -> None:
+    """Dispatch the activities that just started: a job per resource order, in this transaction,
+    carrying the request to send (built now, from the order at hand: the dispatch reads no order).
 
     Manual tasks and partner orders have no executor yet (the coordination issue adds them): they
     wait, blocked and saying so, for an operator to skip them when the work is done.
@@ -453,19 +468,24 @@ def _hand_out(tx: ProvisioningTransaction, plan: Plan, started: list[Activity], 
     now = _now(ctx)
     for activity in started:
         if activity.kind is ActivityKind.RESOURCE_ORDER:
-            tx.schedule_job(
-                JobRequest(DISPATCH_JOB, activity.id, now, {"attempt": activity.attempt}), now=now
-            )
+            payload = {
+                "attempt": activity.attempt,
+                "body": resource_order_request(activity, order.attributes),
+            }
+            tx.schedule_job(JobRequest(DISPATCH_JOB, activity.id, now, payload), now=now)
         else:
             activity.reason = f"{activity.kind.value} activities are not executed yet: skip it when {activity.owner} is done"
             activity.move(A.BLOCKED, now=ctx.now, actor=ctx.actor, changes=plan.changes)
 
 
-def _follow(tx: ProvisioningTransaction, activity: Activity, catalog: Catalog, ctx: Context) -> None:
+def _follow(
+    tx: ProvisioningTransaction, activity: Activity, catalog: Catalog, ctx: Context, *, followed: bool
+) -> None:
     """Keep a poll job for an activity that still waits on its system (the safety poll with a hub);
-    drop it once the activity no longer waits."""
+    drop it once the activity no longer waits (`followed`: a poll job may exist)."""
     if activity.state not in OPEN or activity.external_id is None:
-        tx.cancel_job(POLL_JOB, activity.id)
+        if followed:
+            tx.cancel_job(POLL_JOB, activity.id)
         return
     system = catalog.systems.get(activity.owner)
     interval = system.poll_interval if system is not None else timedelta(minutes=1)

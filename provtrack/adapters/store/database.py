@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: one process per SQLite file
+    fcntl = None  # type: ignore[assignment]
 
 MMAP_BYTES = 256 * 1024 * 1024
 
@@ -36,6 +44,51 @@ def create_database_engine(url: str, *, pool_size: int = 10) -> Engine:
 
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
+
+
+def sqlite_file(engine: Engine) -> str | None:
+    """The database file of a SQLite engine (None: in memory, or not SQLite)."""
+    if not is_sqlite(engine):
+        return None
+    database = engine.url.database
+    return database if database and database != ":memory:" else None
+
+
+class WriterLock:
+    """SQLite's one writer at a time, queued here instead of spinning on SQLITE_BUSY.
+
+    A thread lock queues this process's writers; an exclusive `flock` on `<database>-writer.lock`
+    queues the writers of every process on the same file (`provtrack serve` and `provtrack worker`
+    processes beside it): the kernel wakes the next one when the lock is free, where SQLite's busy
+    handler would sleep 1, 2, 5, 10 ms and retry.
+    """
+
+    def __init__(self, database_file: str | None) -> None:
+        self._threads = threading.Lock()
+        self._fd: int | None = None
+        if database_file is not None and fcntl is not None:
+            self._fd = os.open(f"{database_file}-writer.lock", os.O_RDWR | os.O_CREAT, 0o644)
+
+    def __enter__(self) -> None:
+        self._threads.acquire()
+        if self._fd is not None:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+            except BaseException:
+                self._threads.release()
+                raise
+
+    def __exit__(
+        self, _type: type[BaseException] | None, _value: BaseException | None, _tb: TracebackType | None
+    ) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._threads.release()
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def _sqlite_engine(url: str) -> Engine:

@@ -7,10 +7,11 @@ state, timers and the order itself commit together.
 
 from __future__ import annotations
 
+import bisect
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
 import orjson
 from sqlalchemy import (
@@ -34,6 +35,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from provtrack.adapters.store.tables import audit_record, metadata, service_order
 from provtrack.domain.clock import format_datetime, parse_datetime
 from provtrack.domain.escalation import Escalation
+from provtrack.domain.jeopardy import learned_from_sorted
 from provtrack.domain.model import ServiceOrder
 from provtrack.services.escalation import FinishedActivity, OrderSnapshot
 
@@ -64,7 +66,7 @@ activity_duration = Table(
 HISTORY_WINDOW = 500  # the newest samples per (specification, activity): recent behaviour, bounded read
 # Built once: every change of an order reads it (jeopardy), and building it cost more than running it.
 _DURATIONS = (
-    select(activity_duration.c.seconds)
+    select(activity_duration.c.finished_at, activity_duration.c.activity_id, activity_duration.c.seconds)
     .where(
         activity_duration.c.service_specification == bindparam("spec"),
         activity_duration.c.activity_name == bindparam("name"),
@@ -72,6 +74,13 @@ _DURATIONS = (
     .order_by(activity_duration.c.finished_at.desc())
     .limit(HISTORY_WINDOW)
 )
+# A re-run of an activity keeps its first duration; RETURNING names the rows really inserted.
+_RECORD_DURATIONS = {
+    dialect: insert(activity_duration)
+    .on_conflict_do_nothing(index_elements=["activity_id"])
+    .returning(activity_duration.c.activity_id)
+    for dialect, insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
 OPEN_STATES = (
     "acknowledged",
     "inProgress",
@@ -82,34 +91,116 @@ OPEN_STATES = (
 )
 
 
+class DurationSample(NamedTuple):
+    """One finished activity in the history, ordered as `_DURATIONS` orders them (by finished_at)."""
+
+    finished_at: str
+    activity_id: str
+    seconds: float
+
+
+class _History:
+    """The newest samples of one (specification, activity), as `_DURATIONS` would read them now, and
+    their seconds kept sorted: a learned duration is one index, whatever the percentile."""
+
+    __slots__ = ("_ids", "_oldest_first", "_sorted_seconds", "read_at", "window")
+
+    def __init__(self, samples: Iterable[DurationSample], *, read_at: float, window: int) -> None:
+        self.read_at = read_at
+        self.window = window
+        self._oldest_first = sorted(samples)
+        self._ids = {s.activity_id for s in self._oldest_first}
+        self._sorted_seconds = sorted(s.seconds for s in self._oldest_first)
+
+    def newest_first(self) -> list[float]:
+        return [s.seconds for s in reversed(self._oldest_first)]
+
+    def learned_seconds(self, *, percentile: float, min_samples: int) -> float | None:
+        return learned_from_sorted(self._sorted_seconds, percentile=percentile, min_samples=min_samples)
+
+    def add(self, sample: DurationSample) -> None:
+        """Take a sample in as a read would: once per activity, and only the newest `window` kept."""
+        if sample.activity_id in self._ids:
+            return  # already in: an earlier attempt of a retried transaction added it
+        if len(self._oldest_first) >= self.window and sample < self._oldest_first[0]:
+            return  # older than the whole window
+        bisect.insort(self._oldest_first, sample)
+        bisect.insort(self._sorted_seconds, sample.seconds)
+        self._ids.add(sample.activity_id)
+        while len(self._oldest_first) > self.window:
+            dropped = self._oldest_first.pop(0)
+            self._ids.discard(dropped.activity_id)
+            del self._sorted_seconds[bisect.bisect_left(self._sorted_seconds, dropped.seconds)]
+
+
+_T = TypeVar("_T")
+
+
 class DurationCache:
     """The history of each (specification, activity), kept between transactions of one process.
 
-    Reading it on every change of every order cost a quarter of the engine's CPU. A sample recorded
-    in this process drops its entry at once; samples recorded by other processes show within
-    `max_age`. Learned durations are statistics, so an estimate that old is as good as a fresh one.
+    Jeopardy asks for a learned duration on every change of every order, so an entry keeps the
+    samples with their seconds sorted: a learned duration is one index, not a read and a sort. A
+    sample recorded in this process joins its entry at once (once per activity, the window kept, as a
+    read would return it), so finishing activities never forces a read; samples recorded by other
+    processes show within `max_age`, when the entry is read again. Learned durations are statistics,
+    so an estimate that old is as good as a fresh one. Worker threads share the cache: one lock
+    guards the entries and their contents, and no query runs under it.
     """
 
-    def __init__(self, *, max_age: float = 30.0) -> None:
+    def __init__(
+        self,
+        *,
+        max_age: float = 30.0,
+        window: int = HISTORY_WINDOW,
+        clock: Callable[[], float] = time.monotonic,  # seconds, for max_age
+    ) -> None:
         self.max_age = max_age
-        self._entries: dict[tuple[str, str], tuple[float, list[float]]] = {}
+        self.window = window
+        self.clock = clock
+        self._entries: dict[tuple[str, str], _History] = {}
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[str, str], read: Callable[[], list[float]]) -> list[float]:
-        now = time.monotonic()
+    def samples(self, key: tuple[str, str], read: Callable[[], Iterable[DurationSample]]) -> list[float]:
+        """Seconds of the newest samples, newest first."""
+        return self._consult(key, read, _History.newest_first)
+
+    def learned_seconds(
+        self,
+        key: tuple[str, str],
+        read: Callable[[], Iterable[DurationSample]],
+        *,
+        percentile: float,
+        min_samples: int,
+    ) -> float | None:
+        """See `learned_from_sorted`."""
+        return self._consult(
+            key, read, lambda h: h.learned_seconds(percentile=percentile, min_samples=min_samples)
+        )
+
+    def record(self, key: tuple[str, str], samples: Iterable[DurationSample]) -> None:
+        """Add samples just recorded to the entry; without one, the next read finds them in the table."""
         with self._lock:
             entry = self._entries.get(key)
-        if entry is not None and now - entry[0] < self.max_age:
-            return entry[1]
-        samples = read()
-        with self._lock:
-            self._entries[key] = (now, samples)
-        return samples
+            if entry is not None:
+                for sample in samples:
+                    entry.add(sample)
 
-    def forget(self, keys: Iterable[tuple[str, str]]) -> None:
+    def _consult(
+        self,
+        key: tuple[str, str],
+        read: Callable[[], Iterable[DurationSample]],
+        answer: Callable[[_History], _T],
+    ) -> _T:
+        now = self.clock()
         with self._lock:
-            for key in keys:
-                self._entries.pop(key, None)
+            entry = self._entries.get(key)
+            if entry is not None and now - entry.read_at < self.max_age:
+                return answer(entry)
+        fresh = _History(read(), read_at=now, window=self.window)  # outside the lock: a query
+        with self._lock:
+            self._entries[key] = fresh
+            return answer(fresh)
 
 
 class SqlJeopardyRecords:
@@ -150,35 +241,59 @@ class SqlJeopardyRecords:
         )
 
     def record_durations(self, finished: Sequence[FinishedActivity]) -> None:
+        """Keep how long each activity took; an activity already recorded keeps its first duration."""
         if not finished:
             return
-        if self.cache is not None:
-            self.cache.forget((f.specification, f.name) for f in finished)
-        insert = pg_insert if self.conn.dialect.name == "postgresql" else sqlite_insert
-        statement = insert(activity_duration).on_conflict_do_nothing(index_elements=["activity_id"])
-        self.conn.execute(
-            statement,
-            [
-                {
-                    "activity_id": f.activity_id,
-                    "service_specification": f.specification,
-                    "activity_name": f.name,
-                    "seconds": f.seconds,
-                    "finished_at": f.finished_at,
-                }
-                for f in finished
-            ],
+        statement = _RECORD_DURATIONS.get(self.conn.dialect.name, _RECORD_DURATIONS["sqlite"])
+        inserted = set(
+            self.conn.execute(
+                statement,
+                [
+                    {
+                        "activity_id": f.activity_id,
+                        "service_specification": f.specification,
+                        "activity_name": f.name,
+                        "seconds": f.seconds,
+                        "finished_at": f.finished_at,
+                    }
+                    for f in finished
+                ],
+            ).scalars()
         )
+        if self.cache is None:
+            return
+        by_kind: dict[tuple[str, str], list[DurationSample]] = {}
+        for f in finished:
+            if f.activity_id in inserted:
+                sample = DurationSample(f.finished_at, f.activity_id, f.seconds)
+                by_kind.setdefault((f.specification, f.name), []).append(sample)
+        for key, samples in by_kind.items():
+            self.cache.record(key, samples)
 
     def durations(self, specification: str, name: str) -> list[float]:
-        """Seconds the newest finished activities of this kind took (at most HISTORY_WINDOW)."""
-
-        def read() -> list[float]:
-            return list(self.conn.execute(_DURATIONS, {"spec": specification, "name": name}).scalars())
-
+        """Seconds the newest finished activities of this kind took (at most HISTORY_WINDOW), newest
+        first."""
+        key = (specification, name)
         if self.cache is None:
-            return read()
-        return self.cache.get((specification, name), read)
+            return [s.seconds for s in self._history(key)]
+        return self.cache.samples(key, lambda: self._history(key))
+
+    def learned_seconds(
+        self, specification: str, name: str, *, percentile: float, min_samples: int
+    ) -> float | None:
+        """That percentile of the seconds the newest finished activities of this kind took, or None
+        while fewer than `min_samples` are known (see `learned_from_sorted`)."""
+        key = (specification, name)
+        if self.cache is None:
+            ordered = sorted(s.seconds for s in self._history(key))
+            return learned_from_sorted(ordered, percentile=percentile, min_samples=min_samples)
+        return self.cache.learned_seconds(
+            key, lambda: self._history(key), percentile=percentile, min_samples=min_samples
+        )
+
+    def _history(self, key: tuple[str, str]) -> list[DurationSample]:
+        rows = self.conn.execute(_DURATIONS, {"spec": key[0], "name": key[1]})
+        return [DurationSample(r.finished_at, r.activity_id, r.seconds) for r in rows]
 
     def state_since(self, order_id: str) -> str | None:
         """When the order entered its current state: its last recorded state change."""

@@ -39,6 +39,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from provtrack.adapters.store.prepared import Prepared
 from provtrack.adapters.store.tables import AutoId, job, metadata, service_order
 from provtrack.domain.cancellation import CancelServiceOrder
 from provtrack.domain.clock import format_datetime, parse_datetime
@@ -182,11 +183,11 @@ def archive_order_version(conn: Connection, order_id: str, version: int | None, 
     params: dict[str, Any] = {"order_id": order_id, "until": until}
     if version is not None:
         params["version"] = version
-    conn.execute(_archive_statement(conn.dialect.name, with_version=version is not None), params)
+    _archive_statement(conn.dialect.name, with_version=version is not None).execute(conn, params).close()
 
 
 @functools.cache
-def _archive_statement(dialect: str, *, with_version: bool) -> Any:
+def _archive_statement(dialect: str, *, with_version: bool) -> Prepared:
     # Built once: every save of an order runs it, and building it costs more than SQLite runs it.
     source = select(
         service_order.c.id,
@@ -201,28 +202,25 @@ def _archive_statement(dialect: str, *, with_version: bool) -> Any:
         ["service_order_id", "version", "valid_until", "document"], source
     )
     # Two writers racing on one version: the loser's UPDATE fails on the version check afterwards.
-    return stmt.on_conflict_do_nothing()
+    return Prepared(stmt.on_conflict_do_nothing())
 
 
-# Plain driver SQL on the create path: SQLAlchemy's statement machinery costs more than SQLite does.
-_INSERT_EVENTS = (
-    "INSERT INTO outbox_event (event_id, service_order_id, event_type, event_time, order_version, document) "
-    "VALUES ({0}, {0}, {0}, {0}, {0}, {0})"
+# On every save of an order: compiled once and run on the driver (prepared.py).
+_EVENT_COLUMNS = ("event_id", "service_order_id", "event_type", "event_time", "order_version", "document")
+_INSERT_EVENTS = Prepared(insert(outbox_event).values({name: bindparam(name) for name in _EVENT_COLUMNS}))
+_ACTIVE_FILTERS = Prepared(
+    select(event_subscription.c.id, event_subscription.c.query, event_subscription.c.paused_until).where(
+        event_subscription.c.state == "active"
+    )
 )
-_ACTIVE_FILTERS = "SELECT id, query, paused_until FROM event_subscription WHERE state = 'active'"
 
 
 def _insert_events(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
-    marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    sql = _INSERT_EVENTS.format(marker)
-    if len(rows) == 1:
-        conn.exec_driver_sql(sql, rows[0])
-    else:
-        conn.exec_driver_sql(sql, rows)
+    _INSERT_EVENTS.executemany(conn, [dict(zip(_EVENT_COLUMNS, row, strict=True)) for row in rows])
 
 
 def _active_filters(conn: Connection) -> list[tuple[str, str | None, str | None]]:
-    return [(r[0], r[1], r[2]) for r in conn.exec_driver_sql(_ACTIVE_FILTERS)]
+    return _ACTIVE_FILTERS.all(conn)
 
 
 def _route(

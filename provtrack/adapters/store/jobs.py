@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Integer, Text, bindparam, delete, func, or_, 
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from provtrack.adapters.store.prepared import Prepared
 from provtrack.adapters.store.tables import job
 from provtrack.domain.clock import format_datetime, parse_datetime
 from provtrack.domain.jobs import Job, JobRequest
@@ -32,32 +33,37 @@ def schedule(conn: Connection, request: JobRequest, *, now: datetime, replace: b
         "attempts": 0,
         "created_at": format_datetime(now),
     }
-    conn.execute(_schedule_statement(conn.dialect.name, replace=replace), values)
+    _schedule_statement(conn.dialect.name, replace=replace).execute(conn, values).close()
 
 
 @functools.cache
-def _schedule_statement(dialect: str, *, replace: bool) -> Any:
+def _schedule_statement(dialect: str, *, replace: bool) -> Prepared:
     # Built once: building an upsert and its `excluded` alias costs more than running it.
-    insert = pg_insert(job) if dialect == "postgresql" else sqlite_insert(job)
+    columns = ("kind", "key", "due_at", "payload", "attempts", "created_at")
+    insert = (pg_insert(job) if dialect == "postgresql" else sqlite_insert(job)).values(
+        {name: bindparam(name) for name in columns}
+    )
     if not replace:
-        return insert.on_conflict_do_nothing(index_elements=["kind", "key"])
-    return insert.on_conflict_do_update(
-        index_elements=["kind", "key"],
-        set_={
-            "due_at": insert.excluded.due_at,
-            "payload": insert.excluded.payload,
-            "attempts": 0,
-            "last_error": None,
-            "failed_at": None,
-        },
+        return Prepared(insert.on_conflict_do_nothing(index_elements=["kind", "key"]))
+    return Prepared(
+        insert.on_conflict_do_update(
+            index_elements=["kind", "key"],
+            set_={
+                "due_at": insert.excluded.due_at,
+                "payload": insert.excluded.payload,
+                "attempts": 0,
+                "last_error": None,
+                "failed_at": None,
+            },
+        )
     )
 
 
-_CANCEL = delete(job).where(job.c.kind == bindparam("kind"), job.c.key == bindparam("key"))
+_CANCEL = Prepared(delete(job).where(job.c.kind == bindparam("kind"), job.c.key == bindparam("key")))
 
 
 def cancel(conn: Connection, kind: str, key: str) -> None:
-    conn.execute(_CANCEL, {"kind": kind, "key": key})
+    _CANCEL.execute(conn, {"kind": kind, "key": key}).close()
 
 
 def claim_due(conn: Connection, *, now: datetime, owner: str, lease_until: datetime, limit: int) -> list[Job]:
@@ -67,22 +73,25 @@ def claim_due(conn: Connection, *, now: datetime, owner: str, lease_until: datet
         "until": format_datetime(lease_until),
         "limit": limit,
     }
-    rows = conn.execute(_claim_statement(conn.dialect.name), params).all()
+    rows = _claim_statement(conn.dialect.name).all(conn, params)
     jobs = [
-        Job(r.id, r.kind, r.key, parse_datetime(r.due_at), orjson.loads(r.payload), r.attempts) for r in rows
+        Job(job_id, kind, key, parse_datetime(due_at), orjson.loads(payload), attempts)
+        for job_id, kind, key, due_at, payload, attempts in rows
     ]
     jobs.sort(key=lambda j: (j.due_at, j.id))
     return jobs
 
 
 # Built once: the worker runs these for every job, and building a statement costs more than running it.
-_FINISH = delete(job).where(
-    job.c.id == bindparam("job_id"),
-    job.c.lease_owner == bindparam("owner"),
-    job.c.due_at == bindparam("due_at"),
+_FINISH = Prepared(
+    delete(job).where(
+        job.c.id == bindparam("job_id"),
+        job.c.lease_owner == bindparam("owner"),
+        job.c.due_at == bindparam("due_at"),
+    )
 )
 # Rescheduled while running: release the lease so the new occurrence runs.
-_RELEASE = (
+_RELEASE = Prepared(
     update(job)
     .where(job.c.id == bindparam("job_id"), job.c.lease_owner == bindparam("owner"))
     .values(lease_owner=None, lease_expires_at=None)
@@ -90,7 +99,7 @@ _RELEASE = (
 
 
 @functools.cache
-def _claim_statement(dialect: str) -> Any:
+def _claim_statement(dialect: str) -> Prepared:
     stamp: Any = bindparam("now", type_=Text)
     due = (
         select(job.c.id)
@@ -104,7 +113,7 @@ def _claim_statement(dialect: str) -> Any:
     )
     if dialect == "postgresql":
         due = due.with_for_update(skip_locked=True)
-    return (
+    return Prepared(
         update(job)
         .where(job.c.id.in_(due.scalar_subquery()))
         .values(lease_owner=bindparam("owner"), lease_expires_at=bindparam("until"))
@@ -122,8 +131,9 @@ def finish_many(conn: Connection, claimed: Sequence[Job], *, owner: str) -> None
     if not claimed:
         return
     params = [{"job_id": j.id, "owner": owner, "due_at": format_datetime(j.due_at)} for j in claimed]
-    conn.execute(_FINISH, params)
-    conn.execute(_RELEASE, [{"job_id": p["job_id"], "owner": owner} for p in params])
+    if _FINISH.executemany(conn, params) == len(params):
+        return  # none was rescheduled while it ran
+    _RELEASE.executemany(conn, [{"job_id": p["job_id"], "owner": owner} for p in params])
 
 
 def retry(conn: Connection, claimed: Job, *, owner: str, due_at: datetime, error: str) -> None:

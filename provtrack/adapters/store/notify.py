@@ -1,24 +1,51 @@
-"""Cross-process wake-up on PostgreSQL: LISTEN for the NOTIFY a job-scheduling commit sends."""
+"""Cross-process wake-up: a job committed by another process wakes this process's worker at once.
+
+PostgreSQL: LISTEN for the NOTIFY a job-scheduling commit sends. SQLite has no notifications, so a
+thread watches `PRAGMA data_version` (it changes when another connection commits; reading it touches
+only the shared WAL index, no page) every `SQLITE_WATCH_SECONDS`, and when it changed looks whether a
+job nobody runs is due. Jobs this process commits wake its worker directly (`SqlStore.jobs_committed`).
+"""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 import psycopg
 import structlog
 from sqlalchemy import Engine
 
+from provtrack.adapters.store.database import sqlite_file
 from provtrack.adapters.store.repository import JOBS_CHANNEL
+from provtrack.domain.clock import format_datetime
 
+SQLITE_WATCH_SECONDS = 0.005
+_DUE_JOB = (
+    "SELECT 1 FROM job WHERE due_at <= ? AND failed_at IS NULL "
+    "AND (lease_expires_at IS NULL OR lease_expires_at < ?) LIMIT 1"
+)
 log = structlog.get_logger("provtrack.notify")
 
 
 def start_job_listener(
     engine: Engine, wake: threading.Event, stop: threading.Event
 ) -> threading.Thread | None:
-    """Set `wake` whenever another process commits a job. Nothing to do on SQLite."""
-    if engine.dialect.name != "postgresql":
-        return None
+    """Set `wake` whenever another process commits a job that is due (nothing for in-memory SQLite)."""
+    if engine.dialect.name == "postgresql":
+        target = _listener(engine, wake, stop)
+    else:
+        database = sqlite_file(engine)
+        if database is None:
+            return None
+        target = _watcher(database, wake, stop)
+    thread = threading.Thread(target=target, name="provtrack-job-listener", daemon=True)
+    thread.start()
+    return thread
+
+
+def _listener(engine: Engine, wake: threading.Event, stop: threading.Event) -> Callable[[], None]:
     url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
 
     def listen() -> None:
@@ -33,6 +60,28 @@ def start_job_listener(
                 log.exception("job listener lost its connection; reconnecting")
                 stop.wait(1.0)
 
-    thread = threading.Thread(target=listen, name="provtrack-job-listener", daemon=True)
-    thread.start()
-    return thread
+    return listen
+
+
+def _watcher(database: str, wake: threading.Event, stop: threading.Event) -> Callable[[], None]:
+    def watch() -> None:
+        while not stop.is_set():
+            try:
+                conn = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
+                try:
+                    seen = conn.execute("PRAGMA data_version").fetchone()[0]
+                    while not stop.wait(SQLITE_WATCH_SECONDS):
+                        version = conn.execute("PRAGMA data_version").fetchone()[0]
+                        if version == seen:
+                            continue
+                        seen = version
+                        now = format_datetime(datetime.now(UTC))
+                        if conn.execute(_DUE_JOB, (now, now)).fetchone() is not None:
+                            wake.set()
+                finally:
+                    conn.close()
+            except sqlite3.Error:
+                log.exception("job watcher failed; starting again")
+                stop.wait(1.0)
+
+    return watch

@@ -23,6 +23,7 @@ from sqlalchemy import (
     update,
 )
 
+from provtrack.adapters.store.prepared import Prepared
 from provtrack.adapters.store.tables import AutoId, metadata
 from provtrack.domain.activities import Activity
 from provtrack.domain.plan import Plan
@@ -65,33 +66,53 @@ parked_notification = Table(
     Index("ix_parked_notification_owner_external_id", "owner", "external_id"),
 )
 
-# Built once (the engine saves a plan per job); the columns set come from the parameters.
-_SAVE_PLAN = update(provisioning_plan).where(
-    provisioning_plan.c.service_order_id == bindparam("b_order_id"),
-    provisioning_plan.c.version == bindparam("b_expected"),
+# Compiled once and run on the driver (prepared.py): the engine reads and saves a plan per job.
+_ACTIVITY_COLUMNS = ("service_order_id", "item_id", "state", "owner", "external_id", "document")
+_INSERT_PLAN = Prepared(
+    insert(provisioning_plan).values(
+        {name: bindparam(name) for name in ("service_order_id", "created_at", "version", "document")}
+    )
 )
-_SAVE_ACTIVITY = update(activity).where(activity.c.id == bindparam("b_id"))
-_GET_PLAN = select(provisioning_plan.c.document, provisioning_plan.c.version).where(
-    provisioning_plan.c.service_order_id == bindparam("order_id")
+_SAVE_PLAN = Prepared(
+    update(provisioning_plan)
+    .where(
+        provisioning_plan.c.service_order_id == bindparam("b_order_id"),
+        provisioning_plan.c.version == bindparam("b_expected"),
+    )
+    .values(version=bindparam("version"), document=bindparam("document"))
 )
-_GET_ACTIVITIES = (
+_INSERT_ACTIVITY = Prepared(
+    insert(activity).values({name: bindparam(name) for name in ("id", *_ACTIVITY_COLUMNS)})
+)
+_SAVE_ACTIVITY = Prepared(
+    update(activity)
+    .where(activity.c.id == bindparam("b_id"))
+    .values({name: bindparam(name) for name in _ACTIVITY_COLUMNS})
+)
+_GET_PLAN = Prepared(
+    select(provisioning_plan.c.document, provisioning_plan.c.version).where(
+        provisioning_plan.c.service_order_id == bindparam("order_id")
+    )
+)
+_GET_ACTIVITIES = Prepared(
     select(activity.c.id, activity.c.document)
     .where(activity.c.service_order_id == bindparam("order_id"))
     .order_by(activity.c.id)
 )
-
-_GET_ACTIVITY = select(activity.c.document).where(activity.c.id == bindparam("activity_id"))
-_ORDER_OF_ACTIVITY = select(activity.c.service_order_id).where(activity.c.id == bindparam("activity_id"))
+_GET_ACTIVITY = Prepared(select(activity.c.document).where(activity.c.id == bindparam("activity_id")))
+_ORDER_OF_ACTIVITY = Prepared(
+    select(activity.c.service_order_id).where(activity.c.id == bindparam("activity_id"))
+)
 _PARKED_WHERE = (
     parked_notification.c.owner == bindparam("owner"),
     parked_notification.c.external_id == bindparam("external_id"),
 )
-_PARKED = (
+_PARKED = Prepared(
     select(parked_notification.c.state, parked_notification.c.reason)
     .where(*_PARKED_WHERE)
     .order_by(parked_notification.c.id)
 )
-_UNPARK = delete(parked_notification).where(*_PARKED_WHERE)
+_UNPARK = Prepared(delete(parked_notification).where(*_PARKED_WHERE))
 
 
 def _dumps(value: Any) -> str:
@@ -112,42 +133,42 @@ class PlanQueries:
 
     def add_plan(self, plan: Plan) -> None:
         plan.version = 1
-        self.conn.execute(
-            insert(provisioning_plan).values(
-                service_order_id=plan.order_id,
-                created_at=plan.created_at,
-                version=plan.version,
-                document=_dumps(plan.to_document()),
-            )
-        )
-        if plan.activities:
-            self.conn.execute(insert(activity), [_activity_row(a) for a in plan.activities])
+        _INSERT_PLAN.execute(
+            self.conn,
+            {
+                "service_order_id": plan.order_id,
+                "created_at": plan.created_at,
+                "version": plan.version,
+                "document": _dumps(plan.to_document()),
+            },
+        ).close()
+        _INSERT_ACTIVITY.executemany(self.conn, [_activity_row(a) for a in plan.activities])
         loaded = self._loaded()
         for a in plan.activities:
             loaded[a.id] = _dumps(a.to_document())
         self._record(plan)
 
     def get_plan(self, order_id: str) -> Plan | None:
-        row = self.conn.execute(_GET_PLAN, {"order_id": order_id}).first()
+        row = _GET_PLAN.first(self.conn, {"order_id": order_id})
         if row is None:
             return None
-        documents = self.conn.execute(_GET_ACTIVITIES, {"order_id": order_id}).all()
+        plan_document, version = row
         loaded = self._loaded()
         activities = []
-        for r in documents:
-            loaded[r.id] = r.document
-            activities.append(Activity.from_document(orjson.loads(r.document)))
+        for activity_id, activity_document in _GET_ACTIVITIES.all(self.conn, {"order_id": order_id}):
+            loaded[activity_id] = activity_document
+            activities.append(Activity.from_document(orjson.loads(activity_document)))
         # Keep the plan's own order of activities (catalog order), which the document records.
-        document = orjson.loads(row.document)
+        document = orjson.loads(plan_document)
         position = {a: i for i, a in enumerate(document.get("activityOrder", []))}
         activities.sort(key=lambda a: position.get(a.id, len(position)))
-        return Plan.from_document(document, activities, version=row.version)
+        return Plan.from_document(document, activities, version=version)
 
     def save_plan(self, plan: Plan) -> None:
         expected = plan.version
         plan.version += 1
-        result = self.conn.execute(
-            _SAVE_PLAN,
+        saved = _SAVE_PLAN.rowcount(
+            self.conn,
             {
                 "b_order_id": plan.order_id,
                 "b_expected": expected,
@@ -155,16 +176,16 @@ class PlanQueries:
                 "document": _dumps(plan.to_document()),
             },
         )
-        if result.rowcount != 1:
+        if saved != 1:
             raise ConcurrentUpdate(f"the plan of service order {plan.order_id} changed while it was updated")
         loaded = self._loaded()
         for a in plan.activities:
             document = _dumps(a.to_document())
             if loaded.get(a.id) == document:
                 continue
-            row = _activity_row(a)
+            row = _activity_row(a, document)
             row["b_id"] = row.pop("id")
-            self.conn.execute(_SAVE_ACTIVITY, row)
+            _SAVE_ACTIVITY.execute(self.conn, row).close()
             loaded[a.id] = document
         self._record(plan)
 
@@ -175,11 +196,11 @@ class PlanQueries:
 
     def get_activity(self, activity_id: str) -> Activity | None:
         """One activity, read alone (not for changing: plans are saved whole)."""
-        document = self.conn.execute(_GET_ACTIVITY, {"activity_id": activity_id}).scalar()
+        document = _GET_ACTIVITY.scalar(self.conn, {"activity_id": activity_id})
         return None if document is None else Activity.from_document(orjson.loads(document))
 
     def order_of_activity(self, activity_id: str) -> str | None:
-        value = self.conn.execute(_ORDER_OF_ACTIVITY, {"activity_id": activity_id}).scalar()
+        value = _ORDER_OF_ACTIVITY.scalar(self.conn, {"activity_id": activity_id})
         return None if value is None else str(value)
 
     def activity_by_external_id(self, owner: str, external_id: str) -> tuple[str, str] | None:
@@ -203,10 +224,10 @@ class PlanQueries:
     def take_parked_notifications(self, owner: str, external_id: str) -> list[tuple[str, str | None]]:
         """The parked (state, reason) notifications of a downstream order, oldest first; removed."""
         params = {"owner": owner, "external_id": external_id}
-        rows = self.conn.execute(_PARKED, params).all()
+        rows = _PARKED.all(self.conn, params)
         if rows:
-            self.conn.execute(_UNPARK, params)
-        return [(str(r.state), r.reason) for r in rows]
+            _UNPARK.execute(self.conn, params).close()
+        return [(str(state), reason) for state, reason in rows]
 
     def get_plan_json(self, order_id: str) -> dict[str, Any] | None:
         plan = self.get_plan(order_id)
@@ -215,7 +236,7 @@ class PlanQueries:
         return {**plan.to_document(), "activity": [a.to_document() for a in plan.activities]}
 
 
-def _activity_row(a: Activity) -> dict[str, Any]:
+def _activity_row(a: Activity, document: str | None = None) -> dict[str, Any]:
     return {
         "id": a.id,
         "service_order_id": a.order_id,
@@ -223,5 +244,5 @@ def _activity_row(a: Activity) -> dict[str, Any]:
         "state": a.state.value,
         "owner": a.owner,
         "external_id": a.external_id,
-        "document": _dumps(a.to_document()),
+        "document": document if document is not None else _dumps(a.to_document()),
     }

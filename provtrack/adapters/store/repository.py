@@ -1,12 +1,14 @@
 """The SQL store: transactions over SQLite or PostgreSQL holding orders, cancel tasks and audit rows.
 
-A write transaction on SQLite also holds a process-wide lock: SQLite has one writer at a time, and
-queueing writers here is far cheaper than letting them spin on SQLITE_BUSY.
+A write transaction on SQLite also holds the writer lock (`database.WriterLock`, across threads and
+processes): SQLite has one writer at a time, and queueing writers is far cheaper than letting them
+spin on SQLITE_BUSY.
 """
 
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -17,8 +19,9 @@ from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, sele
 
 from provtrack.adapters.store import events as event_store
 from provtrack.adapters.store import jobs
-from provtrack.adapters.store.database import is_sqlite
+from provtrack.adapters.store.database import WriterLock, is_sqlite, sqlite_file
 from provtrack.adapters.store.filters import FilterCompiler
+from provtrack.adapters.store.prepared import Prepared
 from provtrack.adapters.store.provisioning import PlanQueries
 from provtrack.adapters.store.tables import audit_record, cancel_service_order, service_order
 from provtrack.domain.cancellation import CancelServiceOrder
@@ -42,17 +45,34 @@ TASK_COLUMNS: dict[tuple[str, ...], str] = {
     ("state",): "state",
     ("serviceOrder", "id"): "service_order_id",
 }
-# The most frequent reads, built once: building a statement costs more than SQLite takes to run it.
-ORDER_DOCUMENT = select(service_order.c.document).where(service_order.c.id == bindparam("order_id"))
-ORDER_ROW = select(
-    service_order.c.document, service_order.c.version, service_order.c.state_before_cancellation
-).where(service_order.c.id == bindparam("order_id"))
-
-# The columns to set come from the parameters (`_order_row`): one statement, compiled once.
-SAVE_ORDER = update(service_order).where(
-    service_order.c.id == bindparam("b_order_id"), service_order.c.version == bindparam("b_expected")
+# The most frequent statements, compiled once and run on the driver (prepared.py).
+ORDER_DOCUMENT = Prepared(select(service_order.c.document).where(service_order.c.id == bindparam("order_id")))
+ORDER_ROW = Prepared(
+    select(
+        service_order.c.document, service_order.c.version, service_order.c.state_before_cancellation
+    ).where(service_order.c.id == bindparam("order_id"))
 )
-AUDIT_INSERT = insert(audit_record)
+_ORDER_COLUMNS = (
+    "state",
+    "order_date",
+    "external_id",
+    "category",
+    "priority",
+    "requested_completion_date",
+    "state_before_cancellation",
+    "version",
+    "document",
+)
+SAVE_ORDER = Prepared(
+    update(service_order)
+    .where(service_order.c.id == bindparam("b_order_id"), service_order.c.version == bindparam("b_expected"))
+    .values({name: bindparam(name) for name in _ORDER_COLUMNS})
+)
+INSERT_ORDER = Prepared(
+    insert(service_order).values({name: bindparam(name) for name in ("id", *_ORDER_COLUMNS)})
+)
+_AUDIT_COLUMNS = ("service_order_id", "subject", "attribute", "old_value", "new_value", "at", "actor")
+AUDIT_INSERT = Prepared(insert(audit_record).values({name: bindparam(name) for name in _AUDIT_COLUMNS}))
 
 
 def dumps(value: Any) -> str:
@@ -61,12 +81,21 @@ def dumps(value: Any) -> str:
 
 JOBS_CHANNEL = "provtrack_jobs"
 
+# SQLite: connections kept open between transactions, for writing and for reading, per engine (all
+# the stores over one engine share them). list.pop and list.append are atomic: no lock.
+_IDLE: weakref.WeakKeyDictionary[Engine, dict[bool, list[Connection]]] = weakref.WeakKeyDictionary()
+
+
+def _idle_connections(engine: Engine) -> dict[bool, list[Connection]]:
+    return _IDLE.setdefault(engine, {True: [], False: []})
+
 
 class SqlStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.sqlite = is_sqlite(engine)
-        self._write_lock = threading.Lock()
+        self._write_lock = WriterLock(sqlite_file(engine))
+        self._idle = _idle_connections(engine) if self.sqlite else {}
         # Set after a commit that scheduled jobs: wakes this process's worker at once.
         self.jobs_committed = threading.Event()
 
@@ -79,20 +108,48 @@ class SqlStore:
             yield from self._transaction(write=write)
 
     def _transaction(self, *, write: bool) -> Iterator[SqlTransaction]:
-        with self.engine.connect() as conn:
+        if self.sqlite:
+            yield from self._sqlite_transaction(write=write)
+            return
+        with self.engine.connect() as conn, conn.begin():
+            tx = SqlTransaction(conn, self.engine.dialect.name)
+            yield tx
+            if tx.scheduled_jobs:
+                # Delivered on commit to workers in other processes (LISTEN provtrack_jobs).
+                conn.exec_driver_sql(f"NOTIFY {JOBS_CHANNEL}")
+        if tx.scheduled_jobs:
+            self.jobs_committed.set()
+
+    def _sqlite_transaction(self, *, write: bool) -> Iterator[SqlTransaction]:
+        """On SQLite a connection stays open between transactions: checking one out of the pool
+        and back cost more than most transactions (a file connection never goes stale)."""
+        idle = self._idle[write]
+        try:
+            conn = idle.pop()
+        except IndexError:
+            conn = self.engine.connect()
             if write:
-                conn = conn.execution_options(provtrack_write=True)
+                conn = conn.execution_options(provtrack_write=True)  # BEGIN IMMEDIATE (database.py)
+        try:
             with conn.begin():
-                tx = SqlTransaction(conn, self.engine.dialect.name)
+                tx = SqlTransaction(conn, "sqlite")
                 yield tx
-                if tx.scheduled_jobs and not self.sqlite:
-                    # Delivered on commit to workers in other processes (LISTEN provtrack_jobs).
-                    conn.exec_driver_sql(f"NOTIFY {JOBS_CHANNEL}")
+        except BaseException:
+            if conn.invalidated or conn.in_transaction():
+                conn.close()
+            else:
+                idle.append(conn)
+            raise
+        idle.append(conn)
         if tx.scheduled_jobs:
             self.jobs_committed.set()
 
     def dispose(self) -> None:
+        for idle in self._idle.values():
+            while idle:
+                idle.pop().close()
         self.engine.dispose()
+        self._write_lock.close()
 
     # --- the job queue (the engine's side) ----------------------------------------------------
 
@@ -148,17 +205,17 @@ class SqlTransaction(PlanQueries):
     # --- service orders -----------------------------------------------------------------------
 
     def get_order(self, order_id: str) -> ServiceOrder | None:
-        row = self.conn.execute(ORDER_ROW, {"order_id": order_id}).first()
+        row = ORDER_ROW.first(self.conn, {"order_id": order_id})
         if row is None:
             return None
+        document, version, state_before_cancellation = row
         return ServiceOrder.from_document(
-            orjson.loads(row.document),
-            version=row.version,
-            state_before_cancellation=row.state_before_cancellation,
+            orjson.loads(document), version=version, state_before_cancellation=state_before_cancellation
         )
 
     def get_order_json(self, order_id: str) -> str | None:
-        return self.conn.execute(ORDER_DOCUMENT, {"order_id": order_id}).scalar()
+        document: str | None = ORDER_DOCUMENT.scalar(self.conn, {"order_id": order_id})
+        return document
 
     def add_order(self, order: ServiceOrder) -> None:
         self.add_orders([order])
@@ -167,10 +224,8 @@ class SqlTransaction(PlanQueries):
         """Insert new orders and their audit rows with one statement per table (also bulk loads)."""
         for order in orders:
             order.version = 1
-        self.conn.execute(insert(service_order), [{"id": o.id, **_order_row(o)} for o in orders])
-        audit = [row for o in orders for row in _audit_rows(o.id, o.changes)]
-        if audit:
-            self.conn.execute(insert(audit_record), audit)
+        INSERT_ORDER.executemany(self.conn, [{"id": o.id, **_order_row(o)} for o in orders])
+        AUDIT_INSERT.executemany(self.conn, [row for o in orders for row in _audit_rows(o.id, o.changes)])
         for order in orders:
             order.changes.clear()
         if event_store.record_order_events(self.conn, orders):
@@ -180,10 +235,10 @@ class SqlTransaction(PlanQueries):
         expected = order.version
         event_store.archive_order_version(self.conn, order.id, expected, until=_change_time(order))
         order.version += 1
-        result = self.conn.execute(
-            SAVE_ORDER, {"b_order_id": order.id, "b_expected": expected, **_order_row(order)}
+        saved = SAVE_ORDER.rowcount(
+            self.conn, {"b_order_id": order.id, "b_expected": expected, **_order_row(order)}
         )
-        if result.rowcount != 1:
+        if saved != 1:
             raise ConcurrentUpdate(f"service order {order.id} changed while it was being updated")
         self.record_changes(order.id, order.changes)
         self.record_events(order)
@@ -228,7 +283,7 @@ class SqlTransaction(PlanQueries):
     def record_changes(self, order_id: str, changes: list[Change]) -> None:
         if not changes:
             return
-        self.conn.execute(AUDIT_INSERT, _audit_rows(order_id, changes))
+        AUDIT_INSERT.executemany(self.conn, _audit_rows(order_id, changes))
         changes.clear()
 
     # --- cancel tasks -------------------------------------------------------------------------
