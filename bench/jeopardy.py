@@ -232,7 +232,10 @@ def percentile(values: list[float], p: float) -> float:
 
 def measure_alerts(url: str, measured: list[str], idle_seconds: float) -> dict[str, Any]:
     store = SqlStore(create_database_engine(url))
-    jeopardy.watch(store, jeopardy.Monitor(ReloadingPolicy("demo"), lambda tx: SqlJeopardyRecords(tx.conn)))
+    jeopardy.watch(
+        store,
+        jeopardy.Monitor(ReloadingPolicy("demo"), lambda tx: SqlJeopardyRecords(tx.conn, write=tx.write)),
+    )
     handlers = JeopardyEngine(store, NoNetwork()).handlers()
     delays: list[float] = []
     check = handlers[jeopardy.CHECK_JOB]

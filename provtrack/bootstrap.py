@@ -68,7 +68,7 @@ def watch_jeopardy(settings: Settings, store: SqlStore, *, policy: ReloadingPoli
         store,
         jeopardy.Monitor(
             policy or ReloadingPolicy(settings.policy),
-            lambda tx: SqlJeopardyRecords(tx.conn, cache=durations),
+            lambda tx: SqlJeopardyRecords(tx.conn, cache=durations, write=tx.write),
             email=settings.smtp_host is not None,
         ),
     )

@@ -2,16 +2,26 @@
 
 Connection errors, timeouts and 5xx answers raise `DownstreamUnavailable` (worth retrying later);
 a 4xx answer raises `DownstreamRefused` with the body kept (retrying the same request is pointless).
+
+The transport is the standard library's http.client with keep-alive connections per thread, not
+httpx: this client was about a third of the engine's CPU, and measured against the simulator
+(keep-alive, 8 threads) a request cost 926 µs of CPU with httpx, 549 µs with httpcore and 157 µs
+with http.client (240 µs single-threaded), at four calls per service order. httpx stays the HTTP
+client where its features matter more than its cost (webhooks, the simulator, tests).
 """
 
 from __future__ import annotations
 
-import threading
+import http.client
 from typing import Any
 
-import httpx
+import orjson
+
+from provtrack.adapters.http_connections import KeepAliveConnections
 
 RESOURCE_ORDER = "resourceOrder"
+ACCEPT_JSON = {"Accept": "application/json"}
+SEND_JSON = {"Accept": "application/json", "Content-Type": "application/json"}
 
 
 class DownstreamUnavailable(Exception):
@@ -28,29 +38,21 @@ class DownstreamRefused(Exception):
 
 
 class ResourceOrderingClient:
-    """One HTTP connection pool shared by the calls to every system."""
+    """Keep-alive connections per worker thread, shared by the calls to every system.
+
+    A request that meets a kept-alive connection the system closed meanwhile is sent once more on a
+    new connection. Usually the system never read it (it closed the idle connection first); should it
+    have read it and failed before answering, the repeat is still harmless: a resource order POST
+    carries the externalId the system recognises (a repeat returns the existing order), a TMF638
+    service POST its order item, PATCH and GET are idempotent, and a hub POST at worst registers the
+    callback twice, as a subscribe job retried after a timeout already can.
+    """
 
     def __init__(self, *, timeout: float = 10.0, connect_timeout: float = 3.0) -> None:
-        self._timeout = httpx.Timeout(timeout, connect=connect_timeout)
-        self._lock = threading.Lock()
-        self._http: httpx.Client | None = None
-
-    def _client(self) -> httpx.Client:
-        # Opened on first use and shared by the worker's threads (httpx.Client is thread-safe).
-        with self._lock:
-            if self._http is None:
-                self._http = httpx.Client(
-                    timeout=self._timeout,
-                    headers={"Accept": "application/json"},
-                    limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
-                )
-            return self._http
+        self._connections = KeepAliveConnections(timeout=timeout, connect_timeout=connect_timeout)
 
     def close(self) -> None:
-        with self._lock:
-            if self._http is not None:
-                self._http.close()
-                self._http = None
+        self._connections.close()
 
     def create(self, base_url: str, body: dict[str, Any]) -> dict[str, Any]:
         return self._call("POST", f"{base_url}/{RESOURCE_ORDER}", json=body)
@@ -64,20 +66,20 @@ class ResourceOrderingClient:
         return self._call("POST", f"{base_url}/hub", json=body)
 
     def _call(self, method: str, url: str, json: Any = None) -> dict[str, Any]:
+        content = None if json is None else orjson.dumps(json)
+        headers = ACCEPT_JSON if content is None else SEND_JSON
         try:
-            response = self._client().request(method, url, json=json)
-        except httpx.HTTPError as exc:
+            response = self._connections.exchange(method, url, body=content, headers=headers)
+        except (OSError, http.client.HTTPException) as exc:
             raise DownstreamUnavailable(f"{method} {url}: {type(exc).__name__}: {exc}") from None
-        if response.status_code >= 500:
-            raise DownstreamUnavailable(f"{method} {url}: HTTP {response.status_code}: {response.text[:500]}")
+        if response.status >= 500:
+            raise DownstreamUnavailable(f"{method} {url}: HTTP {response.status}: {response.text()[:500]}")
         try:
-            payload = response.json() if response.content else {}
-        except ValueError:
-            payload = response.text[:4000]
-        if response.status_code >= 400:
-            raise DownstreamRefused(
-                response.status_code, payload, f"{method} {url}: HTTP {response.status_code}"
-            )
+            payload = orjson.loads(response.body) if response.body else {}
+        except orjson.JSONDecodeError:
+            payload = response.text()[:4000]
+        if response.status >= 400:
+            raise DownstreamRefused(response.status, payload, f"{method} {url}: HTTP {response.status}")
         if not isinstance(payload, dict):
             raise DownstreamUnavailable(f"{method} {url}: the answer is not a JSON object")
         return payload

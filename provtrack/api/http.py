@@ -34,11 +34,14 @@ async def call_store(
     disk cache (no network inside a transaction, by design), cheaper than the hop to the threadpool:
     measured, -400 to -550 µs of CPU per GET by id and -1 ms per create. A write stays in the
     threadpool when a job worker runs in this process: the event loop must not queue behind the
-    write lock its jobs hold (measured: create at 17% of the ceiling instead of 42%). A PostgreSQL
-    call waits on the network and must not hold up the event loop.
+    write lock its jobs hold (measured: create at 17% of the ceiling instead of 42%), nor while
+    another process (a `provtrack worker`) writes. A PostgreSQL call waits on the network and must
+    not hold up the event loop.
     """
     store = request.app.state.store
-    inline = getattr(store, "sqlite", False) and not (write and request.app.state.worker_in_process)
+    inline = getattr(store, "sqlite", False) and not (
+        write and (request.app.state.worker_in_process or store.writer_busy())
+    )
     if inline:
         return use_case(store, *args, **kwargs)
     return await run_in_threadpool(use_case, store, *args, **kwargs)

@@ -58,7 +58,9 @@ class ProvisioningTransaction(Transaction, Protocol):
 
 
 class ProvisioningStore(Protocol):
-    def transaction(self, *, write: bool) -> AbstractContextManager[ProvisioningTransaction]: ...
+    def transaction(
+        self, *, write: bool, optimistic_on: str | None = None
+    ) -> AbstractContextManager[ProvisioningTransaction]: ...
 
 
 class ActivityNotFound(LookupError):
@@ -102,31 +104,43 @@ def subscribe_to_hubs(store: ProvisioningStore, catalog: Catalog, *, ctx: Contex
 def plan_order(store: ProvisioningStore, order_id: str, catalog: Catalog, *, ctx: Context) -> str:
     """Check the order against the catalog: reject it, or build its plan and start it (or schedule
     the start at requestedStartDate). Returns what happened, for the log."""
-    with store.transaction(write=True) as tx:
-        order = tx.get_order(order_id)
-        if order is None or order.state != OrderState.ACKNOWLEDGED or tx.get_plan(order_id) is not None:
-            return "nothing to do"
+    for attempt in range(SAVE_ATTEMPTS):
         try:
-            plan = planning.build_plan(order, catalog, now=ctx.now, new_id=ctx.new_id)
-        except OrderNotFeasible as exc:
-            planning.reject(order, exc.problems, now=ctx.now, actor=ctx.actor)
-            tx.save_order(order)
-            return "rejected"
-        start_at = planning.requested_start(order)
-        if start_at is not None and parse_datetime(start_at) > parse_datetime(ctx.now):
-            planning.update_expected_completion(plan, order, now=ctx.now, actor=ctx.actor, start_at=start_at)
-            tx.schedule_job(JobRequest(START_JOB, order_id, parse_datetime(start_at)), now=_now(ctx))
-            outcome = f"planned, starts at {start_at}"
-            started: list[Activity] = []
-        else:
-            started = planning.start(plan, order, now=ctx.now, actor=ctx.actor)
-            outcome = "planned and started"
-        _hand_out(tx, order, plan, started, ctx)
-        _update_inventory(tx, order, {}, catalog, ctx)
-        jeopardy.after_change(store, tx, order, plan, ctx)
-        tx.add_plan(plan)
+            with store.transaction(write=True, optimistic_on=order_id) as tx:
+                return _plan_order(store, tx, order_id, catalog, ctx)
+        except ConcurrentUpdate:
+            if attempt == SAVE_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _plan_order(
+    store: ProvisioningStore, tx: ProvisioningTransaction, order_id: str, catalog: Catalog, ctx: Context
+) -> str:
+    order = tx.get_order(order_id)
+    if order is None or order.state != OrderState.ACKNOWLEDGED or tx.get_plan(order_id) is not None:
+        return "nothing to do"
+    try:
+        plan = planning.build_plan(order, catalog, now=ctx.now, new_id=ctx.new_id)
+    except OrderNotFeasible as exc:
+        planning.reject(order, exc.problems, now=ctx.now, actor=ctx.actor)
         tx.save_order(order)
-        return outcome
+        return "rejected"
+    start_at = planning.requested_start(order)
+    if start_at is not None and parse_datetime(start_at) > parse_datetime(ctx.now):
+        planning.update_expected_completion(plan, order, now=ctx.now, actor=ctx.actor, start_at=start_at)
+        tx.schedule_job(JobRequest(START_JOB, order_id, parse_datetime(start_at)), now=_now(ctx))
+        outcome = f"planned, starts at {start_at}"
+        started: list[Activity] = []
+    else:
+        started = planning.start(plan, order, now=ctx.now, actor=ctx.actor)
+        outcome = "planned and started"
+    _hand_out(tx, order, plan, started, ctx)
+    _update_inventory(tx, order, {}, catalog, ctx)
+    jeopardy.after_change(store, tx, order, plan, ctx)
+    tx.add_plan(plan)
+    tx.save_order(order)
+    return outcome
 
 
 def start_order(
@@ -423,10 +437,13 @@ def _change_plan(
     catalog: Catalog | None = None,
     ctx: Context | None = None,
 ) -> T:
-    """Load order and plan, change them, save both; reload and reapply on a concurrent update."""
+    """Load order and plan, change them, save both; reload and reapply on a concurrent update.
+
+    Optimistic: on SQLite the change is decided without the writer lock, which is held only to
+    write it (SqlStore.transaction); a concurrent change of the order or plan makes it start over."""
     for attempt in range(SAVE_ATTEMPTS):
         try:
-            with store.transaction(write=True) as tx:
+            with store.transaction(write=True, optimistic_on=order_id) as tx:
                 order = tx.get_order(order_id)
                 plan = tx.get_plan(order_id)
                 if order is None:

@@ -201,7 +201,9 @@ def harness(store: SqlStore, clock: FakeClock, database_url: str) -> Iterator[Ha
     in_force: list[Harness] = []
     jeopardy.watch(
         store,
-        jeopardy.Monitor(lambda: in_force[0].policy, lambda tx: SqlJeopardyRecords(tx.conn), email=True),
+        jeopardy.Monitor(
+            lambda: in_force[0].policy, lambda tx: SqlJeopardyRecords(tx.conn, write=tx.write), email=True
+        ),
     )
     engine = ProvisioningEngine(store, catalog, client=None)  # type: ignore[arg-type]
     handlers = engine.handlers()

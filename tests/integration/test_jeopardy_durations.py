@@ -4,12 +4,11 @@ the process's cache without reading the table again."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection
 
-from provtrack.adapters.store.escalation import DurationCache, SqlJeopardyRecords
+from provtrack.adapters.store.escalation import DurationCache, DurationSample, SqlJeopardyRecords
 from provtrack.adapters.store.repository import SqlStore
 from provtrack.services.escalation import FinishedActivity
 
@@ -26,36 +25,33 @@ def conn(store: SqlStore) -> Iterator[Connection]:
         yield conn
 
 
-@pytest.fixture
-def history_reads(store: SqlStore) -> Iterator[list[str]]:
-    reads: list[str] = []
+class CountedRecords(SqlJeopardyRecords):
+    """The SQL records, counting the reads of the history table."""
 
-    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if statement.lstrip().upper().startswith("SELECT") and "activity_duration" in statement:
-            reads.append(statement)
+    def __init__(self, conn: Connection, *, cache: DurationCache) -> None:
+        super().__init__(conn, cache=cache)
+        self.history_reads = 0
 
-    event.listen(store.engine, "before_cursor_execute", count)
-    yield reads
-    event.remove(store.engine, "before_cursor_execute", count)
+    def _history(self, key: tuple[str, str]) -> list[DurationSample]:
+        self.history_reads += 1
+        return super()._history(key)
 
 
 def learned(records: SqlJeopardyRecords, *, min_samples: int = 3) -> float | None:
     return records.learned_seconds(SPEC, NAME, percentile=50, min_samples=min_samples)
 
 
-def test_a_recorded_duration_counts_at_once_without_reading_the_history_again(
-    conn: Connection, history_reads: list[str]
-) -> None:
-    records = SqlJeopardyRecords(conn, cache=DurationCache())
+def test_a_recorded_duration_counts_at_once_without_reading_the_history_again(conn: Connection) -> None:
+    records = CountedRecords(conn, cache=DurationCache())
     records.record_durations([finished(1, 60.0), finished(2, 120.0)])
     assert learned(records) is None
-    assert len(history_reads) == 1
+    assert records.history_reads == 1
 
     records.record_durations([finished(3, 180.0)])
 
     assert learned(records) == 120.0
     assert records.durations(SPEC, NAME) == [180.0, 120.0, 60.0]
-    assert len(history_reads) == 1
+    assert records.history_reads == 1
 
 
 def test_an_activity_recorded_again_keeps_its_first_duration_and_counts_once(conn: Connection) -> None:

@@ -85,6 +85,21 @@ class WriterLock:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
         self._threads.release()
 
+    def busy(self) -> bool:
+        """Whether a writer holds the lock now (in this process or another), without waiting."""
+        if not self._threads.acquire(blocking=False):
+            return True
+        try:
+            if self._fd is not None:
+                try:
+                    fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    return True
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+            return False
+        finally:
+            self._threads.release()
+
     def close(self) -> None:
         if self._fd is not None:
             os.close(self._fd)

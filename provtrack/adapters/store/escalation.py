@@ -32,6 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from provtrack.adapters.store.prepared import Prepared
 from provtrack.adapters.store.tables import audit_record, metadata, service_order
 from provtrack.domain.clock import format_datetime, parse_datetime
 from provtrack.domain.escalation import Escalation
@@ -65,7 +66,7 @@ activity_duration = Table(
 
 HISTORY_WINDOW = 500  # the newest samples per (specification, activity): recent behaviour, bounded read
 # Built once: every change of an order reads it (jeopardy), and building it cost more than running it.
-_DURATIONS = (
+_DURATIONS = Prepared(
     select(activity_duration.c.finished_at, activity_duration.c.activity_id, activity_duration.c.seconds)
     .where(
         activity_duration.c.service_specification == bindparam("spec"),
@@ -75,12 +76,28 @@ _DURATIONS = (
     .limit(HISTORY_WINDOW)
 )
 # A re-run of an activity keeps its first duration; RETURNING names the rows really inserted.
+_DURATION_COLUMNS = ("activity_id", "service_specification", "activity_name", "seconds", "finished_at")
 _RECORD_DURATIONS = {
-    dialect: insert(activity_duration)
-    .on_conflict_do_nothing(index_elements=["activity_id"])
-    .returning(activity_duration.c.activity_id)
+    dialect: Prepared(
+        insert(activity_duration)
+        .values({name: bindparam(name) for name in _DURATION_COLUMNS})
+        .on_conflict_do_nothing(index_elements=["activity_id"])
+        .returning(activity_duration.c.activity_id)
+    )
     for dialect, insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
 }
+_ESCALATIONS = Prepared(
+    select(
+        escalation.c.service_order_id,
+        escalation.c.rule,
+        escalation.c.matched_at,
+        escalation.c.steps_fired,
+        escalation.c.acknowledged_at,
+        escalation.c.acknowledged_by,
+    )
+    .where(escalation.c.service_order_id == bindparam("order_id"))
+    .order_by(escalation.c.rule)
+)
 OPEN_STATES = (
     "acknowledged",
     "inProgress",
@@ -203,41 +220,51 @@ class DurationCache:
             return answer(fresh)
 
 
+Write = Callable[[Connection], object]
+
+
 class SqlJeopardyRecords:
-    def __init__(self, conn: Connection, *, cache: DurationCache | None = None) -> None:
+    """Escalations, learned durations and state history in SQL. Writes go through `write` (the
+    transaction's `SqlTransaction.write`: at once, or at the end of an optimistic transaction)."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        *,
+        cache: DurationCache | None = None,
+        write: Callable[[Write], None] | None = None,
+    ) -> None:
         self.conn = conn
         self.cache = cache
+        self._write = write or (lambda operation: operation(conn) and None)
 
     def escalations(self, order_id: str) -> list[Escalation]:
-        rows = self.conn.execute(
-            select(escalation).where(escalation.c.service_order_id == order_id).order_by(escalation.c.rule)
-        ).all()
         return [
-            Escalation(
-                r.service_order_id,
-                r.rule,
-                parse_datetime(r.matched_at),
-                r.steps_fired,
-                r.acknowledged_at,
-                r.acknowledged_by,
+            Escalation(order, rule, parse_datetime(matched_at), steps, acknowledged_at, acknowledged_by)
+            for order, rule, matched_at, steps, acknowledged_at, acknowledged_by in _ESCALATIONS.all(
+                self.conn, {"order_id": order_id}
             )
-            for r in rows
         ]
 
     def add_escalation(self, item: Escalation) -> None:
-        self.conn.execute(escalation.insert().values(**_row(item)))
+        values = _row(item)
+        self._write(lambda conn: conn.execute(escalation.insert().values(**values)))
 
     def save_escalation(self, item: Escalation) -> None:
         values = _row(item)
-        self.conn.execute(
-            update(escalation)
-            .where(escalation.c.service_order_id == item.order_id, escalation.c.rule == item.rule)
-            .values(**values)
+        self._write(
+            lambda conn: conn.execute(
+                update(escalation)
+                .where(escalation.c.service_order_id == item.order_id, escalation.c.rule == item.rule)
+                .values(**values)
+            )
         )
 
     def delete_escalation(self, order_id: str, rule: str) -> None:
-        self.conn.execute(
-            delete(escalation).where(escalation.c.service_order_id == order_id, escalation.c.rule == rule)
+        self._write(
+            lambda conn: conn.execute(
+                delete(escalation).where(escalation.c.service_order_id == order_id, escalation.c.rule == rule)
+            )
         )
 
     def record_durations(self, finished: Sequence[FinishedActivity]) -> None:
@@ -245,30 +272,31 @@ class SqlJeopardyRecords:
         if not finished:
             return
         statement = _RECORD_DURATIONS.get(self.conn.dialect.name, _RECORD_DURATIONS["sqlite"])
-        inserted = set(
-            self.conn.execute(
-                statement,
-                [
-                    {
-                        "activity_id": f.activity_id,
-                        "service_specification": f.specification,
-                        "activity_name": f.name,
-                        "seconds": f.seconds,
-                        "finished_at": f.finished_at,
-                    }
-                    for f in finished
-                ],
-            ).scalars()
-        )
-        if self.cache is None:
-            return
-        by_kind: dict[tuple[str, str], list[DurationSample]] = {}
-        for f in finished:
-            if f.activity_id in inserted:
-                sample = DurationSample(f.finished_at, f.activity_id, f.seconds)
-                by_kind.setdefault((f.specification, f.name), []).append(sample)
-        for key, samples in by_kind.items():
-            self.cache.record(key, samples)
+        rows = [
+            {
+                "activity_id": f.activity_id,
+                "service_specification": f.specification,
+                "activity_name": f.name,
+                "seconds": f.seconds,
+                "finished_at": f.finished_at,
+            }
+            for f in finished
+        ]
+        cache = self.cache
+
+        def record(conn: Connection) -> None:
+            inserted = {statement.scalar(conn, row) for row in rows} - {None}
+            if cache is None:
+                return
+            by_kind: dict[tuple[str, str], list[DurationSample]] = {}
+            for f in finished:
+                if f.activity_id in inserted:
+                    sample = DurationSample(f.finished_at, f.activity_id, f.seconds)
+                    by_kind.setdefault((f.specification, f.name), []).append(sample)
+            for key, samples in by_kind.items():
+                cache.record(key, samples)
+
+        self._write(record)
 
     def durations(self, specification: str, name: str) -> list[float]:
         """Seconds the newest finished activities of this kind took (at most HISTORY_WINDOW), newest
@@ -292,8 +320,10 @@ class SqlJeopardyRecords:
         )
 
     def _history(self, key: tuple[str, str]) -> list[DurationSample]:
-        rows = self.conn.execute(_DURATIONS, {"spec": key[0], "name": key[1]})
-        return [DurationSample(r.finished_at, r.activity_id, r.seconds) for r in rows]
+        rows = _DURATIONS.all(self.conn, {"spec": key[0], "name": key[1]})
+        return [
+            DurationSample(finished_at, activity_id, seconds) for finished_at, activity_id, seconds in rows
+        ]
 
     def state_since(self, order_id: str) -> str | None:
         """When the order entered its current state: its last recorded state change."""

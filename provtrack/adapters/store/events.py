@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -128,28 +129,40 @@ order_history = Table(
 # --- writes from the order transactions (called by SqlTransaction) -------------------------------
 
 
-def record_order_events(conn: Connection, orders: Sequence[ServiceOrder]) -> bool:
-    """Write the events the orders recorded; schedule the streams they concern. True if any job."""
+@dataclass(frozen=True, slots=True)
+class OrderEvents:
+    """Events taken from orders, to write: outbox rows, and per order what routing needs."""
+
+    rows: list[tuple[Any, ...]]
+    orders: list[tuple[str, list[OrderEvent], Callable[[], dict[str, Any]]]]  # id, events, document
+
+
+def take_order_events(orders: Sequence[ServiceOrder]) -> OrderEvents | None:
+    """The events the orders recorded (cleared from them), or None when there are none."""
     rows = [(str(uuid.uuid4()), o.id, e.event_type, e.at, o.version, None) for o in orders for e in o.events]
     if not rows:
-        return False
-    _insert_events(conn, rows)
+        return None
+    taken = [(o.id, list(o.events), o.to_document) for o in orders if o.events]
+    for order in orders:
+        order.events.clear()
+    return OrderEvents(rows, taken)
+
+
+def write_order_events(conn: Connection, events: OrderEvents) -> bool:
+    """Write the events to the outbox; schedule the streams they concern. True if any job."""
+    _insert_events(conn, events.rows)
     scheduled = False
     subscriptions = _active_filters(conn)
     if subscriptions:
-        for order in orders:
-            if order.events:
-                document = order.to_document()
-                scheduled |= _route(
-                    conn,
-                    subscriptions=subscriptions,
-                    order_id=order.id,
-                    events=order.events,
-                    resource="serviceOrder",
-                    document=document,
-                )
-    for order in orders:
-        order.events.clear()
+        for order_id, order_events, document in events.orders:
+            scheduled |= _route(
+                conn,
+                subscriptions=subscriptions,
+                order_id=order_id,
+                events=order_events,
+                resource="serviceOrder",
+                document=document(),
+            )
     return scheduled
 
 

@@ -6,6 +6,7 @@ arrived before provtrack knew which activity they belong to.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -108,7 +109,7 @@ _PARKED_WHERE = (
     parked_notification.c.external_id == bindparam("external_id"),
 )
 _PARKED = Prepared(
-    select(parked_notification.c.state, parked_notification.c.reason)
+    select(parked_notification.c.id, parked_notification.c.state, parked_notification.c.reason)
     .where(*_PARKED_WHERE)
     .order_by(parked_notification.c.id)
 )
@@ -123,6 +124,9 @@ class PlanQueries:
     """Plan storage, as methods of the SQL transaction."""
 
     conn: Connection
+    # Of SqlTransaction: a write now, or queued when the transaction is optimistic.
+    write: Callable[[Callable[[Connection], object]], None]
+    queued_writes: list[Callable[[Connection], object]] | None
 
     def _loaded(self) -> dict[str, str]:
         loaded: dict[str, str] | None = getattr(self, "_activity_documents", None)
@@ -133,16 +137,19 @@ class PlanQueries:
 
     def add_plan(self, plan: Plan) -> None:
         plan.version = 1
-        _INSERT_PLAN.execute(
-            self.conn,
-            {
-                "service_order_id": plan.order_id,
-                "created_at": plan.created_at,
-                "version": plan.version,
-                "document": _dumps(plan.to_document()),
-            },
-        ).close()
-        _INSERT_ACTIVITY.executemany(self.conn, [_activity_row(a) for a in plan.activities])
+        row = {
+            "service_order_id": plan.order_id,
+            "created_at": plan.created_at,
+            "version": plan.version,
+            "document": _dumps(plan.to_document()),
+        }
+        activities = [_activity_row(a) for a in plan.activities]
+
+        def insert(conn: Connection) -> None:
+            _INSERT_PLAN.execute(conn, row).close()
+            _INSERT_ACTIVITY.executemany(conn, activities)
+
+        self.write(insert)
         loaded = self._loaded()
         for a in plan.activities:
             loaded[a.id] = _dumps(a.to_document())
@@ -167,26 +174,31 @@ class PlanQueries:
     def save_plan(self, plan: Plan) -> None:
         expected = plan.version
         plan.version += 1
-        saved = _SAVE_PLAN.rowcount(
-            self.conn,
-            {
-                "b_order_id": plan.order_id,
-                "b_expected": expected,
-                "version": plan.version,
-                "document": _dumps(plan.to_document()),
-            },
-        )
-        if saved != 1:
-            raise ConcurrentUpdate(f"the plan of service order {plan.order_id} changed while it was updated")
+        row = {
+            "b_order_id": plan.order_id,
+            "b_expected": expected,
+            "version": plan.version,
+            "document": _dumps(plan.to_document()),
+        }
         loaded = self._loaded()
+        changed = []
         for a in plan.activities:
             document = _dumps(a.to_document())
             if loaded.get(a.id) == document:
                 continue
-            row = _activity_row(a, document)
-            row["b_id"] = row.pop("id")
-            _SAVE_ACTIVITY.execute(self.conn, row).close()
+            activity_row = _activity_row(a, document)
+            activity_row["b_id"] = activity_row.pop("id")
+            changed.append(activity_row)
             loaded[a.id] = document
+
+        def save(conn: Connection) -> None:
+            if _SAVE_PLAN.rowcount(conn, row) != 1:
+                raise ConcurrentUpdate(
+                    f"the plan of service order {plan.order_id} changed while it was updated"
+                )
+            _SAVE_ACTIVITY.executemany(conn, changed)
+
+        self.write(save)
         self._record(plan)
 
     def _record(self, plan: Plan) -> None:
@@ -215,19 +227,33 @@ class PlanQueries:
     def park_notification(
         self, owner: str, external_id: str, state: str, reason: str | None, now: str
     ) -> None:
-        self.conn.execute(
-            insert(parked_notification).values(
-                owner=owner, external_id=external_id, state=state, reason=reason, received_at=now
-            )
-        )
+        row = {
+            "owner": owner,
+            "external_id": external_id,
+            "state": state,
+            "reason": reason,
+            "received_at": now,
+        }
+        self.write(lambda conn: conn.execute(insert(parked_notification).values(**row)))
 
     def take_parked_notifications(self, owner: str, external_id: str) -> list[tuple[str, str | None]]:
-        """The parked (state, reason) notifications of a downstream order, oldest first; removed."""
+        """The parked (state, reason) notifications of a downstream order, oldest first; removed.
+
+        In an optimistic transaction one parked after this read would be lost by the removal: the
+        removal checks that the parked notifications are still those read, or the use case retries."""
         params = {"owner": owner, "external_id": external_id}
         rows = _PARKED.all(self.conn, params)
-        if rows:
-            _UNPARK.execute(self.conn, params).close()
-        return [(str(state), reason) for state, reason in rows]
+        read = [row[0] for row in rows]
+
+        def unpark(conn: Connection) -> None:
+            if [row[0] for row in _PARKED.all(conn, params)] != read:
+                raise ConcurrentUpdate(f"a notification of {owner} {external_id} was parked meanwhile")
+            if read:
+                _UNPARK.execute(conn, params).close()
+
+        if rows or self.queued_writes is not None:
+            self.write(unpark)
+        return [(str(state), reason) for _id, state, reason in rows]
 
     def get_plan_json(self, order_id: str) -> dict[str, Any] | None:
         plan = self.get_plan(order_id)

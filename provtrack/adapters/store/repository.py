@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -90,39 +90,67 @@ def _idle_connections(engine: Engine) -> dict[bool, list[Connection]]:
     return _IDLE.setdefault(engine, {True: [], False: []})
 
 
+def _discard(conn: Connection) -> None:
+    """Close for good: a reading connection is query_only, not fit to go back to the pool."""
+    conn.invalidate()
+    conn.close()
+
+
+# A write of an optimistic transaction, run at its end on the writing connection.
+Write = Callable[[Connection], object]
+
+
 class SqlStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.sqlite = is_sqlite(engine)
         self._write_lock = WriterLock(sqlite_file(engine))
         self._idle = _idle_connections(engine) if self.sqlite else {}
+        self._turns = [threading.Lock() for _ in range(64)]  # optimistic transactions, by order
         # Set after a commit that scheduled jobs: wakes this process's worker at once.
         self.jobs_committed = threading.Event()
 
     @contextmanager
-    def transaction(self, *, write: bool) -> Iterator[SqlTransaction]:
-        if write and self.sqlite:
-            with self._write_lock:
-                yield from self._transaction(write=True)
+    def transaction(self, *, write: bool, optimistic_on: str | None = None) -> Iterator[SqlTransaction]:
+        """One transaction. On SQLite a writing one holds the writer lock from start to end, unless
+        `optimistic_on` names the order it changes: then it reads and decides without the lock, its
+        writes are queued, and they run at the end in one short write transaction under the lock,
+        where the version checks of order and plan raise `ConcurrentUpdate` if another transaction
+        changed them meanwhile. For use cases that retry on ConcurrentUpdate: the engine's, most of
+        the writes. Optimistic transactions on the same order take turns within a process (they
+        would conflict); across processes the version checks decide.
+        On PostgreSQL `optimistic_on` changes nothing: writers do not exclude each other there."""
+        if not self.sqlite:
+            with self.engine.connect() as conn, conn.begin():
+                tx = SqlTransaction(conn, self.engine.dialect.name)
+                yield tx
+                if tx.scheduled_jobs:
+                    # Delivered on commit to workers in other processes (LISTEN provtrack_jobs).
+                    conn.exec_driver_sql(f"NOTIFY {JOBS_CHANNEL}")
+        elif write and optimistic_on is not None:
+            writes: list[Write] = []
+            with self._turns[hash(optimistic_on) % len(self._turns)]:
+                with self._sqlite_transaction(write=False) as tx:
+                    tx.queued_writes = writes
+                    yield tx
+                if writes:
+                    with self._write_lock, self._sqlite_transaction(write=True) as writing:
+                        for write_now in writes:
+                            write_now(writing.conn)
+        elif write:
+            with self._write_lock, self._sqlite_transaction(write=True) as tx:
+                yield tx
         else:
-            yield from self._transaction(write=write)
-
-    def _transaction(self, *, write: bool) -> Iterator[SqlTransaction]:
-        if self.sqlite:
-            yield from self._sqlite_transaction(write=write)
-            return
-        with self.engine.connect() as conn, conn.begin():
-            tx = SqlTransaction(conn, self.engine.dialect.name)
-            yield tx
-            if tx.scheduled_jobs:
-                # Delivered on commit to workers in other processes (LISTEN provtrack_jobs).
-                conn.exec_driver_sql(f"NOTIFY {JOBS_CHANNEL}")
+            with self._sqlite_transaction(write=False) as tx:
+                yield tx
         if tx.scheduled_jobs:
             self.jobs_committed.set()
 
+    @contextmanager
     def _sqlite_transaction(self, *, write: bool) -> Iterator[SqlTransaction]:
         """On SQLite a connection stays open between transactions: checking one out of the pool
-        and back cost more than most transactions (a file connection never goes stale)."""
+        and back cost more than most transactions (a file connection never goes stale). Reading
+        connections are `query_only`: a write slipped into a reading transaction fails at once."""
         idle = self._idle[write]
         try:
             conn = idle.pop()
@@ -130,24 +158,28 @@ class SqlStore:
             conn = self.engine.connect()
             if write:
                 conn = conn.execution_options(provtrack_write=True)  # BEGIN IMMEDIATE (database.py)
+            else:
+                conn.exec_driver_sql("PRAGMA query_only = ON")
+                conn.commit()
         try:
             with conn.begin():
-                tx = SqlTransaction(conn, "sqlite")
-                yield tx
+                yield SqlTransaction(conn, "sqlite")
         except BaseException:
             if conn.invalidated or conn.in_transaction():
-                conn.close()
+                _discard(conn)
             else:
                 idle.append(conn)
             raise
         idle.append(conn)
-        if tx.scheduled_jobs:
-            self.jobs_committed.set()
+
+    def writer_busy(self) -> bool:
+        """SQLite: another transaction (of this process or another) writes now. Never waits."""
+        return self.sqlite and self._write_lock.busy()
 
     def dispose(self) -> None:
         for idle in self._idle.values():
             while idle:
-                idle.pop().close()
+                _discard(idle.pop())
         self.engine.dispose()
         self._write_lock.close()
 
@@ -192,15 +224,29 @@ class SqlTransaction(PlanQueries):
         self.conn = conn
         self.dialect = dialect
         self.scheduled_jobs = False
+        # Optimistic (SqlStore.transaction): writes wait here for the end of the transaction.
+        self.queued_writes: list[Write] | None = None
+
+    def write(self, operation: Write) -> None:
+        """Run a write now, or queue it for the end of an optimistic transaction. Whatever the
+        write needs from the aggregates is computed before: they may change after."""
+        if self.queued_writes is None:
+            operation(self.conn)
+        else:
+            self.queued_writes.append(operation)
+
+    def _not_optimistic(self, what: str) -> None:
+        if self.queued_writes is not None:
+            raise TypeError(f"{what} needs its result at once: not in an optimistic transaction")
 
     # --- jobs ---------------------------------------------------------------------------------
 
     def schedule_job(self, request: JobRequest, *, now: datetime, replace: bool = True) -> None:
-        jobs.schedule(self.conn, request, now=now, replace=replace)
+        self.write(lambda conn: jobs.schedule(conn, request, now=now, replace=replace))
         self.scheduled_jobs = True
 
     def cancel_job(self, kind: str, key: str) -> None:
-        jobs.cancel(self.conn, kind, key)
+        self.write(lambda conn: jobs.cancel(conn, kind, key))
 
     # --- service orders -----------------------------------------------------------------------
 
@@ -224,35 +270,54 @@ class SqlTransaction(PlanQueries):
         """Insert new orders and their audit rows with one statement per table (also bulk loads)."""
         for order in orders:
             order.version = 1
-        INSERT_ORDER.executemany(self.conn, [{"id": o.id, **_order_row(o)} for o in orders])
-        AUDIT_INSERT.executemany(self.conn, [row for o in orders for row in _audit_rows(o.id, o.changes)])
+        rows = [{"id": o.id, **_order_row(o)} for o in orders]
+        audit = [row for o in orders for row in _audit_rows(o.id, o.changes)]
         for order in orders:
             order.changes.clear()
-        if event_store.record_order_events(self.conn, orders):
-            self.scheduled_jobs = True
+
+        def insert(conn: Connection) -> None:
+            INSERT_ORDER.executemany(conn, rows)
+            AUDIT_INSERT.executemany(conn, audit)
+
+        self.write(insert)
+        self._record_events(orders)
 
     def save_order(self, order: ServiceOrder) -> None:
         expected = order.version
-        event_store.archive_order_version(self.conn, order.id, expected, until=_change_time(order))
+        until = _change_time(order)
         order.version += 1
-        saved = SAVE_ORDER.rowcount(
-            self.conn, {"b_order_id": order.id, "b_expected": expected, **_order_row(order)}
-        )
-        if saved != 1:
-            raise ConcurrentUpdate(f"service order {order.id} changed while it was being updated")
+        row = {"b_order_id": order.id, "b_expected": expected, **_order_row(order)}
+
+        def save(conn: Connection) -> None:
+            event_store.archive_order_version(conn, order.id, expected, until=until)
+            if SAVE_ORDER.rowcount(conn, row) != 1:
+                raise ConcurrentUpdate(f"service order {order.id} changed while it was being updated")
+
+        self.write(save)
         self.record_changes(order.id, order.changes)
         self.record_events(order)
 
     def record_events(self, order: ServiceOrder) -> None:
         """Write the order's recorded events to the outbox (save_order and add_order do it too)."""
-        if event_store.record_order_events(self.conn, [order]):
-            self.scheduled_jobs = True
+        self._record_events([order])
+
+    def _record_events(self, orders: Sequence[ServiceOrder]) -> None:
+        events = event_store.take_order_events(orders)
+        if events is None:
+            return
+
+        def record(conn: Connection) -> None:
+            if event_store.write_order_events(conn, events):
+                self.scheduled_jobs = True
+
+        self.write(record)
 
     @property
     def events(self) -> event_store.SqlEventsTransaction:
         return event_store.SqlEventsTransaction(self.conn)
 
     def delete_order(self, order_id: str, *, at: str | None = None) -> bool:
+        self._not_optimistic("delete_order")
         if at is not None:  # keep the last version for `asOf` reads and the delete event's payload
             event_store.archive_order_version(self.conn, order_id, None, until=at)
         result = self.conn.execute(delete(service_order).where(service_order.c.id == order_id))
@@ -283,12 +348,14 @@ class SqlTransaction(PlanQueries):
     def record_changes(self, order_id: str, changes: list[Change]) -> None:
         if not changes:
             return
-        AUDIT_INSERT.executemany(self.conn, _audit_rows(order_id, changes))
+        rows = _audit_rows(order_id, changes)
         changes.clear()
+        self.write(lambda conn: AUDIT_INSERT.executemany(conn, rows))
 
     # --- cancel tasks -------------------------------------------------------------------------
 
     def add_task(self, task: CancelServiceOrder, *, created_at: str) -> None:
+        self._not_optimistic("add_task")
         self.conn.execute(
             insert(cancel_service_order).values(
                 id=task.id,
