@@ -130,6 +130,8 @@ def provisioning_handlers(
         ResourceOrderingClient(timeout=settings.downstream_timeout_seconds),
         listener_base_url=listener_base_url(settings),
         inventory=ServiceInventoryClient(timeout=settings.downstream_timeout_seconds),
+        lease=timedelta(seconds=settings.worker_lease_seconds),
+        clock=utc_now,
     )
     return engine.handlers()
 

@@ -14,13 +14,25 @@ from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
+class Lease:
+    """A job held by `owner` until `until`: nobody else claims it meanwhile."""
+
+    owner: str
+    until: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class JobRequest:
-    """Run `kind` for `key` at `due_at`; a request with the same kind and key replaces the pending one."""
+    """Run `kind` for `key` at `due_at`; a request with the same kind and key replaces the pending one.
+
+    With a `lease`, the job is scheduled already held: the one scheduling it runs it at once (and the
+    job stays, durable, for another worker to run should that one die before it is done)."""
 
     kind: str
     key: str
     due_at: datetime
     payload: dict[str, Any] = field(default_factory=dict)
+    lease: Lease | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,13 +2,19 @@
 
 Each handler is safe to run twice: the use cases re-read the state, and a re-sent resource order
 carries the same externalId, which the downstream system recognises (docs/engine.md).
+
+A handler that starts activities sends their resource orders itself, at once: their dispatch jobs
+are committed already held by this engine (`Lease`), so no other worker takes them unless this one
+dies first (then the lease expires), and none waits for a claim. A plan whose systems answer at
+once runs from start to end in the job that planned it.
 """
 
 from __future__ import annotations
 
+import traceback
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import structlog
 
@@ -16,10 +22,10 @@ from provtrack.adapters.tmf638 import ServiceInventoryClient
 from provtrack.adapters.tmf652 import DownstreamRefused, DownstreamUnavailable, ResourceOrderingClient
 from provtrack.domain.catalog import Catalog
 from provtrack.domain.clock import format_datetime
-from provtrack.domain.jobs import GiveUp, Job, RetryLater
+from provtrack.domain.jobs import GiveUp, Job, Lease, RetryLater, backoff
 from provtrack.services import provisioning as use
 from provtrack.services.orders import Context
-from provtrack.services.provisioning import ProvisioningStore
+from provtrack.services.provisioning import DispatchRequest, ProvisioningStore
 
 Handler = Callable[[Job, datetime], None]
 ACTOR = "provtrack-engine"
@@ -35,12 +41,18 @@ class ProvisioningEngine:
         *,
         listener_base_url: str | None = None,
         inventory: ServiceInventoryClient | None = None,
+        lease: timedelta = timedelta(seconds=60),
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.store = store
         self.catalog = catalog
         self.client = client
         self.listener_base_url = listener_base_url.rstrip("/") if listener_base_url else None
         self.inventory = inventory or ServiceInventoryClient()
+        self.owner = f"provtrack-engine-{uuid.uuid4().hex[:8]}"  # holds the dispatches it sends itself
+        self.lease = lease
+        # The time of each step after the first of a handler run; None: the run's time (tests).
+        self.clock = clock
 
     def handlers(self) -> dict[str, Handler]:
         return {
@@ -62,17 +74,48 @@ class ProvisioningEngine:
         return self.catalog
 
     def plan(self, job: Job, now: datetime) -> None:
-        outcome = use.plan_order(self.store, job.key, self._catalog(), ctx=_ctx(now))
-        log.debug("order planned", order=job.key, outcome=outcome)
+        planned = use.plan_order(self.store, job.key, self._catalog(), ctx=_ctx(now), lease=self._lease(now))
+        log.debug("order planned", order=job.key, outcome=planned.outcome)
+        self._send_now(planned.dispatch_now, now)
 
     def start(self, job: Job, now: datetime) -> None:
         use.start_order(self.store, job.key, ctx=_ctx(now), catalog=self.catalog)
 
     def dispatch(self, job: Job, now: datetime) -> None:
-        catalog = self._catalog()
         request = use.dispatch_request(self.store, job.key, job.payload)
-        if request is None:
-            return
+        if request is not None:
+            self._send_now(self._send(request, now), now)
+
+    def _send_now(self, requests: list[DispatchRequest], now: datetime) -> None:
+        """Send the resource orders whose dispatch jobs this engine holds, and those they start in
+        turn. One that cannot go now is released to the workers, which retry it with backoff."""
+        pending = list(requests)
+        while pending:
+            request = pending.pop(0)
+            if self.clock is not None:
+                now = self.clock()
+            try:
+                pending += self._send(request, now)
+            except RetryLater as exc:  # as the worker does with a job that fails (worker.py)
+                self._release(request, now + (exc.delay or backoff(0)), str(exc))
+            except GiveUp as exc:
+                self._release(request, now, str(exc), failed=now)
+            except Exception as exc:
+                log.exception("dispatch failed; the workers will retry it", activity=request.activity_id)
+                self._release(
+                    request, now + backoff(0), "".join(traceback.format_exception_only(exc)).strip()
+                )
+
+    def _release(
+        self, request: DispatchRequest, due_at: datetime, error: str, *, failed: datetime | None = None
+    ) -> None:
+        use.release_dispatch(
+            self.store, request.activity_id, owner=self.owner, due_at=due_at, error=error, failed=failed
+        )
+
+    def _send(self, request: DispatchRequest, now: datetime) -> list[DispatchRequest]:
+        """POST one resource order and record the answer; returns the dispatches it started."""
+        catalog = self._catalog()
         system = catalog.systems.get(request.system)
         if system is None:
             raise GiveUp(f"activity {request.activity_id}: system {request.system!r} is not in the catalog")
@@ -90,8 +133,8 @@ class ProvisioningEngine:
                 ctx=_ctx(now),
                 order_id=request.order_id,
             )
-            return
-        use.record_resource_order(
+            return []
+        return use.record_resource_order(
             self.store,
             request.activity_id,
             request.attempt,
@@ -99,7 +142,11 @@ class ProvisioningEngine:
             catalog,
             ctx=_ctx(now),
             order_id=request.order_id,
+            lease=self._lease(now),
         )
+
+    def _lease(self, now: datetime) -> Lease:
+        return Lease(self.owner, now + self.lease)
 
     def poll(self, job: Job, now: datetime) -> None:
         catalog = self._catalog()

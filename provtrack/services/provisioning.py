@@ -10,7 +10,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from provtrack.domain import inventory
 from provtrack.domain import plan as planning
@@ -24,7 +24,7 @@ from provtrack.domain.activities import (
 from provtrack.domain.catalog import ActivityKind, Catalog, Progress
 from provtrack.domain.clock import parse_datetime
 from provtrack.domain.inventory import InventoryUpdate
-from provtrack.domain.jobs import JobRequest
+from provtrack.domain.jobs import JobRequest, Lease
 from provtrack.domain.model import Change, ServiceOrder
 from provtrack.domain.plan import OrderNotFeasible, Plan
 from provtrack.domain.states import OrderState
@@ -55,6 +55,9 @@ class ProvisioningTransaction(Transaction, Protocol):
         self, owner: str, external_id: str, state: str, reason: str | None, now: str
     ) -> None: ...
     def take_parked_notifications(self, owner: str, external_id: str) -> list[tuple[str, str | None]]: ...
+    def release_job(
+        self, kind: str, key: str, *, owner: str, due_at: datetime, error: str, failed: datetime | None = None
+    ) -> None: ...
 
 
 class ProvisioningStore(Protocol):
@@ -90,6 +93,13 @@ class DispatchRequest:
     body: dict[str, Any]
 
 
+class Planned(NamedTuple):
+    """What planning did (for the log), and the resource orders to send now (see `_hand_out`)."""
+
+    outcome: str
+    dispatch_now: list[DispatchRequest]
+
+
 def subscribe_to_hubs(store: ProvisioningStore, catalog: Catalog, *, ctx: Context) -> None:
     """At start: a job per hub-notifying system registers our listener with its hub."""
     with store.transaction(write=True) as tx:
@@ -101,13 +111,16 @@ def subscribe_to_hubs(store: ProvisioningStore, catalog: Catalog, *, ctx: Contex
 # --- planning and starting ---------------------------------------------------------------------
 
 
-def plan_order(store: ProvisioningStore, order_id: str, catalog: Catalog, *, ctx: Context) -> str:
+def plan_order(
+    store: ProvisioningStore, order_id: str, catalog: Catalog, *, ctx: Context, lease: Lease | None = None
+) -> Planned:
     """Check the order against the catalog: reject it, or build its plan and start it (or schedule
-    the start at requestedStartDate). Returns what happened, for the log."""
+    the start at requestedStartDate). With a `lease`, the resource orders of the activities started
+    are the caller's to send at once (`_hand_out`)."""
     for attempt in range(SAVE_ATTEMPTS):
         try:
             with store.transaction(write=True, optimistic_on=order_id) as tx:
-                return _plan_order(store, tx, order_id, catalog, ctx)
+                return _plan_order(store, tx, order_id, catalog, ctx, lease=lease)
         except ConcurrentUpdate:
             if attempt == SAVE_ATTEMPTS - 1:
                 raise
@@ -115,17 +128,23 @@ def plan_order(store: ProvisioningStore, order_id: str, catalog: Catalog, *, ctx
 
 
 def _plan_order(
-    store: ProvisioningStore, tx: ProvisioningTransaction, order_id: str, catalog: Catalog, ctx: Context
-) -> str:
+    store: ProvisioningStore,
+    tx: ProvisioningTransaction,
+    order_id: str,
+    catalog: Catalog,
+    ctx: Context,
+    *,
+    lease: Lease | None,
+) -> Planned:
     order = tx.get_order(order_id)
     if order is None or order.state != OrderState.ACKNOWLEDGED or tx.get_plan(order_id) is not None:
-        return "nothing to do"
+        return Planned("nothing to do", [])
     try:
         plan = planning.build_plan(order, catalog, now=ctx.now, new_id=ctx.new_id)
     except OrderNotFeasible as exc:
         planning.reject(order, exc.problems, now=ctx.now, actor=ctx.actor)
         tx.save_order(order)
-        return "rejected"
+        return Planned("rejected", [])
     start_at = planning.requested_start(order)
     if start_at is not None and parse_datetime(start_at) > parse_datetime(ctx.now):
         planning.update_expected_completion(plan, order, now=ctx.now, actor=ctx.actor, start_at=start_at)
@@ -135,12 +154,12 @@ def _plan_order(
     else:
         started = planning.start(plan, order, now=ctx.now, actor=ctx.actor)
         outcome = "planned and started"
-    _hand_out(tx, order, plan, started, ctx)
+    dispatch_now = _hand_out(tx, order, plan, started, ctx, lease=lease)
     _update_inventory(tx, order, {}, catalog, ctx)
     jeopardy.after_change(store, tx, order, plan, ctx)
     tx.add_plan(plan)
     tx.save_order(order)
-    return outcome
+    return Planned(outcome, dispatch_now)
 
 
 def start_order(
@@ -182,6 +201,21 @@ def dispatch_request(
         return DispatchRequest(activity.id, activity.order_id, activity.attempt, activity.owner, body)
 
 
+def release_dispatch(
+    store: ProvisioningStore,
+    activity_id: str,
+    *,
+    owner: str,
+    due_at: datetime,
+    error: str,
+    failed: datetime | None = None,
+) -> None:
+    """The caller holding an activity's dispatch job (`_hand_out`) could not send it: the workers
+    run it at `due_at`, as after a failed run of the job (or never, `failed`)."""
+    with store.transaction(write=True) as tx:
+        tx.release_job(DISPATCH_JOB, activity_id, owner=owner, due_at=due_at, error=error, failed=failed)
+
+
 def record_resource_order(
     store: ProvisioningStore,
     activity_id: str,
@@ -191,14 +225,17 @@ def record_resource_order(
     *,
     ctx: Context,
     order_id: str | None = None,
-) -> None:
+    lease: Lease | None = None,
+) -> list[DispatchRequest]:
     """The downstream system accepted our POST: keep its id, apply its state and any notification
-    that arrived before the POST returned, and keep following it."""
+    that arrived before the POST returned, and keep following it. The dispatch job is done. Returns
+    the resource orders the caller is to send now (with a `lease`, see `_hand_out`)."""
 
-    def change(tx: ProvisioningTransaction, order: ServiceOrder, plan: Plan) -> None:
+    def change(tx: ProvisioningTransaction, order: ServiceOrder, plan: Plan) -> list[DispatchRequest]:
         activity = plan.activity(activity_id)
         if activity.attempt != attempt:
-            return  # an operator retried meanwhile: this answer belongs to an older attempt
+            return []  # an operator retried meanwhile: this answer belongs to an older attempt
+        tx.cancel_job(DISPATCH_JOB, activity_id)
         followed = activity.external_id is not None  # a poll job may exist only once the id is known
         if activity.external_id is None:
             activity.external_id = str(resource_order.get("id") or "")
@@ -209,10 +246,11 @@ def record_resource_order(
         if system is None or system.progress is Progress.HUB:  # only a hub notification can be parked
             for state, parked_reason in tx.take_parked_notifications(activity.owner, activity.external_id):
                 started += _apply_state(plan, order, activity, state, parked_reason, ctx=ctx)
-        _hand_out(tx, order, plan, started, ctx)
+        dispatch_now = _hand_out(tx, order, plan, started, ctx, lease=lease)
         _follow(tx, activity, catalog, ctx, followed=followed)
+        return dispatch_now
 
-    _change_plan(store, order_id or _order_of(store, activity_id), change, catalog=catalog, ctx=ctx)
+    return _change_plan(store, order_id or _order_of(store, activity_id), change, catalog=catalog, ctx=ctx)
 
 
 def record_refusal(
@@ -231,6 +269,7 @@ def record_refusal(
         activity = plan.activity(activity_id)
         if activity.attempt != attempt or activity.state != A.IN_PROGRESS:
             return
+        tx.cancel_job(DISPATCH_JOB, activity_id)
         activity.error = {"status": status, "body": body}
         message = body.get("message") or body.get("reason") if isinstance(body, dict) else None
         activity.reason = f"{activity.owner} refused the resource order with HTTP {status}" + (
@@ -474,25 +513,39 @@ def _apply_state(
 
 
 def _hand_out(
-    tx: ProvisioningTransaction, order: ServiceOrder, plan: Plan, started: list[Activity], ctx: Context
-) -> None:
+    tx: ProvisioningTransaction,
+    order: ServiceOrder,
+    plan: Plan,
+    started: list[Activity],
+    ctx: Context,
+    *,
+    lease: Lease | None = None,
+) -> list[DispatchRequest]:
     """Dispatch the activities that just started: a job per resource order, in this transaction,
     carrying the request to send (built now, from the order at hand: the dispatch reads no order).
+
+    With a `lease` the jobs are scheduled held by the caller, who sends them at once after the
+    commit (returned here): no claim, no wake-up in between. Should the caller die first, another
+    worker runs them when the lease expires.
 
     Manual tasks and partner orders have no executor yet (the coordination issue adds them): they
     wait, blocked and saying so, for an operator to skip them when the work is done.
     """
     now = _now(ctx)
+    dispatch_now = []
     for activity in started:
         if activity.kind is ActivityKind.RESOURCE_ORDER:
-            payload = {
-                "attempt": activity.attempt,
-                "body": resource_order_request(activity, order.attributes),
-            }
-            tx.schedule_job(JobRequest(DISPATCH_JOB, activity.id, now, payload), now=now)
+            body = resource_order_request(activity, order.attributes)
+            payload = {"attempt": activity.attempt, "body": body}
+            tx.schedule_job(JobRequest(DISPATCH_JOB, activity.id, now, payload, lease), now=now)
+            if lease is not None:
+                dispatch_now.append(
+                    DispatchRequest(activity.id, activity.order_id, activity.attempt, activity.owner, body)
+                )
         else:
             activity.reason = f"{activity.kind.value} activities are not executed yet: skip it when {activity.owner} is done"
             activity.move(A.BLOCKED, now=ctx.now, actor=ctx.actor, changes=plan.changes)
+    return dispatch_now
 
 
 def _follow(

@@ -33,30 +33,35 @@ def schedule(conn: Connection, request: JobRequest, *, now: datetime, replace: b
         "attempts": 0,
         "created_at": format_datetime(now),
     }
-    _schedule_statement(conn.dialect.name, replace=replace).execute(conn, values).close()
+    if request.lease is not None:
+        values["lease_owner"] = request.lease.owner
+        values["lease_expires_at"] = format_datetime(request.lease.until)
+    statement = _schedule_statement(conn.dialect.name, replace=replace, leased=request.lease is not None)
+    statement.execute(conn, values).close()
 
 
 @functools.cache
-def _schedule_statement(dialect: str, *, replace: bool) -> Prepared:
+def _schedule_statement(dialect: str, *, replace: bool, leased: bool) -> Prepared:
     # Built once: building an upsert and its `excluded` alias costs more than running it.
-    columns = ("kind", "key", "due_at", "payload", "attempts", "created_at")
+    columns: tuple[str, ...] = ("kind", "key", "due_at", "payload", "attempts", "created_at")
+    if leased:
+        columns += ("lease_owner", "lease_expires_at")
     insert = (pg_insert(job) if dialect == "postgresql" else sqlite_insert(job)).values(
         {name: bindparam(name) for name in columns}
     )
     if not replace:
         return Prepared(insert.on_conflict_do_nothing(index_elements=["kind", "key"]))
-    return Prepared(
-        insert.on_conflict_do_update(
-            index_elements=["kind", "key"],
-            set_={
-                "due_at": insert.excluded.due_at,
-                "payload": insert.excluded.payload,
-                "attempts": 0,
-                "last_error": None,
-                "failed_at": None,
-            },
-        )
-    )
+    replaced: dict[str, Any] = {
+        "due_at": insert.excluded.due_at,
+        "payload": insert.excluded.payload,
+        "attempts": 0,
+        "last_error": None,
+        "failed_at": None,
+    }
+    if leased:  # the scheduler takes the job over, even from a lease that was running it
+        replaced["lease_owner"] = insert.excluded.lease_owner
+        replaced["lease_expires_at"] = insert.excluded.lease_expires_at
+    return Prepared(insert.on_conflict_do_update(index_elements=["kind", "key"], set_=replaced))
 
 
 _CANCEL = Prepared(delete(job).where(job.c.kind == bindparam("kind"), job.c.key == bindparam("key")))
@@ -64,6 +69,47 @@ _CANCEL = Prepared(delete(job).where(job.c.kind == bindparam("kind"), job.c.key 
 
 def cancel(conn: Connection, kind: str, key: str) -> None:
     _CANCEL.execute(conn, {"kind": kind, "key": key}).close()
+
+
+_RELEASE_LEASE = Prepared(
+    update(job)
+    .where(
+        job.c.kind == bindparam("kind"),
+        job.c.key == bindparam("key"),
+        job.c.lease_owner == bindparam("owner"),
+    )
+    .values(
+        lease_owner=None,
+        lease_expires_at=None,
+        due_at=bindparam("due_at"),
+        attempts=job.c.attempts + 1,
+        last_error=bindparam("error"),
+        failed_at=bindparam("failed_at"),
+    )
+)
+
+
+def release(
+    conn: Connection,
+    kind: str,
+    key: str,
+    *,
+    owner: str,
+    due_at: datetime,
+    error: str,
+    failed: datetime | None,
+) -> None:
+    """A held job failed in its holder's hands: any worker runs it again at `due_at`, as after a
+    failed run (`retry`), or nobody when `failed` (`give_up`)."""
+    params = {
+        "kind": kind,
+        "key": key,
+        "owner": owner,
+        "due_at": format_datetime(due_at),
+        "error": error[:4000],
+        "failed_at": format_datetime(failed) if failed else None,
+    }
+    _RELEASE_LEASE.execute(conn, params).close()
 
 
 def claim_due(conn: Connection, *, now: datetime, owner: str, lease_until: datetime, limit: int) -> list[Job]:

@@ -243,10 +243,19 @@ class SqlTransaction(PlanQueries):
 
     def schedule_job(self, request: JobRequest, *, now: datetime, replace: bool = True) -> None:
         self.write(lambda conn: jobs.schedule(conn, request, now=now, replace=replace))
-        self.scheduled_jobs = True
+        if request.lease is None:  # a leased job is its scheduler's to run: no worker to wake
+            self.scheduled_jobs = True
 
     def cancel_job(self, kind: str, key: str) -> None:
         self.write(lambda conn: jobs.cancel(conn, kind, key))
+
+    def release_job(
+        self, kind: str, key: str, *, owner: str, due_at: datetime, error: str, failed: datetime | None = None
+    ) -> None:
+        self.write(
+            lambda conn: jobs.release(conn, kind, key, owner=owner, due_at=due_at, error=error, failed=failed)
+        )
+        self.scheduled_jobs = True
 
     # --- service orders -----------------------------------------------------------------------
 
