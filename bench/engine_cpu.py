@@ -100,7 +100,11 @@ def main() -> None:
             def _trace(dbapi_connection: Any, _record: Any) -> None:
                 dbapi_connection.set_trace_callback(trace)
 
-            store.engine.pool.dispose()
+            from provtrack.adapters.store.repository import _idle_connections
+
+            for idle in _idle_connections(store.engine).values():  # kept open between transactions
+                for conn in idle:
+                    conn.connection.driver_connection.set_trace_callback(trace)  # type: ignore[union-attr]
 
         wall, cpu = time.perf_counter(), time.process_time()
         run(WARM_UP, args.orders)

@@ -88,14 +88,19 @@ class ProvisioningEngine:
 
     def _send_now(self, requests: list[DispatchRequest], now: datetime) -> None:
         """Send the resource orders whose dispatch jobs this engine holds, and those they start in
-        turn. One that cannot go now is released to the workers, which retry it with backoff."""
-        pending = list(requests)
+        turn. Each is checked first (an operator may have acted since it was handed out); one that
+        is no longer to be sent, or would be sent late in its lease, is left to the workers; one
+        that fails goes back to them with the job's backoff."""
+        pending = [(request, now) for request in requests]
         while pending:
-            request = pending.pop(0)
+            request, held_since = pending.pop(0)
             if self.clock is not None:
                 now = self.clock()
+            if now - held_since > self.lease / 2 or not use.still_to_send(self.store, request):
+                use.release_dispatch(self.store, request.activity_id, owner=self.owner)
+                continue
             try:
-                pending += self._send(request, now)
+                pending += [(started, now) for started in self._send(request, now)]
             except RetryLater as exc:  # as the worker does with a job that fails (worker.py)
                 self._release(request, now + (exc.delay or backoff(0)), str(exc))
             except GiveUp as exc:

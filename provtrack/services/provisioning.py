@@ -55,8 +55,16 @@ class ProvisioningTransaction(Transaction, Protocol):
         self, owner: str, external_id: str, state: str, reason: str | None, now: str
     ) -> None: ...
     def take_parked_notifications(self, owner: str, external_id: str) -> list[tuple[str, str | None]]: ...
+    def expect_unchanged(self, order: ServiceOrder) -> None: ...
     def release_job(
-        self, kind: str, key: str, *, owner: str, due_at: datetime, error: str, failed: datetime | None = None
+        self,
+        kind: str,
+        key: str,
+        *,
+        owner: str,
+        due_at: datetime | None = None,
+        error: str = "",
+        failed: datetime | None = None,
     ) -> None: ...
 
 
@@ -201,17 +209,30 @@ def dispatch_request(
         return DispatchRequest(activity.id, activity.order_id, activity.attempt, activity.owner, body)
 
 
+def still_to_send(store: ProvisioningStore, request: DispatchRequest) -> bool:
+    """Whether a resource order handed out earlier is still to be sent: its activity still waits
+    for it, in the same attempt (an operator may have skipped, failed or retried it meanwhile)."""
+    with store.transaction(write=False) as tx:
+        activity = tx.get_activity(request.activity_id)
+    return (
+        activity is not None
+        and activity.state == A.IN_PROGRESS
+        and activity.external_id is None
+        and activity.attempt == request.attempt
+    )
+
+
 def release_dispatch(
     store: ProvisioningStore,
     activity_id: str,
     *,
     owner: str,
-    due_at: datetime,
-    error: str,
+    due_at: datetime | None = None,
+    error: str = "",
     failed: datetime | None = None,
 ) -> None:
-    """The caller holding an activity's dispatch job (`_hand_out`) could not send it: the workers
-    run it at `due_at`, as after a failed run of the job (or never, `failed`)."""
+    """The caller holding an activity's dispatch job (`_hand_out`) does not send it: the workers
+    run it, at once, or at `due_at` as after a failed run of the job (or never, `failed`)."""
     with store.transaction(write=True) as tx:
         tx.release_job(DISPATCH_JOB, activity_id, owner=owner, due_at=due_at, error=error, failed=failed)
 
@@ -497,6 +518,8 @@ def _change_plan(
                 tx.save_plan(plan)
                 if order.changes or order.events:
                     tx.save_order(order)
+                else:
+                    tx.expect_unchanged(order)  # the change was decided on this version of it
                 return result
         except ConcurrentUpdate:
             if attempt == SAVE_ATTEMPTS - 1:

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 try:
     import fcntl
@@ -108,9 +109,12 @@ class WriterLock:
 
 def _sqlite_engine(url: str) -> Engine:
     database = make_url(url).database
-    if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, pool_size=20, max_overflow=20, connect_args={"check_same_thread": False})
+    if not database or database == ":memory:":
+        raise UnsupportedDatabase("an in-memory SQLite database is not supported: use sqlite:///PATH")
+    Path(database).parent.mkdir(parents=True, exist_ok=True)
+    # The store keeps its SQLite connections open between transactions itself (repository.py), as
+    # many as run at once: no pool under it to run dry.
+    engine = create_engine(url, poolclass=NullPool, connect_args={"check_same_thread": False})
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

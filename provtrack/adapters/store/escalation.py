@@ -8,6 +8,7 @@ state, timers and the order itself commit together.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -237,20 +238,34 @@ class SqlJeopardyRecords:
         self.conn = conn
         self.cache = cache
         self._write = write or (lambda operation: operation(conn) and None)
+        # An order's escalations as this transaction left them: its writes may be queued (optimistic
+        # transaction), and a refresh reads them again after changing them.
+        self._escalations: dict[str, dict[str, Escalation]] = {}
 
     def escalations(self, order_id: str) -> list[Escalation]:
-        return [
-            Escalation(order, rule, parse_datetime(matched_at), steps, acknowledged_at, acknowledged_by)
-            for order, rule, matched_at, steps, acknowledged_at, acknowledged_by in _ESCALATIONS.all(
-                self.conn, {"order_id": order_id}
-            )
-        ]
+        known = self._known(order_id)
+        return [dataclasses.replace(known[rule]) for rule in sorted(known)]
+
+    def _known(self, order_id: str) -> dict[str, Escalation]:
+        known = self._escalations.get(order_id)
+        if known is None:
+            known = self._escalations[order_id] = {
+                rule: Escalation(
+                    order, rule, parse_datetime(matched_at), steps, acknowledged_at, acknowledged_by
+                )
+                for order, rule, matched_at, steps, acknowledged_at, acknowledged_by in _ESCALATIONS.all(
+                    self.conn, {"order_id": order_id}
+                )
+            }
+        return known
 
     def add_escalation(self, item: Escalation) -> None:
+        self._known(item.order_id)[item.rule] = dataclasses.replace(item)
         values = _row(item)
         self._write(lambda conn: conn.execute(escalation.insert().values(**values)))
 
     def save_escalation(self, item: Escalation) -> None:
+        self._known(item.order_id)[item.rule] = dataclasses.replace(item)
         values = _row(item)
         self._write(
             lambda conn: conn.execute(
@@ -261,6 +276,7 @@ class SqlJeopardyRecords:
         )
 
     def delete_escalation(self, order_id: str, rule: str) -> None:
+        self._known(order_id).pop(rule, None)
         self._write(
             lambda conn: conn.execute(
                 delete(escalation).where(escalation.c.service_order_id == order_id, escalation.c.rule == rule)

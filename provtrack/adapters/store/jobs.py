@@ -71,13 +71,15 @@ def cancel(conn: Connection, kind: str, key: str) -> None:
     _CANCEL.execute(conn, {"kind": kind, "key": key}).close()
 
 
-_RELEASE_LEASE = Prepared(
+_HELD_BY = (
+    job.c.kind == bindparam("kind"),
+    job.c.key == bindparam("key"),
+    job.c.lease_owner == bindparam("owner"),
+)
+_RELEASE_LEASE = Prepared(update(job).where(*_HELD_BY).values(lease_owner=None, lease_expires_at=None))
+_RELEASE_FAILED = Prepared(
     update(job)
-    .where(
-        job.c.kind == bindparam("kind"),
-        job.c.key == bindparam("key"),
-        job.c.lease_owner == bindparam("owner"),
-    )
+    .where(*_HELD_BY)
     .values(
         lease_owner=None,
         lease_expires_at=None,
@@ -89,7 +91,12 @@ _RELEASE_LEASE = Prepared(
 )
 
 
-def release(
+def release(conn: Connection, kind: str, key: str, *, owner: str) -> None:
+    """Give a held job up untouched: any worker runs it (at its due time)."""
+    _RELEASE_LEASE.execute(conn, {"kind": kind, "key": key, "owner": owner}).close()
+
+
+def release_failed(
     conn: Connection,
     kind: str,
     key: str,
@@ -109,7 +116,7 @@ def release(
         "error": error[:4000],
         "failed_at": format_datetime(failed) if failed else None,
     }
-    _RELEASE_LEASE.execute(conn, params).close()
+    _RELEASE_FAILED.execute(conn, params).close()
 
 
 def claim_due(conn: Connection, *, now: datetime, owner: str, lease_until: datetime, limit: int) -> list[Job]:

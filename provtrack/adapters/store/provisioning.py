@@ -125,7 +125,7 @@ class PlanQueries:
 
     conn: Connection
     # Of SqlTransaction: a write now, or queued when the transaction is optimistic.
-    write: Callable[[Callable[[Connection], object]], None]
+    write: Callable[..., None]
     queued_writes: list[Callable[[Connection], object]] | None
 
     def _loaded(self) -> dict[str, str]:
@@ -198,7 +198,7 @@ class PlanQueries:
                 )
             _SAVE_ACTIVITY.executemany(conn, changed)
 
-        self.write(save)
+        self.write(save, check=True)
         self._record(plan)
 
     def _record(self, plan: Plan) -> None:

@@ -47,6 +47,7 @@ TASK_COLUMNS: dict[tuple[str, ...], str] = {
 }
 # The most frequent statements, compiled once and run on the driver (prepared.py).
 ORDER_DOCUMENT = Prepared(select(service_order.c.document).where(service_order.c.id == bindparam("order_id")))
+ORDER_VERSION = Prepared(select(service_order.c.version).where(service_order.c.id == bindparam("order_id")))
 ORDER_ROW = Prepared(
     select(
         service_order.c.document, service_order.c.version, service_order.c.state_before_cancellation
@@ -82,7 +83,9 @@ def dumps(value: Any) -> str:
 JOBS_CHANNEL = "provtrack_jobs"
 
 # SQLite: connections kept open between transactions, for writing and for reading, per engine (all
-# the stores over one engine share them). list.pop and list.append are atomic: no lock.
+# the stores over one engine share them; the engine has no pool). list.pop and list.append are
+# atomic: no lock. A burst may open more; beyond MAX_IDLE they are closed when they come back.
+MAX_IDLE = 16
 _IDLE: weakref.WeakKeyDictionary[Engine, dict[bool, list[Connection]]] = weakref.WeakKeyDictionary()
 
 
@@ -165,12 +168,15 @@ class SqlStore:
             with conn.begin():
                 yield SqlTransaction(conn, "sqlite")
         except BaseException:
-            if conn.invalidated or conn.in_transaction():
+            if conn.invalidated or conn.in_transaction() or len(idle) >= MAX_IDLE:
                 _discard(conn)
             else:
                 idle.append(conn)
             raise
-        idle.append(conn)
+        if len(idle) >= MAX_IDLE:
+            _discard(conn)  # a burst is over: keep no more open than usually run at once
+        else:
+            idle.append(conn)
 
     def writer_busy(self) -> bool:
         """SQLite: another transaction (of this process or another) writes now. Never waits."""
@@ -226,14 +232,33 @@ class SqlTransaction(PlanQueries):
         self.scheduled_jobs = False
         # Optimistic (SqlStore.transaction): writes wait here for the end of the transaction.
         self.queued_writes: list[Write] | None = None
+        self._checks = 0
 
-    def write(self, operation: Write) -> None:
+    def write(self, operation: Write, *, check: bool = False) -> None:
         """Run a write now, or queue it for the end of an optimistic transaction. Whatever the
-        write needs from the aggregates is computed before: they may change after."""
+        write needs from the aggregates is computed before: they may change after. A `check` (a
+        version-checked update) runs before the other queued writes: a conflict shows as
+        ConcurrentUpdate, not as whatever constraint another write would break first."""
         if self.queued_writes is None:
             operation(self.conn)
+        elif check:
+            self.queued_writes.insert(self._checks, operation)
+            self._checks += 1
         else:
             self.queued_writes.append(operation)
+
+    def expect_unchanged(self, order: ServiceOrder) -> None:
+        """An optimistic transaction that decided on `order` without saving it: it fails with
+        ConcurrentUpdate if the order changed meanwhile (held, cancelled...)."""
+        if self.queued_writes is None:
+            return  # the writer lock (SQLite) or the save that follows guards it
+        order_id, version = order.id, order.version
+
+        def check(conn: Connection) -> None:
+            if ORDER_VERSION.scalar(conn, {"order_id": order_id}) != version:
+                raise ConcurrentUpdate(f"service order {order_id} changed while its plan was updated")
+
+        self.write(check, check=True)
 
     def _not_optimistic(self, what: str) -> None:
         if self.queued_writes is not None:
@@ -250,11 +275,24 @@ class SqlTransaction(PlanQueries):
         self.write(lambda conn: jobs.cancel(conn, kind, key))
 
     def release_job(
-        self, kind: str, key: str, *, owner: str, due_at: datetime, error: str, failed: datetime | None = None
+        self,
+        kind: str,
+        key: str,
+        *,
+        owner: str,
+        due_at: datetime | None = None,
+        error: str = "",
+        failed: datetime | None = None,
     ) -> None:
-        self.write(
-            lambda conn: jobs.release(conn, kind, key, owner=owner, due_at=due_at, error=error, failed=failed)
-        )
+        """Give up a held job: untouched, or (`due_at`) as after a failed run."""
+        if due_at is None:
+            self.write(lambda conn: jobs.release(conn, kind, key, owner=owner))
+        else:
+            self.write(
+                lambda conn: jobs.release_failed(
+                    conn, kind, key, owner=owner, due_at=due_at, error=error, failed=failed
+                )
+            )
         self.scheduled_jobs = True
 
     # --- service orders -----------------------------------------------------------------------
@@ -302,7 +340,7 @@ class SqlTransaction(PlanQueries):
             if SAVE_ORDER.rowcount(conn, row) != 1:
                 raise ConcurrentUpdate(f"service order {order.id} changed while it was being updated")
 
-        self.write(save)
+        self.write(save, check=True)
         self.record_changes(order.id, order.changes)
         self.record_events(order)
 
