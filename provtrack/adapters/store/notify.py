@@ -2,14 +2,17 @@
 
 PostgreSQL: LISTEN for the NOTIFY a job-scheduling commit sends. SQLite has no notifications, so a
 thread watches `PRAGMA data_version` (it changes when another connection commits; reading it touches
-only the shared WAL index, no page) every `SQLITE_WATCH_SECONDS`, and when it changed looks whether a
-job nobody runs is due. Jobs this process commits wake its worker directly (`SqlStore.jobs_committed`).
+only the shared WAL index, no page), and when it changed looks whether a job nobody runs is due. It
+looks every `SQLITE_WATCH_SECONDS` while the database is busy, and slows down to every
+`SQLITE_IDLE_WATCH_SECONDS` after a second without a commit (measured idle: 3.9 % of a core at a
+steady 5 ms). Jobs this process commits wake its worker directly (`SqlStore.jobs_committed`).
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -22,6 +25,8 @@ from provtrack.adapters.store.repository import JOBS_CHANNEL
 from provtrack.domain.clock import format_datetime
 
 SQLITE_WATCH_SECONDS = 0.005
+SQLITE_IDLE_WATCH_SECONDS = 0.05
+SQLITE_IDLE_AFTER_SECONDS = 1.0
 _DUE_JOB = (
     "SELECT 1 FROM job WHERE due_at <= ? AND failed_at IS NULL "
     "AND (lease_expires_at IS NULL OR lease_expires_at < ?) LIMIT 1"
@@ -70,11 +75,15 @@ def _watcher(database: str, wake: threading.Event, stop: threading.Event) -> Cal
                 conn = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
                 try:
                     seen = conn.execute("PRAGMA data_version").fetchone()[0]
-                    while not stop.wait(SQLITE_WATCH_SECONDS):
+                    changed_at = time.monotonic()
+                    interval = SQLITE_WATCH_SECONDS
+                    while not stop.wait(interval):
                         version = conn.execute("PRAGMA data_version").fetchone()[0]
                         if version == seen:
+                            if time.monotonic() - changed_at > SQLITE_IDLE_AFTER_SECONDS:
+                                interval = SQLITE_IDLE_WATCH_SECONDS
                             continue
-                        seen = version
+                        seen, changed_at, interval = version, time.monotonic(), SQLITE_WATCH_SECONDS
                         now = format_datetime(datetime.now(UTC))
                         if conn.execute(_DUE_JOB, (now, now)).fetchone() is not None:
                             wake.set()
