@@ -13,7 +13,7 @@ import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from provtrack.domain.activities import ACTIVITY_TERMINAL, Activity, ActivityState
 from provtrack.domain.clock import format_datetime, parse_datetime
@@ -58,23 +58,12 @@ ALERT_NAMES = {
 S = OrderState
 
 
-class LearningRecords(JeopardyRecords, Protocol):
-    """The records jeopardy works with, and what their history says an activity takes."""
-
-    def learned_seconds(
-        self, specification: str, name: str, *, percentile: float, min_samples: int
-    ) -> float | None:
-        """That percentile of what the newest finished activities of this kind took, in seconds (the
-        nearest rank, as `learned_duration`); None while fewer than `min_samples` are known."""
-        ...
-
-
 @dataclass(frozen=True, slots=True)
 class Monitor:
     """What jeopardy needs besides the transaction: the policy in force, and its records."""
 
     policy: Callable[[], Policy]
-    records: Callable[[Any], LearningRecords]  # the records of a transaction, on its connection
+    records: Callable[[Any], JeopardyRecords]  # the records of a transaction, on its connection
     email: bool = False  # SMTP is configured
 
 
@@ -138,7 +127,7 @@ def refresh_jeopardy(
     policy: Policy,
     now: datetime,
     *,
-    records: LearningRecords,
+    records: JeopardyRecords,
     actor: str = ACTOR,
     email: bool = False,
 ) -> Assessment | None:
@@ -242,7 +231,7 @@ def _finished_now(order: ServiceOrder, plan: Plan, stamp: str) -> list[FinishedA
 
 
 def _timings(
-    order: ServiceOrder, plan: Plan, policy: Policy, records: LearningRecords
+    order: ServiceOrder, plan: Plan, policy: Policy, records: JeopardyRecords
 ) -> list[ActivityTiming]:
     unfinished = [a for a in plan.activities if a.state not in ACTIVITY_TERMINAL]
     expected: dict[tuple[str, str], timedelta] = {}
@@ -313,7 +302,7 @@ def auto_cancel(store: JeopardyStore, order_id: str, *, pending_since: str, now:
     monitor = monitor_of(store)
     cancelled = False
 
-    def change(tx: Any, order: ServiceOrder, plan: Plan | None, records: LearningRecords) -> None:
+    def change(tx: Any, order: ServiceOrder, plan: Plan | None, records: JeopardyRecords) -> None:
         nonlocal cancelled
         if order.state != S.PENDING or _state_since(order, records) != parse_datetime(pending_since):
             return
@@ -384,7 +373,7 @@ def _rule(policy: Policy, name: str) -> Rule | None:
 def _with_order(
     store: JeopardyStore,
     order_id: str,
-    change: Callable[[Any, ServiceOrder, Plan | None, LearningRecords], object],
+    change: Callable[[Any, ServiceOrder, Plan | None, JeopardyRecords], object],
 ) -> None:
     """Load the order (and its plan), change it, save it; reapply on a concurrent update."""
     monitor = monitor_of(store)

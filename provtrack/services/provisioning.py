@@ -196,9 +196,7 @@ def dispatch_request(
     payload = payload or {}
     with store.transaction(write=False) as tx:
         activity = tx.get_activity(activity_id)
-        if activity is None or activity.state != A.IN_PROGRESS or activity.external_id is not None:
-            return None
-        if activity.kind is not ActivityKind.RESOURCE_ORDER:
+        if activity is None or not _awaits_dispatch(activity):
             return None
         body = payload.get("body") if payload.get("attempt") == activity.attempt else None
         if not isinstance(body, dict):
@@ -214,11 +212,15 @@ def still_to_send(store: ProvisioningStore, request: DispatchRequest) -> bool:
     for it, in the same attempt (an operator may have skipped, failed or retried it meanwhile)."""
     with store.transaction(write=False) as tx:
         activity = tx.get_activity(request.activity_id)
+    return activity is not None and _awaits_dispatch(activity) and activity.attempt == request.attempt
+
+
+def _awaits_dispatch(activity: Activity) -> bool:
+    """A resource-order activity started and not sent yet."""
     return (
-        activity is not None
+        activity.kind is ActivityKind.RESOURCE_ORDER
         and activity.state == A.IN_PROGRESS
         and activity.external_id is None
-        and activity.attempt == request.attempt
     )
 
 

@@ -68,27 +68,50 @@ def _listener(engine: Engine, wake: threading.Event, stop: threading.Event) -> C
     return listen
 
 
+class DataVersionWatch:
+    """One SQLite connection's view of commits by others: `look()` says whether something was
+    committed since the last look and a job nobody runs is now due."""
+
+    def __init__(self, database: str, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.clock = clock
+        self._conn = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
+        self._seen = self._version()
+
+    def _version(self) -> int:
+        version: int = self._conn.execute("PRAGMA data_version").fetchone()[0]
+        return version
+
+    def look(self) -> bool | None:
+        """None: nothing committed since the last look; else whether a job is due now."""
+        version = self._version()
+        if version == self._seen:
+            return None
+        self._seen = version
+        now = format_datetime(self.clock())
+        return self._conn.execute(_DUE_JOB, (now, now)).fetchone() is not None
+
+    def close(self) -> None:
+        self._conn.close()
+
+
 def _watcher(database: str, wake: threading.Event, stop: threading.Event) -> Callable[[], None]:
     def watch() -> None:
         while not stop.is_set():
             try:
-                conn = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
+                watching = DataVersionWatch(database)
                 try:
-                    seen = conn.execute("PRAGMA data_version").fetchone()[0]
-                    changed_at = time.monotonic()
-                    interval = SQLITE_WATCH_SECONDS
+                    changed_at, interval = time.monotonic(), SQLITE_WATCH_SECONDS
                     while not stop.wait(interval):
-                        version = conn.execute("PRAGMA data_version").fetchone()[0]
-                        if version == seen:
+                        due = watching.look()
+                        if due is None:
                             if time.monotonic() - changed_at > SQLITE_IDLE_AFTER_SECONDS:
                                 interval = SQLITE_IDLE_WATCH_SECONDS
                             continue
-                        seen, changed_at, interval = version, time.monotonic(), SQLITE_WATCH_SECONDS
-                        now = format_datetime(datetime.now(UTC))
-                        if conn.execute(_DUE_JOB, (now, now)).fetchone() is not None:
+                        changed_at, interval = time.monotonic(), SQLITE_WATCH_SECONDS
+                        if due:
                             wake.set()
                 finally:
-                    conn.close()
+                    watching.close()
             except sqlite3.Error:
                 log.exception("job watcher failed; starting again")
                 stop.wait(1.0)

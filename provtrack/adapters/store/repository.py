@@ -167,16 +167,12 @@ class SqlStore:
         try:
             with conn.begin():
                 yield SqlTransaction(conn, "sqlite")
-        except BaseException:
+        finally:
+            # Kept unless it failed beyond a rollback, or a burst is over (MAX_IDLE are enough).
             if conn.invalidated or conn.in_transaction() or len(idle) >= MAX_IDLE:
                 _discard(conn)
             else:
                 idle.append(conn)
-            raise
-        if len(idle) >= MAX_IDLE:
-            _discard(conn)  # a burst is over: keep no more open than usually run at once
-        else:
-            idle.append(conn)
 
     def writer_busy(self) -> bool:
         """SQLite: another transaction (of this process or another) writes now. Never waits."""
