@@ -35,9 +35,10 @@ from end_to_end import CATALOG, free_port, order_body, process, wait_up
 
 from provtrack import bootstrap
 from provtrack.adapters.catalog_file import parse_catalog_text
+from provtrack.adapters.clock import utc_now
 from provtrack.domain.clock import format_datetime
 from provtrack.services import orders
-from provtrack.services.orders import Context
+from provtrack.services.ports import Context
 from provtrack.settings import Settings
 
 WARM_UP = 20
@@ -65,16 +66,17 @@ def main() -> None:
     with process(simulate, {"PROVTRACK_LOG_LEVEL": "warning"}, work / "simulator.log"):
         wait_up(f"{sim_url}/simulator/stats")
         settings = Settings(database_url=database)
-        store = bootstrap.build_store(settings, migrate=True)
         catalog = parse_catalog_text(CATALOG.format(sim=sim_url), source="bench-catalog.yaml")
-        handlers = bootstrap.build_handlers(settings, store)
-        handlers.update(bootstrap.provisioning_handlers(settings, store, catalog=catalog))
-        worker = bootstrap.Worker(store, handlers, clock=bootstrap.utc_now, threads=args.threads)
+        assembly = bootstrap.Assembly.build(
+            settings.model_copy(update={"worker_threads": args.threads}), migrate=True, catalog=catalog
+        )
+        store = assembly.store
+        worker = assembly.worker()
         serving = threading.Thread(target=worker.serve, daemon=True)
         serving.start()
 
         def ctx() -> Context:
-            return Context(format_datetime(bootstrap.utc_now()), "bench", lambda: str(uuid.uuid4()))
+            return Context(format_datetime(utc_now()), "bench", lambda: str(uuid.uuid4()))
 
         def completed() -> int:
             with store.transaction(write=False) as tx:

@@ -33,7 +33,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from provtrack.adapters.policy_file import ReloadingPolicy
 from provtrack.adapters.store.database import create_database_engine
-from provtrack.adapters.store.escalation import SqlJeopardyRecords
 from provtrack.adapters.store.migrate import upgrade_database
 from provtrack.adapters.store.repository import SqlStore
 from provtrack.domain.activities import Activity, ActivityState
@@ -47,6 +46,7 @@ from provtrack.domain.webhooks import Attempt
 from provtrack.engine.jeopardy import JeopardyEngine
 from provtrack.engine.worker import Worker
 from provtrack.services import jeopardy
+from provtrack.services.jeopardy import JeopardyMonitor
 
 console = Console()
 BATCH = 5_000
@@ -231,11 +231,8 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def measure_alerts(url: str, measured: list[str], idle_seconds: float) -> dict[str, Any]:
-    store = SqlStore(create_database_engine(url))
-    jeopardy.watch(
-        store,
-        jeopardy.Monitor(ReloadingPolicy("demo"), lambda tx: SqlJeopardyRecords(tx.conn, write=tx.write)),
-    )
+    monitor = JeopardyMonitor(ReloadingPolicy("demo"))
+    store = SqlStore(create_database_engine(url), after_change=(monitor.after_change,))
     handlers = JeopardyEngine(store, NoNetwork()).handlers()
     delays: list[float] = []
     check = handlers[jeopardy.CHECK_JOB]

@@ -1,22 +1,29 @@
-"""Build the running parts from settings: engine, store, app. The one place they are assembled."""
+"""The one assembly of a provtrack process: settings, store, catalog, features, worker, app.
+
+Every process role builds itself here the same way: `provtrack serve`, `serve --no-worker` and
+`provtrack worker` differ only in whether they serve HTTP and whether they run a worker. A feature
+plugs in twice, both explicit: its after-change hook goes to the store (`Assembly.build`), its job
+kinds to the worker (`Assembly.handlers`). Nothing is built at import time.
+"""
 
 from __future__ import annotations
 
 import functools
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import structlog
 from fastapi import FastAPI
 
 from provtrack.adapters.catalog_file import load_catalog
+from provtrack.adapters.clock import new_id, utc_now
 from provtrack.adapters.email import SmtpMailer
 from provtrack.adapters.policy_file import ReloadingPolicy
 from provtrack.adapters.store.database import create_database_engine
-from provtrack.adapters.store.escalation import DurationCache, SqlJeopardyRecords
 from provtrack.adapters.store.migrate import upgrade_database
 from provtrack.adapters.store.notify import start_job_listener
 from provtrack.adapters.store.repository import SqlStore
@@ -24,16 +31,16 @@ from provtrack.adapters.tmf638 import ServiceInventoryClient
 from provtrack.adapters.tmf652 import ResourceOrderingClient
 from provtrack.adapters.webhooks import HttpSender
 from provtrack.api.app import create_app
-from provtrack.api.http import new_id, utc_now
 from provtrack.api.hub import events_config
 from provtrack.domain.catalog import Catalog
 from provtrack.domain.clock import format_datetime
 from provtrack.domain.events import DELIVER_JOB, REDELIVER_JOB
 from provtrack.engine.jeopardy import JeopardyEngine
 from provtrack.engine.provisioning import ProvisioningEngine
-from provtrack.engine.worker import Handler, Worker
-from provtrack.services import events, jeopardy, provisioning
-from provtrack.services.orders import Context
+from provtrack.engine.worker import Handler, JobHandlers, Worker
+from provtrack.services import events, provisioning
+from provtrack.services.jeopardy import JeopardyMonitor
+from provtrack.services.ports import Context
 from provtrack.settings import Settings
 
 
@@ -52,55 +59,6 @@ def configure_logging(level: str = "info") -> None:
     )
 
 
-def build_store(settings: Settings, *, migrate: bool = False) -> SqlStore:
-    engine = create_database_engine(settings.database_url)
-    if migrate:
-        upgrade_database(engine)
-    store = SqlStore(engine)
-    watch_jeopardy(settings, store)
-    return store
-
-
-def watch_jeopardy(settings: Settings, store: SqlStore, *, policy: ReloadingPolicy | None = None) -> None:
-    """Jeopardy monitoring of the store's orders, under PROVTRACK_POLICY (reloaded when it changes)."""
-    durations = DurationCache()
-    jeopardy.watch(
-        store,
-        jeopardy.Monitor(
-            policy or ReloadingPolicy(settings.policy),
-            lambda tx: SqlJeopardyRecords(tx.conn, cache=durations, write=tx.write),
-            email=settings.smtp_host is not None,
-        ),
-    )
-
-
-def build_handlers(settings: Settings, store: SqlStore) -> dict[str, Handler]:
-    """The job handlers of every feature, by job kind."""
-    handlers: dict[str, Handler] = {}
-    handlers.update(event_handlers(settings, store))
-    handlers.update(provisioning_handlers(settings, store))
-    handlers.update(jeopardy_handlers(settings, store))
-    return handlers
-
-
-def jeopardy_handlers(
-    settings: Settings, store: SqlStore, *, sender: events.Sender | None = None
-) -> dict[str, Handler]:
-    """Jeopardy timers, escalation steps, pending auto-cancel and escalation webhooks."""
-    sender = sender or HttpSender(timeout=settings.events_attempt_timeout_seconds)
-    mailer = None
-    if settings.smtp_host:
-        mailer = SmtpMailer(
-            settings.smtp_host,
-            settings.smtp_port,
-            sender=settings.smtp_from,
-            starttls=settings.smtp_starttls,
-            username=settings.smtp_username,
-            password=settings.smtp_password,
-        )
-    return JeopardyEngine(store, sender, secret=settings.policy_webhook_secret, mailer=mailer).handlers()
-
-
 def build_catalog(settings: Settings) -> Catalog | None:
     """The provisioning catalog, validated (InvalidCatalog names file and line), or None."""
     if not settings.catalog:
@@ -115,98 +73,162 @@ def build_catalog(settings: Settings) -> Catalog | None:
     return load_catalog(settings.catalog, overrides=overrides)
 
 
-def listener_base_url(settings: Settings) -> str:
-    base = settings.listener_url or settings.public_url or f"http://{settings.host}:{settings.port}"
-    return base.rstrip("/")
+@dataclass
+class Assembly:
+    """The parts of one process. `build` makes them; the roles differ only in what they start."""
 
+    settings: Settings
+    store: SqlStore
+    catalog: Catalog | None
+    jeopardy: JeopardyMonitor
+    clock: Callable[[], datetime] = utc_now
 
-def provisioning_handlers(
-    settings: Settings, store: SqlStore, *, catalog: Catalog | None = None
-) -> dict[str, Handler]:
-    """Plan, start, dispatch, poll and subscribe: the provisioning engine's jobs."""
-    engine = ProvisioningEngine(
-        store,
-        catalog or build_catalog(settings),
-        ResourceOrderingClient(timeout=settings.downstream_timeout_seconds),
-        listener_base_url=listener_base_url(settings),
-        inventory=ServiceInventoryClient(timeout=settings.downstream_timeout_seconds),
-        lease=timedelta(seconds=settings.worker_lease_seconds),
-        clock=utc_now,
-    )
-    return engine.handlers()
+    @classmethod
+    def build(
+        cls,
+        settings: Settings,
+        *,
+        migrate: bool = False,
+        catalog: Catalog | None = None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> Assembly:
+        """Store and features from settings. `catalog` replaces the one the settings name (tests,
+        benchmarks); InvalidCatalog and InvalidPolicy name the file and line."""
+        jeopardy = JeopardyMonitor(ReloadingPolicy(settings.policy), email=settings.smtp_host is not None)
+        catalog = catalog or build_catalog(settings)
+        engine = create_database_engine(settings.database_url)
+        if migrate:
+            upgrade_database(engine)
+        store = SqlStore(engine, after_change=(jeopardy.after_change,))
+        return cls(settings, store, catalog, jeopardy, clock)
 
+    # --- the worker -------------------------------------------------------------------------------
 
-def start_provisioning(
-    settings: Settings, store: SqlStore, *, clock: Callable[[], datetime] = utc_now
-) -> None:
-    """Subscribe to the hubs of the catalog's systems (a job per system, retried until it works)."""
-    catalog = build_catalog(settings)
-    if catalog is not None:
-        provisioning.subscribe_to_hubs(
-            store, catalog, ctx=Context(format_datetime(clock()), "provtrack", new_id)
+    def features(self, *, sender: events.Sender | None = None) -> list[JobHandlers]:
+        """Every feature with job kinds: event delivery, the provisioning engine, jeopardy."""
+        settings = self.settings
+        return [
+            EventDelivery(self.store, settings, sender=sender),
+            ProvisioningEngine(
+                self.store,
+                self.catalog,
+                ResourceOrderingClient(timeout=settings.downstream_timeout_seconds),
+                listener_base_url=settings.listener_base_url(),
+                inventory_client=ServiceInventoryClient(timeout=settings.downstream_timeout_seconds),
+                lease=timedelta(seconds=settings.worker_lease_seconds),
+                clock=self.clock,
+            ),
+            JeopardyEngine(
+                self.store,
+                sender or HttpSender(timeout=settings.events_attempt_timeout_seconds),
+                secret=settings.policy_webhook_secret,
+                mailer=self._mailer(),
+            ),
+        ]
+
+    def handlers(self, *, sender: events.Sender | None = None) -> dict[str, Handler]:
+        """The job handlers of every feature, by job kind; two features may not claim one kind."""
+        return merge_handlers(feature.handlers() for feature in self.features(sender=sender))
+
+    def worker(self) -> Worker:
+        settings = self.settings
+        return Worker(
+            self.store,
+            self.handlers(),
+            clock=self.clock,
+            threads=settings.worker_threads,
+            poll_interval=timedelta(seconds=settings.worker_poll_seconds),
+            lease=timedelta(seconds=settings.worker_lease_seconds),
+        )
+
+    def start(self) -> None:
+        """What every role does once at start: subscribe to the hubs of the catalog's systems (a job
+        per system, run by whichever worker claims it, retried until it works)."""
+        if self.catalog is not None:
+            ctx = Context(format_datetime(self.clock()), "provtrack", new_id)
+            provisioning.subscribe_to_hubs(self.store, self.catalog, ctx=ctx)
+
+    @contextmanager
+    def running_worker(self) -> Iterator[Worker]:
+        """A worker serving in a background thread (with its cross-process wake-up) until the block
+        ends: `serve` runs it beside the API, `provtrack worker` alone."""
+        worker = self.worker()
+        listener = start_job_listener(self.store.engine, self.store.jobs_committed, worker.stopping)
+        self.start()
+        thread = threading.Thread(target=worker.serve, name="provtrack-worker", daemon=True)
+        thread.start()
+        try:
+            yield worker
+        finally:
+            worker.stop()
+            thread.join(timeout=30)
+            if listener is not None:
+                listener.join(timeout=5)
+
+    def _mailer(self) -> SmtpMailer | None:
+        settings = self.settings
+        if not settings.smtp_host:
+            return None
+        return SmtpMailer(
+            settings.smtp_host,
+            settings.smtp_port,
+            sender=settings.smtp_from,
+            starttls=settings.smtp_starttls,
+            username=settings.smtp_username,
+            password=settings.smtp_password,
+        )
+
+    # --- the API ----------------------------------------------------------------------------------
+
+    def app(self, *, with_worker: bool) -> FastAPI:
+        """The HTTP application; with a worker in this process, or beside `provtrack worker`s."""
+
+        @asynccontextmanager
+        async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+            with ExitStack() as stack:
+                if with_worker:
+                    stack.enter_context(self.running_worker())
+                else:
+                    self.start()
+                yield
+            self.store.dispose()
+
+        return create_app(
+            self.settings,
+            self.store,
+            clock=self.clock,
+            lifespan=lifespan,
+            worker_in_process=with_worker,
+            catalog=self.catalog,
+            jeopardy=self.jeopardy,
         )
 
 
-def event_handlers(
-    settings: Settings, store: SqlStore, *, sender: events.Sender | None = None
-) -> dict[str, Handler]:
+class EventDelivery:
     """Webhook delivery: one job per (subscription, order) stream, and operators' replays."""
-    config = events_config(settings)
-    sender = sender or HttpSender(
-        timeout=settings.events_attempt_timeout_seconds,
-        per_subscriber=settings.events_max_in_flight_per_subscriber,
-    )
-    return {
-        DELIVER_JOB: functools.partial(events.deliver_stream, store, sender, config),
-        REDELIVER_JOB: functools.partial(events.redeliver, store, sender, config),
-    }
+
+    def __init__(self, store: SqlStore, settings: Settings, *, sender: events.Sender | None = None) -> None:
+        self.store = store
+        self.config = events_config(settings)
+        self.sender = sender or HttpSender(
+            timeout=settings.events_attempt_timeout_seconds,
+            per_subscriber=settings.events_max_in_flight_per_subscriber,
+        )
+
+    def handlers(self) -> dict[str, Handler]:
+        return {
+            DELIVER_JOB: functools.partial(events.deliver_stream, self.store, self.sender, self.config),
+            REDELIVER_JOB: functools.partial(events.redeliver, self.store, self.sender, self.config),
+        }
 
 
-def build_worker(settings: Settings, store: SqlStore, *, clock: Callable[[], datetime] = utc_now) -> Worker:
-    return Worker(
-        store,
-        build_handlers(settings, store),
-        clock=clock,
-        threads=settings.worker_threads,
-        poll_interval=timedelta(seconds=settings.worker_poll_seconds),
-        lease=timedelta(seconds=settings.worker_lease_seconds),
-    )
-
-
-@contextmanager
-def running_worker(settings: Settings, store: SqlStore) -> Iterator[Worker]:
-    """A worker serving in a background thread (and its cross-process wake-up) until the block ends."""
-    worker = build_worker(settings, store)
-    listener = start_job_listener(store.engine, store.jobs_committed, worker.stopping)
-    start_provisioning(settings, store)
-    thread = threading.Thread(target=worker.serve, name="provtrack-worker", daemon=True)
-    thread.start()
-    try:
-        yield worker
-    finally:
-        worker.stop()
-        thread.join(timeout=30)
-        if listener is not None:
-            listener.join(timeout=5)
-
-
-def build_app(
-    settings: Settings,
-    *,
-    migrate: bool = True,
-    with_worker: bool = True,
-    clock: Callable[[], datetime] = utc_now,
-) -> FastAPI:
-    store = build_store(settings, migrate=migrate)
-
-    @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        with ExitStack() as stack:
-            if with_worker:
-                stack.enter_context(running_worker(settings, store))
-            yield
-        store.dispose()
-
-    app = create_app(settings, store, clock=clock, lifespan=lifespan, worker_in_process=with_worker)
-    app.state.catalog = build_catalog(settings)
-    return app
+def merge_handlers(
+    groups: Sequence[Mapping[str, Handler]] | Iterator[Mapping[str, Handler]],
+) -> dict[str, Handler]:
+    handlers: dict[str, Handler] = {}
+    for group in groups:
+        for kind, handler in group.items():
+            if kind in handlers:
+                raise ValueError(f"two features handle the job kind {kind!r}")
+            handlers[kind] = handler
+    return handlers

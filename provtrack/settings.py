@@ -84,3 +84,12 @@ class Settings(BaseSettings):
     smtp_password: str | None = None
     log_level: str = "info"
     access_log: bool = False
+
+    def base_url(self, request_base: str | None = None) -> str:
+        """Where provtrack is reached, for hrefs: `public_url`, else the request's own base URL, else
+        http://host:port."""
+        return (self.public_url or request_base or f"http://{self.host}:{self.port}").rstrip("/")
+
+    def listener_base_url(self) -> str:
+        """Where downstream systems send their notifications: `listener_url`, else `base_url()`."""
+        return (self.listener_url or self.base_url()).rstrip("/")

@@ -8,11 +8,14 @@ from datetime import datetime
 
 from fastapi import FastAPI
 
+from provtrack.adapters.clock import utc_now
 from provtrack.api import hub, operations, service_orders
 from provtrack.api.errors import install_error_handlers
-from provtrack.api.http import BodyLimit, utc_now
+from provtrack.api.http import BodyLimit
 from provtrack.api.jeopardy import install_jeopardy
 from provtrack.api.provisioning import install_provisioning
+from provtrack.domain.catalog import Catalog
+from provtrack.services.jeopardy import JeopardyMonitor
 from provtrack.services.ports import Store
 from provtrack.settings import Settings
 
@@ -32,6 +35,8 @@ def create_app(
     clock: Callable[[], datetime] = utc_now,
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
     worker_in_process: bool = False,
+    catalog: Catalog | None = None,
+    jeopardy: JeopardyMonitor | None = None,
 ) -> FastAPI:
     app = FastAPI(
         lifespan=lifespan,
@@ -46,6 +51,8 @@ def create_app(
     app.state.store = store
     app.state.clock = clock
     app.state.worker_in_process = worker_in_process
+    app.state.catalog = catalog  # the TMF652 listener and activity actions need the systems
+    app.state.jeopardy = jeopardy  # the jeopardy extension API reads its policy
     app.include_router(service_orders.router)
     hub.install(app)
     install_provisioning(app)

@@ -11,15 +11,53 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from provtrack.domain.activities import IllegalActivityTransition
 from provtrack.domain.cancellation import TaskError
+from provtrack.domain.events import RefusedCallback
 from provtrack.domain.patching import MalformedPatch, PatchConflict
 from provtrack.domain.query import InvalidQuery
 from provtrack.domain.states import IllegalTransition
 from provtrack.domain.validation import InvalidOrder, ServerOwnedField
-from provtrack.services.orders import OrderNotFound, TaskNotFound
-from provtrack.services.ports import ConcurrentUpdate
+from provtrack.services.events import (
+    DeadLetterNotFound,
+    InvalidSubscription,
+    OrderNotYetCreated,
+    SubscriptionNotFound,
+)
+from provtrack.services.jeopardy import EscalationNotFound
+from provtrack.services.ports import (
+    ActivityNotFound,
+    ConcurrentUpdate,
+    OrderNotFound,
+    PlanNotFound,
+    TaskNotFound,
+)
 
 JSON = "application/json;charset=utf-8"
+
+# Every domain and use-case exception the API answers, with its TMF630 status, code and reason; the
+# message is the exception's own. A subclass answers as its nearest listed ancestor.
+ERRORS: dict[type[Exception], tuple[int, str, str]] = {
+    ServerOwnedField: (400, "SERVER_OWNED_FIELD", "Field set by the server"),
+    InvalidOrder: (400, "INVALID_VALUE", "Invalid request"),
+    InvalidQuery: (400, "INVALID_QUERY", "Invalid query parameter"),
+    MalformedPatch: (400, "INVALID_PATCH", "Invalid patch document"),
+    InvalidSubscription: (400, "INVALID_VALUE", "Invalid request"),
+    RefusedCallback: (400, "REFUSED_CALLBACK", "Callback URL refused"),
+    OrderNotFound: (404, "NOT_FOUND", "Service order not found"),
+    TaskNotFound: (404, "NOT_FOUND", "Cancel request not found"),
+    PlanNotFound: (404, "NOT_FOUND", "Plan not found"),
+    ActivityNotFound: (404, "NOT_FOUND", "Activity not found"),
+    EscalationNotFound: (404, "NOT_FOUND", "Escalation not found"),
+    SubscriptionNotFound: (404, "NOT_FOUND", "Subscription not found"),
+    DeadLetterNotFound: (404, "NOT_FOUND", "Dead letter not found"),
+    OrderNotYetCreated: (404, "NOT_FOUND", "Service order did not exist then"),
+    IllegalTransition: (409, "ILLEGAL_STATE_TRANSITION", "State change not allowed"),
+    IllegalActivityTransition: (409, "ILLEGAL_STATE_TRANSITION", "Activity state change not allowed"),
+    PatchConflict: (409, "CONFLICT", "Change not allowed now"),
+    TaskError: (409, "CONFLICT", "Change not allowed now"),
+    ConcurrentUpdate: (409, "CONCURRENT_UPDATE", "Changed concurrently; retry"),
+}
 
 
 class ApiError(Exception):
@@ -52,26 +90,12 @@ def format_location(loc: Sequence[Any]) -> str:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    def handler(status: int, code: str, reason: str) -> Any:
-        async def handle(_request: Request, exc: Exception) -> Response:
-            return error_response(status, code, reason, str(exc))
+    async def listed_error(_request: Request, exc: Exception) -> Response:
+        status, code, reason = next(ERRORS[c] for c in type(exc).__mro__ if c in ERRORS)
+        return error_response(status, code, reason, str(exc))
 
-        return handle
-
-    app.add_exception_handler(ServerOwnedField, handler(400, "SERVER_OWNED_FIELD", "Field set by the server"))
-    app.add_exception_handler(InvalidOrder, handler(400, "INVALID_VALUE", "Invalid request"))
-    app.add_exception_handler(InvalidQuery, handler(400, "INVALID_QUERY", "Invalid query parameter"))
-    app.add_exception_handler(MalformedPatch, handler(400, "INVALID_PATCH", "Invalid patch document"))
-    app.add_exception_handler(OrderNotFound, handler(404, "NOT_FOUND", "Service order not found"))
-    app.add_exception_handler(TaskNotFound, handler(404, "NOT_FOUND", "Cancel request not found"))
-    app.add_exception_handler(
-        IllegalTransition, handler(409, "ILLEGAL_STATE_TRANSITION", "State change not allowed")
-    )
-    app.add_exception_handler(PatchConflict, handler(409, "CONFLICT", "Change not allowed now"))
-    app.add_exception_handler(TaskError, handler(409, "CONFLICT", "Change not allowed now"))
-    app.add_exception_handler(
-        ConcurrentUpdate, handler(409, "CONCURRENT_UPDATE", "Changed concurrently; retry")
-    )
+    for exception in ERRORS:
+        app.add_exception_handler(exception, listed_error)
 
     async def api_error(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)

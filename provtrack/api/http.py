@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import orjson
@@ -14,11 +12,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from provtrack.adapters.clock import new_id
 from provtrack.api.errors import JSON, ApiError, error_response, format_location
 from provtrack.domain.clock import format_datetime
 from provtrack.domain.query import FieldTree, Query, parse_fields, parse_query, select_fields
-from provtrack.services.orders import Context
-from provtrack.services.ports import Page
+from provtrack.services.ports import Context, Page
 from provtrack.settings import Settings
 
 T = TypeVar("T")
@@ -52,14 +50,6 @@ def context(request: Request, actor: str = "api") -> Context:
     return Context(now=format_datetime(clock()), actor=actor, new_id=new_id)
 
 
-def new_id() -> str:
-    return str(uuid.uuid4())
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 async def read_json(request: Request) -> Any:
     body = await request.body()
     if not body:
@@ -85,7 +75,7 @@ def check_types(model: type[BaseModel], body: Any) -> None:
 
 def base_url(request: Request) -> str:
     settings: Settings = request.app.state.settings
-    return (settings.public_url or str(request.base_url)).rstrip("/")
+    return settings.base_url(str(request.base_url))
 
 
 def with_href(document: str, href: str) -> str:

@@ -11,10 +11,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from provtrack.adapters.webhooks import resolve
-from provtrack.api.errors import ApiError, error_response
+from provtrack.api.errors import ApiError
 from provtrack.api.http import base_url, context, json_response, read_json
 from provtrack.api.service_orders import BASE_PATH, ERRORS
-from provtrack.domain.events import CallbackPolicy, DeadLetter, RefusedCallback, Subscription
+from provtrack.domain.events import CallbackPolicy, DeadLetter, Subscription
 from provtrack.services import events
 from provtrack.settings import Settings
 
@@ -36,10 +36,9 @@ Body: `{"callback": "https://listener.example.net/tmf641", "query": "eventType=S
 
 
 def events_config(settings: Settings) -> events.EventsConfig:
-    base_url = settings.public_url or f"http://{settings.host}:{settings.port}"
     allow = tuple(e.strip() for e in settings.events_callback_allow.split(",") if e.strip())
     return events.EventsConfig(
-        base_url=base_url.rstrip("/"),
+        base_url=settings.base_url(),
         policy=CallbackPolicy(allow),
         horizon=timedelta(seconds=settings.events_retry_horizon_seconds),
         secret_overlap=timedelta(seconds=settings.events_secret_overlap_seconds),
@@ -220,19 +219,3 @@ def order_timeline(id: str, request: Request) -> Response:
 def install(app: FastAPI) -> None:
     app.include_router(router)
     app.include_router(extensions)
-
-    def handler(status: int, code: str, reason: str) -> Any:
-        async def handle(_request: Request, exc: Exception) -> Response:
-            return error_response(status, code, reason, str(exc))
-
-        return handle
-
-    app.add_exception_handler(events.InvalidSubscription, handler(400, "INVALID_VALUE", "Invalid request"))
-    app.add_exception_handler(RefusedCallback, handler(400, "REFUSED_CALLBACK", "Callback URL refused"))
-    app.add_exception_handler(
-        events.SubscriptionNotFound, handler(404, "NOT_FOUND", "Subscription not found")
-    )
-    app.add_exception_handler(events.DeadLetterNotFound, handler(404, "NOT_FOUND", "Dead letter not found"))
-    app.add_exception_handler(
-        events.OrderNotYetCreated, handler(404, "NOT_FOUND", "Service order did not exist then")
-    )

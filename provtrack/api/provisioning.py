@@ -11,11 +11,10 @@ from fastapi import APIRouter, FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from provtrack.api.errors import ApiError, error_response
+from provtrack.api.errors import ApiError
 from provtrack.api.http import base_url, context, json_response, read_json
-from provtrack.domain.activities import IllegalActivityTransition
 from provtrack.domain.catalog import Catalog
-from provtrack.services import provisioning as use
+from provtrack.services import activities, provisioning
 
 PREFIX = "/provtrack/v1"
 router = APIRouter(prefix=PREFIX, tags=["provtrack provisioning (extension)"])
@@ -23,19 +22,6 @@ router = APIRouter(prefix=PREFIX, tags=["provtrack provisioning (extension)"])
 
 def install_provisioning(app: FastAPI) -> None:
     app.include_router(router)
-
-    def handler(status: int, code: str, reason: str) -> Any:
-        async def handle(_request: Request, exc: Exception) -> Response:
-            return error_response(status, code, reason, str(exc))
-
-        return handle
-
-    app.add_exception_handler(use.ActivityNotFound, handler(404, "NOT_FOUND", "Activity not found"))
-    app.add_exception_handler(use.PlanNotFound, handler(404, "NOT_FOUND", "Plan not found"))
-    app.add_exception_handler(
-        IllegalActivityTransition,
-        handler(409, "ILLEGAL_STATE_TRANSITION", "Activity state change not allowed"),
-    )
 
 
 def _dump(document: Any) -> str:
@@ -50,21 +36,21 @@ def _with_links(request: Request, activity: dict[str, Any]) -> dict[str, Any]:
 
 @router.get("/serviceOrder/{id}/plan", summary="The provisioning plan of a service order")
 def get_plan(id: str, request: Request) -> Response:
-    plan = use.get_plan(request.app.state.store, id)
+    plan = activities.get_plan(request.app.state.store, id)
     plan["activity"] = [_with_links(request, a) for a in plan["activity"]]
     return json_response(_dump(plan))
 
 
 @router.get("/activity/{id}", summary="One provisioning activity")
 def get_activity(id: str, request: Request) -> Response:
-    return json_response(_dump(_with_links(request, use.get_activity(request.app.state.store, id))))
+    return json_response(_dump(_with_links(request, activities.get_activity(request.app.state.store, id))))
 
 
 @router.post("/activity/{id}/retry", summary="Send a failed activity again (a new downstream order)")
 async def retry_activity(id: str, request: Request) -> Response:
     ctx = context(request, actor=request.headers.get("X-Actor", "operator"))
     activity = await run_in_threadpool(
-        use.retry_activity, request.app.state.store, id, ctx=ctx, catalog=_catalog(request)
+        activities.retry_activity, request.app.state.store, id, ctx=ctx, catalog=_catalog(request)
     )
     return json_response(_dump(_with_links(request, activity)))
 
@@ -74,7 +60,7 @@ async def skip_activity(id: str, request: Request) -> Response:
     reason = await _reason(request, required=True)
     ctx = context(request, actor=request.headers.get("X-Actor", "operator"))
     activity = await run_in_threadpool(
-        use.skip_activity,
+        activities.skip_activity,
         request.app.state.store,
         id,
         reason=reason or "",
@@ -89,13 +75,19 @@ async def fail_activity(id: str, request: Request) -> Response:
     reason = await _reason(request, required=False)
     ctx = context(request, actor=request.headers.get("X-Actor", "operator"))
     activity = await run_in_threadpool(
-        use.fail_activity, request.app.state.store, id, reason=reason, ctx=ctx, catalog=_catalog(request)
+        activities.fail_activity,
+        request.app.state.store,
+        id,
+        reason=reason,
+        ctx=ctx,
+        catalog=_catalog(request),
     )
     return json_response(_dump(_with_links(request, activity)))
 
 
 def _catalog(request: Request) -> Catalog | None:
-    return getattr(request.app.state, "catalog", None)
+    catalog: Catalog | None = request.app.state.catalog
+    return catalog
 
 
 async def _reason(request: Request, *, required: bool) -> str | None:
@@ -116,11 +108,11 @@ async def resource_order_listener(system: str, event_type: str, request: Request
     resource_order = (event.get("event") or {}).get("resourceOrder") if isinstance(event, dict) else None
     if not isinstance(resource_order, dict):
         raise ApiError(400, "INVALID_VALUE", "Invalid request", "event.resourceOrder: an object is required")
-    catalog = getattr(request.app.state, "catalog", None)
+    catalog = _catalog(request)
     if catalog is None or system not in catalog.systems:
         raise ApiError(404, "NOT_FOUND", "Unknown system", f"no system {system!r} in the catalog")
     await run_in_threadpool(
-        use.record_notification,
+        provisioning.record_notification,
         request.app.state.store,
         system,
         resource_order,

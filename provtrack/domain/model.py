@@ -132,6 +132,7 @@ class ServiceOrder:
     # Where a cancellation assessment returns to when the cancellation is denied.
     state_before_cancellation: OrderState | None = None
     version: int = 0
+    deleted: bool = False  # record_deletion: the unit of work removes it instead of saving it
     changes: list[Change] = field(default_factory=list)
     events: list[OrderEvent] = field(default_factory=list)
 
@@ -407,6 +408,7 @@ class ServiceOrder:
             )
 
     def record_deletion(self, *, now: str, actor: str) -> None:
+        self.deleted = True
         self.changes.append(Change("serviceOrder", "deleted", False, True, now, actor))
         self.events.append(OrderEvent(EventType.ORDER_DELETE, now))
 

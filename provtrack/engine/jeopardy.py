@@ -10,12 +10,14 @@ from typing import Protocol
 import orjson
 import structlog
 
+from provtrack.adapters.clock import new_id
+from provtrack.domain.clock import format_datetime
 from provtrack.domain.jobs import GiveUp, Job, RetryLater
 from provtrack.domain.webhooks import Outcome, signature_headers
-from provtrack.services import escalation
-from provtrack.services import jeopardy as use
+from provtrack.engine.worker import Handler
+from provtrack.services import escalation, jeopardy
 from provtrack.services.events import Sender
-from provtrack.services.orders import OrderNotFound
+from provtrack.services.ports import Context, OrderNotFound, Store
 
 log = structlog.get_logger("provtrack.jeopardy")
 NOTIFY_HORIZON = timedelta(hours=24)  # a contact that stays unreachable this long: the job fails, visibly
@@ -28,7 +30,7 @@ class Mailer(Protocol):
 class JeopardyEngine:
     def __init__(
         self,
-        store: escalation.JeopardyStore,
+        store: Store,
         sender: Sender,
         *,
         secret: str | None = None,
@@ -39,11 +41,11 @@ class JeopardyEngine:
         self.secret = secret
         self.mailer = mailer
 
-    def handlers(self) -> dict[str, use.Handler]:
+    def handlers(self) -> dict[str, Handler]:
         return {
-            use.CHECK_JOB: self.check,
+            jeopardy.CHECK_JOB: self.check,
             escalation.STEP_JOB: self.check,
-            use.AUTO_CANCEL_JOB: self.auto_cancel,
+            jeopardy.AUTO_CANCEL_JOB: self.auto_cancel,
             escalation.NOTIFY_JOB: self.notify,
             escalation.EMAIL_JOB: self.email,
         }
@@ -51,14 +53,14 @@ class JeopardyEngine:
     def check(self, job: Job, now: datetime) -> None:
         order_id = job.key.partition(":")[0]  # STEP_JOB keys are <order id>:<rule>
         try:
-            use.check(self.store, order_id, now=now)
+            jeopardy.check(self.store, order_id, ctx=_ctx(now))
         except OrderNotFound:
             return  # deleted meanwhile: nothing to watch
 
     def auto_cancel(self, job: Job, now: datetime) -> None:
         try:
-            cancelled = use.auto_cancel(
-                self.store, job.key, pending_since=str(job.payload["pendingSince"]), now=now
+            cancelled = jeopardy.auto_cancel(
+                self.store, job.key, pending_since=str(job.payload["pendingSince"]), ctx=_ctx(now)
             )
         except OrderNotFound:
             return
@@ -85,3 +87,7 @@ class JeopardyEngine:
             if now - job.due_at < NOTIFY_HORIZON:
                 raise RetryLater(f"escalation email to {to}: {exc}") from exc
             raise GiveUp(f"escalation email to {to} not sent: {exc}") from exc
+
+
+def _ctx(now: datetime) -> Context:
+    return Context(now=format_datetime(now), actor=jeopardy.ACTOR, new_id=new_id)

@@ -18,16 +18,18 @@ from datetime import datetime, timedelta
 
 import structlog
 
+from provtrack.adapters.clock import new_id
 from provtrack.adapters.tmf638 import ServiceInventoryClient
 from provtrack.adapters.tmf652 import DownstreamRefused, DownstreamUnavailable, ResourceOrderingClient
 from provtrack.domain.catalog import Catalog
 from provtrack.domain.clock import format_datetime
 from provtrack.domain.jobs import GiveUp, Job, Lease, RetryLater, backoff
-from provtrack.services import provisioning as use
-from provtrack.services.orders import Context
-from provtrack.services.provisioning import DispatchRequest, ProvisioningStore
+from provtrack.engine.worker import Handler
+from provtrack.services import provisioning
+from provtrack.services.inventory import inventory_update, record_inventory
+from provtrack.services.ports import Context, Store
+from provtrack.services.provisioning import DispatchRequest
 
-Handler = Callable[[Job, datetime], None]
 ACTOR = "provtrack-engine"
 log = structlog.get_logger("provtrack.engine")
 
@@ -35,12 +37,12 @@ log = structlog.get_logger("provtrack.engine")
 class ProvisioningEngine:
     def __init__(
         self,
-        store: ProvisioningStore,
+        store: Store,
         catalog: Catalog | None,
         client: ResourceOrderingClient,
         *,
         listener_base_url: str | None = None,
-        inventory: ServiceInventoryClient | None = None,
+        inventory_client: ServiceInventoryClient | None = None,
         lease: timedelta = timedelta(seconds=60),
         clock: Callable[[], datetime] | None = None,
     ) -> None:
@@ -48,7 +50,7 @@ class ProvisioningEngine:
         self.catalog = catalog
         self.client = client
         self.listener_base_url = listener_base_url.rstrip("/") if listener_base_url else None
-        self.inventory = inventory or ServiceInventoryClient()
+        self.inventory = inventory_client or ServiceInventoryClient()
         self.owner = f"provtrack-engine-{uuid.uuid4().hex[:8]}"  # holds the dispatches it sends itself
         self.lease = lease
         # The time of each step after the first of a handler run; None: the run's time (tests).
@@ -56,12 +58,12 @@ class ProvisioningEngine:
 
     def handlers(self) -> dict[str, Handler]:
         return {
-            use.PLAN_JOB: self.plan,
-            use.START_JOB: self.start,
-            use.DISPATCH_JOB: self.dispatch,
-            use.POLL_JOB: self.poll,
-            use.SUBSCRIBE_JOB: self.subscribe,
-            use.INVENTORY_JOB: self.update_inventory,
+            provisioning.PLAN_JOB: self.plan,
+            provisioning.START_JOB: self.start,
+            provisioning.DISPATCH_JOB: self.dispatch,
+            provisioning.POLL_JOB: self.poll,
+            provisioning.SUBSCRIBE_JOB: self.subscribe,
+            provisioning.INVENTORY_JOB: self.update_inventory,
         }
 
     def close(self) -> None:
@@ -74,15 +76,17 @@ class ProvisioningEngine:
         return self.catalog
 
     def plan(self, job: Job, now: datetime) -> None:
-        planned = use.plan_order(self.store, job.key, self._catalog(), ctx=_ctx(now), lease=self._lease(now))
+        planned = provisioning.plan_order(
+            self.store, job.key, self._catalog(), ctx=_ctx(now), lease=self._lease(now)
+        )
         log.debug("order planned", order=job.key, outcome=planned.outcome)
         self._send_now(planned.dispatch_now, now)
 
     def start(self, job: Job, now: datetime) -> None:
-        use.start_order(self.store, job.key, ctx=_ctx(now), catalog=self.catalog)
+        provisioning.start_order(self.store, job.key, ctx=_ctx(now), catalog=self.catalog)
 
     def dispatch(self, job: Job, now: datetime) -> None:
-        request = use.dispatch_request(self.store, job.key, job.payload)
+        request = provisioning.dispatch_request(self.store, job.key, job.payload)
         if request is not None:
             self._send_now(self._send(request, now), now)
 
@@ -96,8 +100,8 @@ class ProvisioningEngine:
             request, held_since = pending.pop(0)
             if self.clock is not None:
                 now = self.clock()
-            if now - held_since > self.lease / 2 or not use.still_to_send(self.store, request):
-                use.release_dispatch(self.store, request.activity_id, owner=self.owner)
+            if now - held_since > self.lease / 2 or not provisioning.still_to_send(self.store, request):
+                provisioning.release_dispatch(self.store, request.activity_id, owner=self.owner)
                 continue
             try:
                 pending += [(started, now) for started in self._send(request, now)]
@@ -114,7 +118,7 @@ class ProvisioningEngine:
     def _release(
         self, request: DispatchRequest, due_at: datetime, error: str, *, failed: datetime | None = None
     ) -> None:
-        use.release_dispatch(
+        provisioning.release_dispatch(
             self.store, request.activity_id, owner=self.owner, due_at=due_at, error=error, failed=failed
         )
 
@@ -129,7 +133,7 @@ class ProvisioningEngine:
         except DownstreamUnavailable as exc:
             raise RetryLater(str(exc)) from None
         except DownstreamRefused as exc:
-            use.record_refusal(
+            provisioning.record_refusal(
                 self.store,
                 request.activity_id,
                 request.attempt,
@@ -139,7 +143,7 @@ class ProvisioningEngine:
                 order_id=request.order_id,
             )
             return []
-        return use.record_resource_order(
+        return provisioning.record_resource_order(
             self.store,
             request.activity_id,
             request.attempt,
@@ -155,7 +159,7 @@ class ProvisioningEngine:
 
     def poll(self, job: Job, now: datetime) -> None:
         catalog = self._catalog()
-        target = use.poll_target(self.store, job.key)
+        target = provisioning.poll_target(self.store, job.key)
         if target is None:
             return
         system_name, resource_order_id = target
@@ -166,13 +170,13 @@ class ProvisioningEngine:
             resource_order = self.client.get(system.url, resource_order_id)
         except (DownstreamUnavailable, DownstreamRefused) as exc:
             raise RetryLater(str(exc)) from None
-        use.record_notification(self.store, system_name, resource_order, catalog, ctx=_ctx(now))
+        provisioning.record_notification(self.store, system_name, resource_order, catalog, ctx=_ctx(now))
 
     def update_inventory(self, job: Job, now: datetime) -> None:
         """TMF638: a completed item creates, updates or terminates its service in the inventory."""
         inventory_url = self._catalog().inventory_url
         order_id, _, item_id = job.key.rpartition("/")
-        update = use.inventory_update(self.store, order_id, item_id)
+        update = inventory_update(self.store, order_id, item_id)
         if update is None or inventory_url is None:
             return
         try:
@@ -185,7 +189,7 @@ class ProvisioningEngine:
             raise RetryLater(str(exc)) from None
         except DownstreamRefused as exc:
             raise GiveUp(f"the inventory refused item {item_id}: HTTP {exc.status} {exc.body}") from None
-        use.record_inventory(self.store, order_id, item_id, service, ctx=_ctx(now))
+        record_inventory(self.store, order_id, item_id, service, ctx=_ctx(now))
 
     def subscribe(self, job: Job, now: datetime) -> None:
         catalog = self._catalog()
@@ -205,4 +209,4 @@ class ProvisioningEngine:
 
 
 def _ctx(now: datetime) -> Context:
-    return Context(now=format_datetime(now), actor=ACTOR, new_id=lambda: str(uuid.uuid4()))
+    return Context(now=format_datetime(now), actor=ACTOR, new_id=new_id)

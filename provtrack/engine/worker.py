@@ -20,7 +20,14 @@ from prometheus_client import Counter
 
 from provtrack.domain.jobs import GiveUp, Job, RetryLater, backoff
 
-Handler = Callable[[Job, datetime], None]
+Handler = Callable[[Job, datetime], None]  # the one shape of a job handler: the job, and the time it runs at
+
+
+class JobHandlers(Protocol):
+    """A feature's job kinds and their handlers, registered with the worker at assembly."""
+
+    def handlers(self) -> Mapping[str, Handler]: ...
+
 
 JOBS_RUN = Counter("provtrack_jobs_total", "Jobs run by the worker, by kind and outcome", ["kind", "outcome"])
 log = structlog.get_logger("provtrack.worker")

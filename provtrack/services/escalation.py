@@ -8,72 +8,29 @@ rule no longer matches or an operator acknowledges it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from provtrack.domain.clock import format_datetime
 from provtrack.domain.escalation import Escalation, order_facts, rule_matches
 from provtrack.domain.jobs import JobRequest
 from provtrack.domain.model import Change, EventType, OrderEvent, ServiceOrder
-from provtrack.domain.plan import Plan
 from provtrack.domain.policy import Action, Contact, Policy, Rule
 from provtrack.domain.states import IllegalTransition, OrderState
+from provtrack.services.ports import Transaction
 
 STEP_JOB = "escalation.step"  # key: <order id>:<rule>; due when the ladder's next step is
 NOTIFY_JOB = "escalation.notify"  # key: <order id>:<rule>:<step>:<contact>; one webhook POST
 EMAIL_JOB = "escalation.email"  # same key; one email, when SMTP is configured
-S = OrderState
 
 
 @dataclass(frozen=True, slots=True)
-class FinishedActivity:
-    """How long one activity really took: a sample for learned durations."""
-
-    activity_id: str
-    specification: str
-    name: str
-    seconds: float
-    finished_at: str
-
-
-class JeopardyRecords(Protocol):
-    def escalations(self, order_id: str) -> list[Escalation]: ...
-    def add_escalation(self, item: Escalation) -> None: ...
-    def save_escalation(self, item: Escalation) -> None: ...
-    def delete_escalation(self, order_id: str, rule: str) -> None: ...
-    def record_durations(self, finished: Sequence[FinishedActivity]) -> None: ...
-    def learned_seconds(
-        self, specification: str, name: str, *, percentile: float, min_samples: int
-    ) -> float | None:
-        """That percentile of what the newest finished activities of this kind took, in seconds (the
-        nearest rank, as `domain.jeopardy.learned_duration`); None while fewer than `min_samples`
-        are known."""
-        ...
-
-    def state_since(self, order_id: str) -> str | None: ...
-
-
-class JeopardyTransaction(Protocol):
-    def get_order(self, order_id: str) -> ServiceOrder | None: ...
-    def get_plan(self, order_id: str) -> Plan | None: ...
-    def save_order(self, order: ServiceOrder) -> None: ...
-    def schedule_job(self, request: JobRequest, *, now: datetime, replace: bool = True) -> None: ...
-    def cancel_job(self, kind: str, key: str) -> None: ...
-
-
-class JeopardyStore(Protocol):
-    def transaction(self, *, write: bool) -> AbstractContextManager[Any]: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Run:
+class EscalationRun:
     """One refresh: the transaction, the policy in force and the instant, as the helpers need them."""
 
-    tx: JeopardyTransaction
+    tx: Transaction
     policy: Policy
-    records: JeopardyRecords
     now: datetime
     actor: str
     email: bool = False  # SMTP is configured: contacts with an email get one
@@ -86,8 +43,8 @@ class Run:
 # --- escalation -------------------------------------------------------------------------------
 
 
-def escalate(run: Run, order: ServiceOrder, facts: Mapping[str, Any]) -> None:
-    existing = {e.rule: e for e in run.records.escalations(order.id)}
+def escalate(run: EscalationRun, order: ServiceOrder, facts: Mapping[str, Any]) -> None:
+    existing = {e.rule: e for e in run.tx.jeopardy.escalations(order.id)}
     rules = {r.name: r for r in run.policy.rules}
     for name, gone in existing.items():
         if name not in rules:
@@ -100,12 +57,12 @@ def escalate(run: Run, order: ServiceOrder, facts: Mapping[str, Any]) -> None:
             continue
         if escalation is None:
             escalation = Escalation(order.id, rule.name, run.now)
-            run.records.add_escalation(escalation)
+            run.tx.jeopardy.add_escalation(escalation)
             order.changes.append(Change(subject(rule.name), "matched", None, rule.when, run.stamp, run.actor))
         _climb(run, order, rule, escalation)
 
 
-def _climb(run: Run, order: ServiceOrder, rule: Rule, escalation: Escalation) -> None:
+def _climb(run: EscalationRun, order: ServiceOrder, rule: Rule, escalation: Escalation) -> None:
     """Take every step that is due, then schedule the next one (nothing after an acknowledgement)."""
     if escalation.acknowledged:
         return
@@ -116,7 +73,7 @@ def _climb(run: Run, order: ServiceOrder, rule: Rule, escalation: Escalation) ->
         _take_step(run, order, rule, escalation.fired)
         escalation.fired += 1
     if escalation.fired != fired:
-        run.records.save_escalation(escalation)
+        run.tx.jeopardy.save_escalation(escalation)
     key = f"{order.id}:{rule.name}"
     if due is None:
         run.tx.cancel_job(STEP_JOB, key)
@@ -124,8 +81,8 @@ def _climb(run: Run, order: ServiceOrder, rule: Rule, escalation: Escalation) ->
         run.tx.schedule_job(JobRequest(STEP_JOB, key, due), now=run.now)
 
 
-def clear(run: Run, order: ServiceOrder, escalation: Escalation, *, why: str) -> None:
-    run.records.delete_escalation(order.id, escalation.rule)
+def clear(run: EscalationRun, order: ServiceOrder, escalation: Escalation, *, why: str) -> None:
+    run.tx.jeopardy.delete_escalation(order.id, escalation.rule)
     run.tx.cancel_job(STEP_JOB, f"{order.id}:{escalation.rule}")
     order.changes.append(Change(subject(escalation.rule), "cleared", None, why, run.stamp, run.actor))
 
@@ -134,7 +91,7 @@ def subject(rule: str) -> str:
     return f"escalation[{rule}]"
 
 
-def _take_step(run: Run, order: ServiceOrder, rule: Rule, index: int) -> None:
+def _take_step(run: EscalationRun, order: ServiceOrder, rule: Rule, index: int) -> None:
     """One rung of the ladder: its actions, one timeline entry and one event."""
     done = [_act(run, order, rule, index, action) for action in rule.ladder[index].actions]
     record = {"step": index + 1, "of": len(rule.ladder), "actions": done}
@@ -142,7 +99,7 @@ def _take_step(run: Run, order: ServiceOrder, rule: Rule, index: int) -> None:
     order.events.append(OrderEvent(EventType.ORDER_JEOPARDY, run.stamp))
 
 
-def _act(run: Run, order: ServiceOrder, rule: Rule, index: int, action: Action) -> str:
+def _act(run: EscalationRun, order: ServiceOrder, rule: Rule, index: int, action: Action) -> str:
     """Take one action; returns what was done, for the timeline."""
     stamp, actor = run.stamp, run.actor
     if action.kind == "notify":
@@ -162,10 +119,10 @@ def _act(run: Run, order: ServiceOrder, rule: Rule, index: int, action: Action) 
         add_note(order, str(action.value), now=stamp, actor=actor)
         return "note added"
     if action.kind == "hold":
-        if order.state == S.HELD:
+        if order.state == OrderState.HELD:
             return "already held"
         try:
-            order.move_to(S.HELD, now=stamp, actor=actor)
+            order.move_to(OrderState.HELD, now=stamp, actor=actor)
         except IllegalTransition as exc:
             return f"hold not possible: {exc}"
         add_note(order, str(action.value), now=stamp, actor=actor)
@@ -173,7 +130,7 @@ def _act(run: Run, order: ServiceOrder, rule: Rule, index: int, action: Action) 
     raise AssertionError(f"unknown action {action.kind}")  # the policy reader admits only ACTIONS
 
 
-def _notify(run: Run, order: ServiceOrder, rule: Rule, index: int, contact: Contact) -> str:
+def _notify(run: EscalationRun, order: ServiceOrder, rule: Rule, index: int, contact: Contact) -> str:
     """A webhook job, and an email job when SMTP is configured; each retried on its own."""
     body = notification(order, rule, index, run.stamp)
     key = f"{order.id}:{rule.name}:{index + 1}:{contact.name}"

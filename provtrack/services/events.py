@@ -36,7 +36,7 @@ from provtrack.domain.events import (
 from provtrack.domain.jobs import Job, JobRequest, RetryLater, backoff
 from provtrack.domain.model import Change
 from provtrack.domain.webhooks import Attempt, Outcome, new_secret, signature_headers
-from provtrack.services.orders import Context, OrderNotFound
+from provtrack.services.ports import Context, OrderNotFound
 
 BACKOFF_BASE = timedelta(seconds=1)
 BACKOFF_CAP = timedelta(hours=1)

@@ -1,7 +1,8 @@
 """Jeopardy monitoring and escalation: one refresh after every change of an order, and exact timers.
 
-`refresh_jeopardy` runs inside the transaction that changed the order (the engine's `_change_plan`,
-a PATCH) and in the jobs it schedules. It assesses the plan against the commitment, appends a
+`refresh_jeopardy` runs inside the transaction that changed the order, as the after-change hook
+of `JeopardyMonitor` that the assembly gives the store (services/unit_of_work.py), and in the jobs
+it schedules. It assesses the plan against the commitment, appends a
 jeopardyAlert when the level changes, keeps `expectedCompletionDate` on the projection, evaluates the
 policy's rules, takes the escalation steps that are due, and schedules ONE `jeopardy.check` job at the
 next instant anything can change if nothing else happens. There is no sweep over open orders.
@@ -9,7 +10,6 @@ next instant anything can change if nothing else happens. There is no sweep over
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,66 +24,50 @@ from provtrack.domain.jeopardy import (
     JeopardyLevel,
     assess,
 )
-from provtrack.domain.jobs import Job, JobRequest
+from provtrack.domain.jobs import JobRequest
 from provtrack.domain.model import Change, EventType, OrderEvent, ServiceOrder
 from provtrack.domain.plan import Plan
 from provtrack.domain.policy import Policy, Rule
 from provtrack.domain.states import OrderState
 from provtrack.services.escalation import (
     STEP_JOB,
-    FinishedActivity,
-    JeopardyRecords,
-    JeopardyStore,
-    JeopardyTransaction,
-    Run,
+    EscalationRun,
     add_note,
     clear,
     escalate,
     subject,
 )
-from provtrack.services.orders import Context, OrderNotFound
-from provtrack.services.ports import ConcurrentUpdate
+from provtrack.services.ports import (
+    Context,
+    FinishedActivity,
+    JeopardyRecords,
+    OrderNotFound,
+    Store,
+    Transaction,
+)
+from provtrack.services.unit_of_work import change_order
 
 CHECK_JOB = "jeopardy.check"  # key: order id; due when the level or a time-based rule can next change
 AUTO_CANCEL_JOB = "escalation.autoCancel"  # key: order id; due pendingAutoCancel after entering pending
 ACTOR = "provtrack-jeopardy"
-Handler = Callable[[Job, datetime], None]
-SAVE_ATTEMPTS = 5
 ALERT_NAMES = {
     JeopardyLevel.ON_TRACK.value: "back on track",
     JeopardyLevel.AT_RISK.value: "at risk",
     JeopardyLevel.IN_JEOPARDY.value: "in jeopardy",
     JeopardyLevel.LATE.value: "late",
 }
-S = OrderState
 
 
 @dataclass(frozen=True, slots=True)
-class Monitor:
-    """What jeopardy needs besides the transaction: the policy in force, and its records."""
+class JeopardyMonitor:
+    """Jeopardy monitoring as a feature: the policy in force, and the after-change hook the assembly
+    gives the store, so that every change of an order re-projects it in its own transaction."""
 
     policy: Callable[[], Policy]
-    records: Callable[[Any], JeopardyRecords]  # the records of a transaction, on its connection
     email: bool = False  # SMTP is configured
 
-
-_monitors: weakref.WeakKeyDictionary[Any, Monitor] = weakref.WeakKeyDictionary()
-
-
-def watch(store: object, monitor: Monitor) -> None:
-    """Monitor the orders of this store (bootstrap calls it once per store)."""
-    _monitors[store] = monitor
-
-
-def monitor_of(store: object) -> Monitor:
-    monitor = _monitors.get(store)
-    if monitor is None:
-        raise JeopardyNotMonitored("jeopardy monitoring is not set up for this store (see bootstrap)")
-    return monitor
-
-
-class JeopardyNotMonitored(RuntimeError):
-    """No policy and records are installed for the store."""
+    def after_change(self, tx: Transaction, order: ServiceOrder, plan: Plan | None, ctx: Context) -> None:
+        refresh_jeopardy(tx, order, plan, self.policy(), parse_datetime(ctx.now), email=self.email)
 
 
 class EscalationNotFound(LookupError):
@@ -93,50 +77,26 @@ class EscalationNotFound(LookupError):
         super().__init__(f"service order {order_id!r} has no active escalation by rule {rule!r}")
 
 
-def after_change(store: object, tx: Any, order: ServiceOrder, plan: Plan | None, ctx: Context | None) -> None:
-    """The hook the use cases call after changing an order, in their transaction (no-op when the
-    store is not monitored)."""
-    monitor = _monitors.get(store)
-    if monitor is None or ctx is None:
-        return
-    refresh_jeopardy(
-        tx,
-        order,
-        plan,
-        monitor.policy(),
-        parse_datetime(ctx.now),
-        records=monitor.records(tx),
-        email=monitor.email,
-    )
-
-
-def after_order_change(store: object, tx: Any, order: ServiceOrder, ctx: Context) -> None:
-    """The hook for use cases that change an order without its plan (a PATCH to pending or held)."""
-    if store in _monitors:
-        get_plan = getattr(tx, "get_plan", None)
-        after_change(store, tx, order, get_plan(order.id) if get_plan else None, ctx)
-
-
 # --- the refresh ------------------------------------------------------------------------------
 
 
 def refresh_jeopardy(
-    tx: JeopardyTransaction,
+    tx: Transaction,
     order: ServiceOrder,
     plan: Plan | None,
     policy: Policy,
     now: datetime,
     *,
-    records: JeopardyRecords,
     actor: str = ACTOR,
     email: bool = False,
 ) -> Assessment | None:
     """Assess, alert, escalate and schedule the next check, in the caller's transaction."""
     stamp = format_datetime(now)
+    records = tx.jeopardy
     if plan is not None:
         records.record_durations(_finished_now(order, plan, stamp))
-    run = Run(tx, policy, records, now, actor, email)
-    if order.is_terminal:
+    run = EscalationRun(tx, policy, now, actor, email)
+    if order.is_terminal or order.deleted:
         _stop(run, order)
         return None
     # Without rules only the auto-cancel needs it, and only on a state change: spare the query.
@@ -262,11 +222,11 @@ def _started(activity: Activity) -> datetime | None:
 
 
 def _schedule_auto_cancel(
-    tx: JeopardyTransaction, order: ServiceOrder, policy: Policy, state_since: datetime, now: datetime
+    tx: Transaction, order: ServiceOrder, policy: Policy, state_since: datetime, now: datetime
 ) -> None:
     if not _state_changed(order):
         return  # the job follows state changes only: scheduled on entering pending, dropped on leaving
-    if order.state == S.PENDING and policy.pending_auto_cancel is not None:
+    if order.state == OrderState.PENDING and policy.pending_auto_cancel is not None:
         due = state_since + policy.pending_auto_cancel
         payload = {"pendingSince": format_datetime(state_since)}
         tx.schedule_job(JobRequest(AUTO_CANCEL_JOB, order.id, due, payload), now=now)
@@ -274,86 +234,72 @@ def _schedule_auto_cancel(
         tx.cancel_job(AUTO_CANCEL_JOB, order.id)
 
 
-def _stop(run: Run, order: ServiceOrder) -> None:
+def _stop(run: EscalationRun, order: ServiceOrder) -> None:
     """The order is finished: no more checks, ladders or auto-cancel."""
     run.tx.cancel_job(CHECK_JOB, order.id)
     run.tx.cancel_job(AUTO_CANCEL_JOB, order.id)
-    for escalation in run.records.escalations(order.id):
+    for escalation in run.tx.jeopardy.escalations(order.id):
         clear(run, order, escalation, why=f"the order is {order.state}")
 
 
 # --- jobs and operators -----------------------------------------------------------------------
 
 
-def check(store: JeopardyStore, order_id: str, *, now: datetime) -> None:
-    """The timer came due (a jeopardy check or an escalation step): refresh the order."""
-    monitor = monitor_of(store)
-    _with_order(
-        store,
-        order_id,
-        lambda tx, order, plan, records: refresh_jeopardy(
-            tx, order, plan, monitor.policy(), now, records=records, email=monitor.email
-        ),
-    )
+def check(store: Store, order_id: str, *, ctx: Context) -> None:
+    """The timer came due (a jeopardy check or an escalation step): time is the change, and the
+    after-change hook refreshes the order."""
+    change_order(store, order_id, lambda _tx, _order, _plan: None, ctx=ctx)
 
 
-def auto_cancel(store: JeopardyStore, order_id: str, *, pending_since: str, now: datetime) -> bool:
+def auto_cancel(store: Store, order_id: str, *, pending_since: str, ctx: Context) -> bool:
     """Cancel the order if it is still pending since `pending_since`; True if it was cancelled."""
-    monitor = monitor_of(store)
-    cancelled = False
 
-    def change(tx: Any, order: ServiceOrder, plan: Plan | None, records: JeopardyRecords) -> None:
-        nonlocal cancelled
-        if order.state != S.PENDING or _state_since(order, records) != parse_datetime(pending_since):
-            return
-        stamp = format_datetime(now)
+    def change(tx: Transaction, order: ServiceOrder, _plan: Plan | None) -> bool:
+        since = _state_since(order, tx.jeopardy)
+        if order.state != OrderState.PENDING or since != parse_datetime(pending_since):
+            return False
         add_note(
             order,
             f"Cancelled by provtrack: the information asked for on {pending_since} never came",
-            now=stamp,
-            actor=ACTOR,
+            now=ctx.now,
+            actor=ctx.actor,
         )
-        order.move_to(S.CANCELLED, now=stamp, actor=ACTOR)
-        cancelled = True
-        refresh_jeopardy(tx, order, plan, monitor.policy(), now, records=records, email=monitor.email)
+        order.move_to(OrderState.CANCELLED, now=ctx.now, actor=ctx.actor)
+        return True
 
-    _with_order(store, order_id, change)
-    return cancelled
+    return change_order(store, order_id, change, ctx=ctx)
 
 
-def acknowledge(store: JeopardyStore, order_id: str, rule: str, *, ctx: Context) -> dict[str, Any]:
+def acknowledge(
+    store: Store, monitor: JeopardyMonitor, order_id: str, rule: str, *, ctx: Context
+) -> dict[str, Any]:
     """An operator has taken the escalation: its ladder stops climbing."""
-    monitor = monitor_of(store)
-    result: dict[str, Any] = {}
 
-    def change(tx: Any, order: ServiceOrder, plan: Plan | None, records: JeopardyRecords) -> None:
-        escalation = next((e for e in records.escalations(order_id) if e.rule == rule), None)
+    def change(tx: Transaction, order: ServiceOrder, _plan: Plan | None) -> dict[str, Any]:
+        escalation = next((e for e in tx.jeopardy.escalations(order_id) if e.rule == rule), None)
         if escalation is None:
             raise EscalationNotFound(order_id, rule)
         if not escalation.acknowledged:
             escalation.acknowledged_at = ctx.now
             escalation.acknowledged_by = ctx.actor
-            records.save_escalation(escalation)
+            tx.jeopardy.save_escalation(escalation)
             tx.cancel_job(STEP_JOB, f"{order_id}:{rule}")
             order.changes.append(Change(subject(rule), "acknowledged", None, ctx.actor, ctx.now, ctx.actor))
             order.events.append(OrderEvent(EventType.ORDER_JEOPARDY, ctx.now))
-        result.update(escalation.to_document(_rule(monitor.policy(), rule)))
+        return escalation.to_document(_rule(monitor.policy(), rule))
 
-    _with_order(store, order_id, change)
-    return result
+    return change_order(store, order_id, change, ctx=ctx)
 
 
-def jeopardy_view(store: JeopardyStore, order_id: str, *, now: datetime) -> dict[str, Any]:
+def jeopardy_view(store: Store, monitor: JeopardyMonitor, order_id: str, *, now: datetime) -> dict[str, Any]:
     """Level, projection, commitment, alerts and active escalations of an order."""
-    monitor = monitor_of(store)
     policy = monitor.policy()
     with store.transaction(write=False) as tx:
         order = tx.get_order(order_id)
         if order is None:
             raise OrderNotFound(order_id)
-        records = monitor.records(tx)
-        escalations = records.escalations(order_id)
-        since = _state_since(order, records)
+        escalations = tx.jeopardy.escalations(order_id)
+        since = _state_since(order, tx.jeopardy)
     facts = order_facts(order, level=order.jeopardy_level, now=now, state_since=since)
     return {
         "serviceOrderId": order.id,
@@ -368,26 +314,3 @@ def jeopardy_view(store: JeopardyStore, order_id: str, *, now: datetime) -> dict
 
 def _rule(policy: Policy, name: str) -> Rule | None:
     return next((r for r in policy.rules if r.name == name), None)
-
-
-def _with_order(
-    store: JeopardyStore,
-    order_id: str,
-    change: Callable[[Any, ServiceOrder, Plan | None, JeopardyRecords], object],
-) -> None:
-    """Load the order (and its plan), change it, save it; reapply on a concurrent update."""
-    monitor = monitor_of(store)
-    for attempt in range(SAVE_ATTEMPTS):
-        try:
-            with store.transaction(write=True) as tx:
-                order = tx.get_order(order_id)
-                if order is None:
-                    raise OrderNotFound(order_id)
-                plan = tx.get_plan(order_id) if hasattr(tx, "get_plan") else None
-                change(tx, order, plan, monitor.records(tx))
-                if order.changes or order.events:
-                    tx.save_order(order)
-                return
-        except ConcurrentUpdate:
-            if attempt == SAVE_ATTEMPTS - 1:
-                raise

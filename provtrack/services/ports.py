@@ -1,20 +1,72 @@
-"""What the use cases need from a store. The SQL store implements it; tests may fake it."""
+"""What the use cases need from the world: who acts and when, the errors every feature shares, and
+the store they change orders through. The SQL store and the in-memory store implement it.
+
+A transaction reaches the records of each feature one way: a typed attribute (`tx.plans`,
+`tx.jeopardy`, `tx.events`), never a probe of what the transaction happens to have.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+from provtrack.domain.activities import Activity
 from provtrack.domain.cancellation import CancelServiceOrder
+from provtrack.domain.escalation import Escalation
 from provtrack.domain.jobs import JobRequest
 from provtrack.domain.model import Change, ServiceOrder
+from provtrack.domain.plan import Plan
 from provtrack.domain.query import Query
+
+if TYPE_CHECKING:
+    from provtrack.services.events import EventsTransaction
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """Who acts, and when: entrypoints and the engine read the clock and pass it down."""
+
+    now: str
+    actor: str
+    new_id: Callable[[], str]
 
 
 class ConcurrentUpdate(Exception):
     """The order changed between load and save; the use case may retry."""
+
+
+class OrderNotFound(LookupError):
+    """No service order with that id."""
+
+    def __init__(self, order_id: str) -> None:
+        self.order_id = order_id
+        super().__init__(f"no service order with id {order_id!r}")
+
+
+class TaskNotFound(LookupError):
+    """No cancel task with that id."""
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__(f"no cancelServiceOrder with id {task_id!r}")
+
+
+class PlanNotFound(LookupError):
+    """The order has no provisioning plan (yet, or it was rejected)."""
+
+    def __init__(self, order_id: str) -> None:
+        super().__init__(
+            f"service order {order_id!r} has no provisioning plan (not planned yet, or rejected)"
+        )
+
+
+class ActivityNotFound(LookupError):
+    """No provisioning activity with that id."""
+
+    def __init__(self, activity_id: str) -> None:
+        super().__init__(f"no provisioning activity with id {activity_id!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,11 +77,71 @@ class Page:
     documents: list[str]
 
 
+@dataclass(frozen=True, slots=True)
+class FinishedActivity:
+    """How long one activity really took: a sample for learned durations."""
+
+    activity_id: str
+    specification: str
+    name: str
+    seconds: float
+    finished_at: str
+
+
+class PlanRecords(Protocol):
+    """Provisioning plans and their activities, in the transaction of the order they belong to."""
+
+    def add(self, plan: Plan) -> None: ...
+    def get(self, order_id: str) -> Plan | None: ...
+    def save(self, plan: Plan) -> None: ...
+    def get_json(self, order_id: str) -> dict[str, Any] | None: ...
+    def get_activity(self, activity_id: str) -> Activity | None: ...
+    def order_of_activity(self, activity_id: str) -> str | None: ...
+    def activity_by_external_id(self, owner: str, external_id: str) -> tuple[str, str] | None: ...
+    def park_notification(
+        self, owner: str, external_id: str, state: str, reason: str | None, now: str
+    ) -> None: ...
+    def take_parked_notifications(self, owner: str, external_id: str) -> list[tuple[str, str | None]]: ...
+
+
+class JeopardyRecords(Protocol):
+    """Escalation ladders, learned durations and state history."""
+
+    def escalations(self, order_id: str) -> list[Escalation]: ...
+    def add_escalation(self, item: Escalation) -> None: ...
+    def save_escalation(self, item: Escalation) -> None: ...
+    def delete_escalation(self, order_id: str, rule: str) -> None: ...
+    def record_durations(self, finished: Sequence[FinishedActivity]) -> None: ...
+    def learned_seconds(
+        self, specification: str, name: str, *, percentile: float, min_samples: int
+    ) -> float | None:
+        """That percentile of what the newest finished activities of this kind took, in seconds (the
+        nearest rank, as `domain.jeopardy.learned_duration`); None while fewer than `min_samples`
+        are known."""
+        ...
+
+    def state_since(self, order_id: str) -> str | None: ...
+
+
 class Transaction(Protocol):
+    """One transaction: orders, cancel tasks, audit rows and jobs, and the records of each feature."""
+
+    @property
+    def plans(self) -> PlanRecords: ...
+    @property
+    def jeopardy(self) -> JeopardyRecords: ...
+    @property
+    def events(self) -> EventsTransaction: ...
+
     def get_order(self, order_id: str) -> ServiceOrder | None: ...
     def get_order_json(self, order_id: str) -> str | None: ...
     def add_order(self, order: ServiceOrder) -> None: ...
     def save_order(self, order: ServiceOrder) -> None: ...
+    def expect_unchanged(self, order: ServiceOrder) -> None:
+        """The change was decided on this version of the order without saving it: fail with
+        ConcurrentUpdate at commit if it changed meanwhile."""
+        ...
+
     def delete_order(self, order_id: str, *, at: str | None = None) -> bool: ...
     def record_events(self, order: ServiceOrder) -> None: ...
     def list_orders(self, query: Query) -> Page: ...
@@ -40,7 +152,31 @@ class Transaction(Protocol):
     def record_changes(self, order_id: str, changes: list[Change]) -> None: ...
     def schedule_job(self, request: JobRequest, *, now: datetime, replace: bool = True) -> None: ...
     def cancel_job(self, kind: str, key: str) -> None: ...
+    def release_job(
+        self,
+        kind: str,
+        key: str,
+        *,
+        owner: str,
+        due_at: datetime | None = None,
+        error: str = "",
+        failed: datetime | None = None,
+    ) -> None: ...
+
+
+class AfterChange(Protocol):
+    """A feature's hook, run by the unit of work after every change of an order, in its transaction
+    (jeopardy re-projection today; cancellation bookkeeping and task queues plug in the same way)."""
+
+    def __call__(self, tx: Transaction, order: ServiceOrder, plan: Plan | None, ctx: Context) -> None: ...
 
 
 class Store(Protocol):
-    def transaction(self, *, write: bool) -> AbstractContextManager[Transaction]: ...
+    """Transactions, and the after-change hooks the assembly registered with the store."""
+
+    @property
+    def after_change(self) -> Sequence[AfterChange]: ...
+
+    def transaction(
+        self, *, write: bool, optimistic_on: str | None = None
+    ) -> AbstractContextManager[Transaction]: ...

@@ -7,12 +7,10 @@ committed together. Nothing here talks to the network: the engine's handlers do,
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple, Protocol, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
-from provtrack.domain import inventory
 from provtrack.domain import plan as planning
 from provtrack.domain.activities import (
     OPEN,
@@ -23,14 +21,13 @@ from provtrack.domain.activities import (
 )
 from provtrack.domain.catalog import ActivityKind, Catalog, Progress
 from provtrack.domain.clock import parse_datetime
-from provtrack.domain.inventory import InventoryUpdate
 from provtrack.domain.jobs import JobRequest, Lease
 from provtrack.domain.model import Change, ServiceOrder
 from provtrack.domain.plan import OrderNotFeasible, Plan
 from provtrack.domain.states import OrderState
-from provtrack.services import jeopardy
-from provtrack.services.orders import PLAN_ORDER_JOB, Context, OrderNotFound
-from provtrack.services.ports import ConcurrentUpdate, Transaction
+from provtrack.services.orders import PLAN_ORDER_JOB
+from provtrack.services.ports import ActivityNotFound, Context, Store, Transaction
+from provtrack.services.unit_of_work import change_order, plan_order_change
 
 PLAN_JOB = PLAN_ORDER_JOB  # key: order id; scheduled by create_order
 START_JOB = "provisioning.start"  # key: order id, due at requestedStartDate
@@ -38,56 +35,7 @@ DISPATCH_JOB = "provisioning.dispatch"  # key: activity id
 POLL_JOB = "provisioning.poll"  # key: activity id
 SUBSCRIBE_JOB = "provisioning.subscribe"  # key: system name
 INVENTORY_JOB = "provisioning.inventory"  # key: <order id>/<item id>; TMF638 after an item completes
-SAVE_ATTEMPTS = 5
-A = ActivityState
 T = TypeVar("T")
-
-
-class ProvisioningTransaction(Transaction, Protocol):
-    def add_plan(self, plan: Plan) -> None: ...
-    def get_plan(self, order_id: str) -> Plan | None: ...
-    def save_plan(self, plan: Plan) -> None: ...
-    def get_plan_json(self, order_id: str) -> dict[str, Any] | None: ...
-    def get_activity(self, activity_id: str) -> Activity | None: ...
-    def order_of_activity(self, activity_id: str) -> str | None: ...
-    def activity_by_external_id(self, owner: str, external_id: str) -> tuple[str, str] | None: ...
-    def park_notification(
-        self, owner: str, external_id: str, state: str, reason: str | None, now: str
-    ) -> None: ...
-    def take_parked_notifications(self, owner: str, external_id: str) -> list[tuple[str, str | None]]: ...
-    def expect_unchanged(self, order: ServiceOrder) -> None: ...
-    def release_job(
-        self,
-        kind: str,
-        key: str,
-        *,
-        owner: str,
-        due_at: datetime | None = None,
-        error: str = "",
-        failed: datetime | None = None,
-    ) -> None: ...
-
-
-class ProvisioningStore(Protocol):
-    def transaction(
-        self, *, write: bool, optimistic_on: str | None = None
-    ) -> AbstractContextManager[ProvisioningTransaction]: ...
-
-
-class ActivityNotFound(LookupError):
-    """No provisioning activity with that id."""
-
-    def __init__(self, activity_id: str) -> None:
-        super().__init__(f"no provisioning activity with id {activity_id!r}")
-
-
-class PlanNotFound(LookupError):
-    """The order has no provisioning plan (yet, or it was rejected)."""
-
-    def __init__(self, order_id: str) -> None:
-        super().__init__(
-            f"service order {order_id!r} has no provisioning plan (not planned yet, or rejected)"
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,13 +50,13 @@ class DispatchRequest:
 
 
 class Planned(NamedTuple):
-    """What planning did (for the log), and the resource orders to send now (see `_hand_out`)."""
+    """What planning did (for the log), and the resource orders to send now (see `hand_out`)."""
 
     outcome: str
     dispatch_now: list[DispatchRequest]
 
 
-def subscribe_to_hubs(store: ProvisioningStore, catalog: Catalog, *, ctx: Context) -> None:
+def subscribe_to_hubs(store: Store, catalog: Catalog, *, ctx: Context) -> None:
     """At start: a job per hub-notifying system registers our listener with its hub."""
     with store.transaction(write=True) as tx:
         for system in catalog.systems.values():
@@ -120,74 +68,52 @@ def subscribe_to_hubs(store: ProvisioningStore, catalog: Catalog, *, ctx: Contex
 
 
 def plan_order(
-    store: ProvisioningStore, order_id: str, catalog: Catalog, *, ctx: Context, lease: Lease | None = None
+    store: Store, order_id: str, catalog: Catalog, *, ctx: Context, lease: Lease | None = None
 ) -> Planned:
     """Check the order against the catalog: reject it, or build its plan and start it (or schedule
     the start at requestedStartDate). With a `lease`, the resource orders of the activities started
-    are the caller's to send at once (`_hand_out`)."""
-    for attempt in range(SAVE_ATTEMPTS):
+    are the caller's to send at once (`hand_out`)."""
+
+    def build(tx: Transaction, order: ServiceOrder, existing: Plan | None) -> tuple[Plan | None, Planned]:
+        if order.state != OrderState.ACKNOWLEDGED or existing is not None:
+            return None, Planned("nothing to do", [])
         try:
-            with store.transaction(write=True, optimistic_on=order_id) as tx:
-                return _plan_order(store, tx, order_id, catalog, ctx, lease=lease)
-        except ConcurrentUpdate:
-            if attempt == SAVE_ATTEMPTS - 1:
-                raise
-    raise AssertionError("unreachable")
+            plan = planning.build_plan(order, catalog, now=ctx.now, new_id=ctx.new_id)
+        except OrderNotFeasible as exc:
+            planning.reject(order, exc.problems, now=ctx.now, actor=ctx.actor)
+            return None, Planned("rejected", [])
+        start_at = planning.requested_start(order)
+        if start_at is not None and parse_datetime(start_at) > parse_datetime(ctx.now):
+            planning.update_expected_completion(plan, order, now=ctx.now, actor=ctx.actor, start_at=start_at)
+            tx.schedule_job(JobRequest(START_JOB, order.id, parse_datetime(start_at)), now=_now(ctx))
+            outcome = f"planned, starts at {start_at}"
+            started: list[Activity] = []
+        else:
+            started = planning.start(plan, order, now=ctx.now, actor=ctx.actor)
+            outcome = "planned and started"
+        dispatch_now = hand_out(tx, order, plan, started, ctx, lease=lease)
+        _update_inventory(tx, order, {}, catalog, ctx)
+        return plan, Planned(outcome, dispatch_now)
+
+    return plan_order_change(store, order_id, build, ctx=ctx)
 
 
-def _plan_order(
-    store: ProvisioningStore,
-    tx: ProvisioningTransaction,
-    order_id: str,
-    catalog: Catalog,
-    ctx: Context,
-    *,
-    lease: Lease | None,
-) -> Planned:
-    order = tx.get_order(order_id)
-    if order is None or order.state != OrderState.ACKNOWLEDGED or tx.get_plan(order_id) is not None:
-        return Planned("nothing to do", [])
-    try:
-        plan = planning.build_plan(order, catalog, now=ctx.now, new_id=ctx.new_id)
-    except OrderNotFeasible as exc:
-        planning.reject(order, exc.problems, now=ctx.now, actor=ctx.actor)
-        tx.save_order(order)
-        return Planned("rejected", [])
-    start_at = planning.requested_start(order)
-    if start_at is not None and parse_datetime(start_at) > parse_datetime(ctx.now):
-        planning.update_expected_completion(plan, order, now=ctx.now, actor=ctx.actor, start_at=start_at)
-        tx.schedule_job(JobRequest(START_JOB, order_id, parse_datetime(start_at)), now=_now(ctx))
-        outcome = f"planned, starts at {start_at}"
-        started: list[Activity] = []
-    else:
-        started = planning.start(plan, order, now=ctx.now, actor=ctx.actor)
-        outcome = "planned and started"
-    dispatch_now = _hand_out(tx, order, plan, started, ctx, lease=lease)
-    _update_inventory(tx, order, {}, catalog, ctx)
-    jeopardy.after_change(store, tx, order, plan, ctx)
-    tx.add_plan(plan)
-    tx.save_order(order)
-    return Planned(outcome, dispatch_now)
-
-
-def start_order(
-    store: ProvisioningStore, order_id: str, *, ctx: Context, catalog: Catalog | None = None
-) -> None:
+def start_order(store: Store, order_id: str, *, ctx: Context, catalog: Catalog | None = None) -> None:
     """The order's requested start has come: it goes inProgress and its first activities start."""
 
-    def change(tx: ProvisioningTransaction, order: ServiceOrder, plan: Plan) -> None:
+    def change(tx: Transaction, order: ServiceOrder, plan: Plan) -> None:
         if plan.started:
             return
-        _hand_out(tx, order, plan, planning.start(plan, order, now=ctx.now, actor=ctx.actor), ctx)
+        hand_out(tx, order, plan, planning.start(plan, order, now=ctx.now, actor=ctx.actor), ctx)
 
-    _change_plan(store, order_id, change, catalog=catalog, ctx=ctx)
+    change_plan(store, order_id, change, catalog=catalog, ctx=ctx)
 
 
 # --- resource orders ---------------------------------------------------------------------------
 
 
 def dispatch_request(
-    store: ProvisioningStore, activity_id: str, payload: dict[str, Any] | None = None
+    store: Store, activity_id: str, payload: dict[str, Any] | None = None
 ) -> DispatchRequest | None:
     """The request to send for the activity, or None when it is not (or no longer) to be sent.
 
@@ -195,7 +121,7 @@ def dispatch_request(
     (scheduled by an older provtrack) has it built here from the order."""
     payload = payload or {}
     with store.transaction(write=False) as tx:
-        activity = tx.get_activity(activity_id)
+        activity = tx.plans.get_activity(activity_id)
         if activity is None or not _awaits_dispatch(activity):
             return None
         body = payload.get("body") if payload.get("attempt") == activity.attempt else None
@@ -207,11 +133,11 @@ def dispatch_request(
         return DispatchRequest(activity.id, activity.order_id, activity.attempt, activity.owner, body)
 
 
-def still_to_send(store: ProvisioningStore, request: DispatchRequest) -> bool:
+def still_to_send(store: Store, request: DispatchRequest) -> bool:
     """Whether a resource order handed out earlier is still to be sent: its activity still waits
     for it, in the same attempt (an operator may have skipped, failed or retried it meanwhile)."""
     with store.transaction(write=False) as tx:
-        activity = tx.get_activity(request.activity_id)
+        activity = tx.plans.get_activity(request.activity_id)
     return activity is not None and _awaits_dispatch(activity) and activity.attempt == request.attempt
 
 
@@ -219,13 +145,13 @@ def _awaits_dispatch(activity: Activity) -> bool:
     """A resource-order activity started and not sent yet."""
     return (
         activity.kind is ActivityKind.RESOURCE_ORDER
-        and activity.state == A.IN_PROGRESS
+        and activity.state == ActivityState.IN_PROGRESS
         and activity.external_id is None
     )
 
 
 def release_dispatch(
-    store: ProvisioningStore,
+    store: Store,
     activity_id: str,
     *,
     owner: str,
@@ -233,14 +159,14 @@ def release_dispatch(
     error: str = "",
     failed: datetime | None = None,
 ) -> None:
-    """The caller holding an activity's dispatch job (`_hand_out`) does not send it: the workers
+    """The caller holding an activity's dispatch job (`hand_out`) does not send it: the workers
     run it, at once, or at `due_at` as after a failed run of the job (or never, `failed`)."""
     with store.transaction(write=True) as tx:
         tx.release_job(DISPATCH_JOB, activity_id, owner=owner, due_at=due_at, error=error, failed=failed)
 
 
 def record_resource_order(
-    store: ProvisioningStore,
+    store: Store,
     activity_id: str,
     attempt: int,
     resource_order: dict[str, Any],
@@ -252,9 +178,9 @@ def record_resource_order(
 ) -> list[DispatchRequest]:
     """The downstream system accepted our POST: keep its id, apply its state and any notification
     that arrived before the POST returned, and keep following it. The dispatch job is done. Returns
-    the resource orders the caller is to send now (with a `lease`, see `_hand_out`)."""
+    the resource orders the caller is to send now (with a `lease`, see `hand_out`)."""
 
-    def change(tx: ProvisioningTransaction, order: ServiceOrder, plan: Plan) -> list[DispatchRequest]:
+    def change(tx: Transaction, order: ServiceOrder, plan: Plan) -> list[DispatchRequest]:
         activity = plan.activity(activity_id)
         if activity.attempt != attempt:
             return []  # an operator retried meanwhile: this answer belongs to an older attempt
@@ -267,17 +193,19 @@ def record_resource_order(
         started = _apply_state(plan, order, activity, str(resource_order.get("state") or ""), reason, ctx=ctx)
         system = catalog.systems.get(activity.owner)
         if system is None or system.progress is Progress.HUB:  # only a hub notification can be parked
-            for state, parked_reason in tx.take_parked_notifications(activity.owner, activity.external_id):
+            for state, parked_reason in tx.plans.take_parked_notifications(
+                activity.owner, activity.external_id
+            ):
                 started += _apply_state(plan, order, activity, state, parked_reason, ctx=ctx)
-        dispatch_now = _hand_out(tx, order, plan, started, ctx, lease=lease)
+        dispatch_now = hand_out(tx, order, plan, started, ctx, lease=lease)
         _follow(tx, activity, catalog, ctx, followed=followed)
         return dispatch_now
 
-    return _change_plan(store, order_id or _order_of(store, activity_id), change, catalog=catalog, ctx=ctx)
+    return change_plan(store, order_id or order_of(store, activity_id), change, catalog=catalog, ctx=ctx)
 
 
 def record_refusal(
-    store: ProvisioningStore,
+    store: Store,
     activity_id: str,
     attempt: int,
     status: int,
@@ -288,9 +216,9 @@ def record_refusal(
 ) -> None:
     """The downstream system refused our POST (4xx): the activity falls out with the answer kept."""
 
-    def change(tx: ProvisioningTransaction, order: ServiceOrder, plan: Plan) -> None:
+    def change(tx: Transaction, order: ServiceOrder, plan: Plan) -> None:
         activity = plan.activity(activity_id)
-        if activity.attempt != attempt or activity.state != A.IN_PROGRESS:
+        if activity.attempt != attempt or activity.state != ActivityState.IN_PROGRESS:
             return
         tx.cancel_job(DISPATCH_JOB, activity_id)
         activity.error = {"status": status, "body": body}
@@ -298,19 +226,19 @@ def record_refusal(
         activity.reason = f"{activity.owner} refused the resource order with HTTP {status}" + (
             f": {message}" if message else ""
         )
-        _hand_out(
+        hand_out(
             tx,
             order,
             plan,
-            planning.finish_move(plan, order, activity, A.FALLOUT, now=ctx.now, actor=ctx.actor),
+            planning.finish_move(plan, order, activity, ActivityState.FALLOUT, now=ctx.now, actor=ctx.actor),
             ctx,
         )
 
-    _change_plan(store, order_id or _order_of(store, activity_id), change, ctx=ctx)
+    change_plan(store, order_id or order_of(store, activity_id), change, ctx=ctx)
 
 
 def record_notification(
-    store: ProvisioningStore, system: str, resource_order: dict[str, Any], catalog: Catalog, *, ctx: Context
+    store: Store, system: str, resource_order: dict[str, Any], catalog: Catalog, *, ctx: Context
 ) -> str:
     """A resource order's state, as a notification or a poll reported it. Returns how it was used:
     `applied`, `stale` (an older attempt, or not ours) or `parked` (its POST has not returned yet)."""
@@ -325,17 +253,17 @@ def record_notification(
     if match is not None:
         activity_id = match[0]
         with store.transaction(write=False) as read:
-            order_id = read.order_of_activity(activity_id)
+            order_id = read.plans.order_of_activity(activity_id)
     if order_id is None:
         with store.transaction(write=True) as tx:
-            found = tx.activity_by_external_id(system, external_id)
+            found = tx.plans.activity_by_external_id(system, external_id)
             if found is None:
-                tx.park_notification(system, external_id, state, reason, ctx.now)
+                tx.plans.park_notification(system, external_id, state, reason, ctx.now)
                 return "parked"
         activity_id, order_id = found
     outcome = "stale"
 
-    def change(tx: ProvisioningTransaction, order: ServiceOrder, plan: Plan) -> None:
+    def change(tx: Transaction, order: ServiceOrder, plan: Plan) -> None:
         nonlocal outcome
         assert activity_id is not None
         activity = plan.activity(activity_id)
@@ -349,184 +277,53 @@ def record_notification(
         elif activity.external_id != external_id:
             return
         outcome = "applied"
-        _hand_out(tx, order, plan, _apply_state(plan, order, activity, state, reason, ctx=ctx), ctx)
+        hand_out(tx, order, plan, _apply_state(plan, order, activity, state, reason, ctx=ctx), ctx)
         _follow(tx, activity, catalog, ctx, followed=True)
 
-    _change_plan(store, order_id, change, catalog=catalog, ctx=ctx)
+    change_plan(store, order_id, change, catalog=catalog, ctx=ctx)
     return outcome
 
 
-def poll_target(store: ProvisioningStore, activity_id: str) -> tuple[str, str] | None:
+def poll_target(store: Store, activity_id: str) -> tuple[str, str] | None:
     """(system, downstream id) to look at, or None when the activity is no longer waiting."""
     with store.transaction(write=False) as tx:
-        activity = tx.get_activity(activity_id)
+        activity = tx.plans.get_activity(activity_id)
     if activity is None or activity.state not in OPEN or activity.external_id is None:
         return None
     return activity.owner, activity.external_id
 
 
-def inventory_update(store: ProvisioningStore, order_id: str, item_id: str) -> InventoryUpdate | None:
-    """The TMF638 call a completed item needs, or None (not completed, or nothing to write)."""
-    with store.transaction(write=False) as tx:
-        order = tx.get_order(order_id)
-    if order is None or order.item(item_id).state != OrderState.COMPLETED:
-        return None
-    return inventory.inventory_update(order, item_id)
-
-
-def record_inventory(
-    store: ProvisioningStore, order_id: str, item_id: str, service: dict[str, Any], *, ctx: Context
-) -> None:
-    """The inventory holds the item's service: the item's `service` gets its id and href."""
-    for attempt in range(SAVE_ATTEMPTS):
-        try:
-            with store.transaction(write=True) as tx:
-                order = tx.get_order(order_id)
-                if order is None:
-                    return
-                href = service.get("href")
-                inventory.record_inventory_service(
-                    order,
-                    item_id,
-                    str(service["id"]),
-                    str(href) if href else None,
-                    now=ctx.now,
-                    actor=ctx.actor,
-                )
-                if order.changes or order.events:
-                    tx.save_order(order)
-                return
-        except ConcurrentUpdate:
-            if attempt == SAVE_ATTEMPTS - 1:
-                raise
-
-
-# --- operators ---------------------------------------------------------------------------------
-
-
-def retry_activity(
-    store: ProvisioningStore, activity_id: str, *, ctx: Context, catalog: Catalog | None = None
-) -> dict[str, Any]:
-    return _operate(
-        store,
-        activity_id,
-        lambda p, o, a: planning.retry(p, o, a, now=ctx.now, actor=ctx.actor),
-        ctx,
-        catalog,
-    )
-
-
-def skip_activity(
-    store: ProvisioningStore, activity_id: str, *, reason: str, ctx: Context, catalog: Catalog | None = None
-) -> dict[str, Any]:
-    return _operate(
-        store,
-        activity_id,
-        lambda p, o, a: planning.skip(p, o, a, reason=reason, now=ctx.now, actor=ctx.actor),
-        ctx,
-        catalog,
-    )
-
-
-def fail_activity(
-    store: ProvisioningStore,
-    activity_id: str,
-    *,
-    reason: str | None = None,
-    ctx: Context,
-    catalog: Catalog | None = None,
-) -> dict[str, Any]:
-    return _operate(
-        store,
-        activity_id,
-        lambda p, o, a: planning.fail(p, o, a, reason=reason, now=ctx.now, actor=ctx.actor),
-        ctx,
-        catalog,
-    )
-
-
-def get_plan(store: ProvisioningStore, order_id: str) -> dict[str, Any]:
-    with store.transaction(write=False) as tx:
-        document = tx.get_plan_json(order_id)
-        if document is None:
-            if tx.get_order_json(order_id) is None:
-                raise OrderNotFound(order_id)
-            raise PlanNotFound(order_id)
-        return document
-
-
-def get_activity(store: ProvisioningStore, activity_id: str) -> dict[str, Any]:
-    with store.transaction(write=False) as tx:
-        activity = tx.get_activity(activity_id)
-    if activity is None:
-        raise ActivityNotFound(activity_id)
-    return activity.to_document()
-
-
 # --- helpers -----------------------------------------------------------------------------------
 
-Operation = Callable[[Plan, ServiceOrder, Activity], list[Activity]]
 
-
-def _operate(
-    store: ProvisioningStore,
-    activity_id: str,
-    operation: Operation,
+def change_plan(
+    store: Store,
+    order_id: str,
+    change: Callable[[Transaction, ServiceOrder, Plan], T],
+    *,
     ctx: Context,
     catalog: Catalog | None = None,
-) -> dict[str, Any]:
-    def change(tx: ProvisioningTransaction, order: ServiceOrder, plan: Plan) -> dict[str, Any]:
-        activity = plan.activity(activity_id)
-        _hand_out(tx, order, plan, operation(plan, order, activity), ctx)
-        return activity.to_document()
+) -> T:
+    """An engine change of an order and its plan (optimistic, see `change_order`), and with a
+    catalog the TMF638 inventory jobs of the items it completes."""
 
-    return _change_plan(store, _order_of(store, activity_id), change, catalog=catalog, ctx=ctx)
+    def change_and_follow_items(tx: Transaction, order: ServiceOrder, plan: Plan | None) -> T:
+        assert plan is not None  # changes_plan: the unit of work raised PlanNotFound
+        before = {i.id: i.state for i in order.all_items()}
+        result = change(tx, order, plan)
+        if catalog is not None:
+            _update_inventory(tx, order, before, catalog, ctx)
+        return result
+
+    return change_order(store, order_id, change_and_follow_items, ctx=ctx, changes_plan=True, optimistic=True)
 
 
-def _order_of(store: ProvisioningStore, activity_id: str) -> str:
+def order_of(store: Store, activity_id: str) -> str:
     with store.transaction(write=False) as tx:
-        order_id = tx.order_of_activity(activity_id)
+        order_id = tx.plans.order_of_activity(activity_id)
     if order_id is None:
         raise ActivityNotFound(activity_id)
     return order_id
-
-
-def _change_plan(
-    store: ProvisioningStore,
-    order_id: str,
-    change: Callable[[ProvisioningTransaction, ServiceOrder, Plan], T],
-    *,
-    catalog: Catalog | None = None,
-    ctx: Context | None = None,
-) -> T:
-    """Load order and plan, change them, save both; reload and reapply on a concurrent update.
-
-    Optimistic: on SQLite the change is decided without the writer lock, which is held only to
-    write it (SqlStore.transaction); a concurrent change of the order or plan makes it start over."""
-    for attempt in range(SAVE_ATTEMPTS):
-        try:
-            with store.transaction(write=True, optimistic_on=order_id) as tx:
-                order = tx.get_order(order_id)
-                plan = tx.get_plan(order_id)
-                if order is None:
-                    raise OrderNotFound(order_id)
-                if plan is None:
-                    raise PlanNotFound(order_id)
-                before = {i.id: i.state for i in order.all_items()}
-                result = change(tx, order, plan)
-                if catalog is not None and ctx is not None:
-                    _update_inventory(tx, order, before, catalog, ctx)
-                jeopardy.after_change(store, tx, order, plan, ctx)
-                tx.save_plan(plan)
-                if order.changes or order.events:
-                    tx.save_order(order)
-                else:
-                    tx.expect_unchanged(order)  # the change was decided on this version of it
-                return result
-        except ConcurrentUpdate:
-            if attempt == SAVE_ATTEMPTS - 1:
-                raise
-    raise AssertionError("unreachable")
 
 
 def _apply_state(
@@ -537,8 +334,8 @@ def _apply_state(
     )
 
 
-def _hand_out(
-    tx: ProvisioningTransaction,
+def hand_out(
+    tx: Transaction,
     order: ServiceOrder,
     plan: Plan,
     started: list[Activity],
@@ -569,13 +366,11 @@ def _hand_out(
                 )
         else:
             activity.reason = f"{activity.kind.value} activities are not executed yet: skip it when {activity.owner} is done"
-            activity.move(A.BLOCKED, now=ctx.now, actor=ctx.actor, changes=plan.changes)
+            activity.move(ActivityState.BLOCKED, now=ctx.now, actor=ctx.actor, changes=plan.changes)
     return dispatch_now
 
 
-def _follow(
-    tx: ProvisioningTransaction, activity: Activity, catalog: Catalog, ctx: Context, *, followed: bool
-) -> None:
+def _follow(tx: Transaction, activity: Activity, catalog: Catalog, ctx: Context, *, followed: bool) -> None:
     """Keep a poll job for an activity that still waits on its system (the safety poll with a hub);
     drop it once the activity no longer waits (`followed`: a poll job may exist)."""
     if activity.state not in OPEN or activity.external_id is None:
@@ -606,7 +401,7 @@ def _change(activity: Activity, attribute: str, old: Any, new: Any, ctx: Context
 
 
 def _update_inventory(
-    tx: ProvisioningTransaction,
+    tx: Transaction,
     order: ServiceOrder,
     before: dict[str, OrderState],
     catalog: Catalog,

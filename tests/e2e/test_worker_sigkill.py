@@ -18,7 +18,8 @@ from provtrack.adapters.store.database import create_database_engine
 from provtrack.adapters.store.migrate import upgrade_database
 from provtrack.adapters.store.repository import SqlStore
 from provtrack.domain.clock import format_datetime
-from provtrack.services.orders import Context, create_order
+from provtrack.services.orders import create_order
+from provtrack.services.ports import Context
 from provtrack.simulator.resource_ordering import Behaviour, ResourceOrderingSimulator
 from provtrack.simulator.serving import serving_in_thread
 

@@ -19,7 +19,7 @@ from provtrack.domain.catalog import Catalog
 from provtrack.engine.provisioning import ProvisioningEngine
 from provtrack.engine.worker import Worker
 from provtrack.services import provisioning
-from provtrack.services.orders import Context
+from provtrack.services.ports import Context
 from provtrack.settings import Settings
 from provtrack.simulator.resource_ordering import Behaviour, ResourceOrderingSimulator
 from provtrack.simulator.serving import serving_in_thread

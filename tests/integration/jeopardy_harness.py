@@ -18,7 +18,6 @@ from sqlalchemy import text
 
 from provtrack.adapters.catalog_file import parse_catalog_text
 from provtrack.adapters.policy_file import parse_policy_text
-from provtrack.adapters.store.escalation import SqlJeopardyRecords
 from provtrack.adapters.store.repository import SqlStore
 from provtrack.api.app import create_app
 from provtrack.domain.catalog import Catalog
@@ -29,8 +28,9 @@ from provtrack.domain.policy import Policy
 from provtrack.engine.jeopardy import JeopardyEngine
 from provtrack.engine.provisioning import ProvisioningEngine
 from provtrack.engine.worker import Worker
-from provtrack.services import jeopardy, orders, provisioning
-from provtrack.services.orders import Context
+from provtrack.services import orders, provisioning
+from provtrack.services.jeopardy import JeopardyMonitor
+from provtrack.services.ports import Context
 from provtrack.settings import Settings
 from tests.conftest import FakeClock
 
@@ -159,7 +159,7 @@ class Harness:
 
     def complete(self, order_id: str, name: str) -> None:
         with self.store.transaction(write=False) as tx:
-            plan = tx.get_plan(order_id)
+            plan = tx.plans.get(order_id)
         assert plan is not None
         activity = next(a for a in plan.activities if a.name == name)
         provisioning.record_resource_order(
@@ -199,12 +199,8 @@ def harness(store: SqlStore, clock: FakeClock, database_url: str) -> Iterator[Ha
     catalog = parse_catalog_text(CATALOG, source="test-catalog.yaml")
     policy = parse_policy_text(POLICY, source="test-policy.yaml")
     in_force: list[Harness] = []
-    jeopardy.watch(
-        store,
-        jeopardy.Monitor(
-            lambda: in_force[0].policy, lambda tx: SqlJeopardyRecords(tx.conn, write=tx.write), email=True
-        ),
-    )
+    monitor = JeopardyMonitor(lambda: in_force[0].policy, email=True)
+    store = SqlStore(store.engine, after_change=(monitor.after_change,))
     engine = ProvisioningEngine(store, catalog, client=None)  # type: ignore[arg-type]
     handlers = engine.handlers()
     handlers[provisioning.DISPATCH_JOB] = _nothing
@@ -213,7 +209,7 @@ def harness(store: SqlStore, clock: FakeClock, database_url: str) -> Iterator[Ha
     mailer = FakeMailer()
     handlers.update(JeopardyEngine(store, sender, mailer=mailer).handlers())
     worker = Worker(store, handlers, clock=clock, threads=1)
-    app = create_app(Settings(database_url=database_url), store, clock=clock)
+    app = create_app(Settings(database_url=database_url), store, clock=clock, jeopardy=monitor)
     with TestClient(app, base_url="http://testserver") as api:
         in_force.append(Harness(store, clock, worker, catalog, api, sender, mailer, policy, clock.now))
         yield in_force[0]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from provtrack.domain.clock import format_datetime
 from provtrack.services import provisioning
-from provtrack.services.orders import Context
+from provtrack.services.ports import Context
 from tests.integration.engine_harness import Engine, body, engine, fibre, simulator, tv
 
 __all__ = ["engine", "simulator"]

@@ -12,7 +12,7 @@ from provtrack.adapters.store.repository import SqlStore
 from provtrack.domain.clock import format_datetime
 from provtrack.domain.jobs import JobRequest, Lease
 from provtrack.services import provisioning
-from provtrack.services.orders import Context
+from provtrack.services.ports import Context
 from provtrack.services.provisioning import DISPATCH_JOB, POLL_JOB
 from tests.conftest import FakeClock
 from tests.integration.engine_harness import Engine, body, engine, fibre, simulator

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from provtrack.adapters.store.repository import SqlStore
 from provtrack.adapters.webhooks import HttpSender
 from provtrack.api.app import create_app
-from provtrack.bootstrap import event_handlers
+from provtrack.bootstrap import EventDelivery
 from provtrack.domain.cancellation import CancelServiceOrder
 from provtrack.domain.clock import format_datetime
 from provtrack.domain.events import ALL_EVENT_TYPES
@@ -53,7 +53,7 @@ def api(settings: Settings, store: SqlStore, clock: FakeClock) -> Iterator[TestC
 @pytest.fixture
 def worker(settings: Settings, store: SqlStore, clock: FakeClock) -> Iterator[Worker]:
     sender = HttpSender(timeout=settings.events_attempt_timeout_seconds)
-    worker = Worker(store, event_handlers(settings, store, sender=sender), clock=clock, threads=4)
+    worker = Worker(store, EventDelivery(store, settings, sender=sender).handlers(), clock=clock, threads=4)
     yield worker
     worker.stop()
     sender.close()
@@ -413,7 +413,9 @@ def test_a_failing_subscribers_other_streams_wait_parked_and_its_recovery_wakes_
     subscribe(api, receiver.url)
     first, second = create_order(api), create_order(api)
     sender = HttpSender(timeout=5)
-    one_at_a_time = Worker(store, event_handlers(settings, store, sender=sender), clock=clock, batch=1)
+    one_at_a_time = Worker(
+        store, EventDelivery(store, settings, sender=sender).handlers(), clock=clock, batch=1
+    )
     try:
         one_at_a_time.run_until_idle()  # the first stream fails and pauses the subscriber...
         [parked] = [j for j in store.pending_jobs(kind="events.deliver") if j["key"].endswith(second)]

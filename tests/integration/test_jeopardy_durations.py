@@ -10,7 +10,7 @@ from sqlalchemy import Connection
 
 from provtrack.adapters.store.escalation import DurationCache, DurationSample, SqlJeopardyRecords
 from provtrack.adapters.store.repository import SqlStore
-from provtrack.services.escalation import FinishedActivity
+from provtrack.services.ports import FinishedActivity
 
 SPEC, NAME = "ftth", "reserve OLT port"
 

@@ -9,12 +9,12 @@ import pytest
 
 from provtrack.adapters.catalog_file import parse_catalog_text
 from provtrack.adapters.policy_file import parse_policy_text
-from provtrack.adapters.store.escalation import SqlJeopardyRecords
 from provtrack.adapters.store.repository import SqlStore
 from provtrack.domain.clock import format_datetime
 from provtrack.domain.states import OrderState
-from provtrack.services import jeopardy, orders, provisioning
-from provtrack.services.orders import Context
+from provtrack.services import orders, provisioning
+from provtrack.services.jeopardy import JeopardyMonitor
+from provtrack.services.ports import Context
 from tests.integration.jeopardy_harness import CATALOG, fibre_order
 
 # A rule whose first step holds the order: the hold moves the order, so the refresh evaluates the
@@ -34,13 +34,9 @@ rules:
 
 @pytest.fixture
 def monitored(store: SqlStore) -> SqlStore:
-    """The store watched under POLICY (the watch ends with the store: the registry is weak)."""
+    """A store whose orders are watched under POLICY."""
     policy = parse_policy_text(POLICY, source="policy.yaml")
-    jeopardy.watch(
-        store,
-        jeopardy.Monitor(lambda: policy, lambda tx: SqlJeopardyRecords(tx.conn, write=tx.write)),
-    )
-    return store
+    return SqlStore(store.engine, after_change=(JeopardyMonitor(lambda: policy).after_change,))
 
 
 def test_a_ladder_step_that_holds_the_order_is_planned_and_escalated_once(monitored: SqlStore) -> None:
@@ -61,5 +57,5 @@ def test_a_ladder_step_that_holds_the_order_is_planned_and_escalated_once(monito
         saved = tx.get_order(order.id)
         assert saved is not None
         assert saved.state == OrderState.HELD
-        assert tx.get_plan(order.id) is not None
-        assert [e.rule for e in SqlJeopardyRecords(tx.conn).escalations(order.id)] == ["hold-business"]
+        assert tx.plans.get(order.id) is not None
+        assert [e.rule for e in tx.jeopardy.escalations(order.id)] == ["hold-business"]

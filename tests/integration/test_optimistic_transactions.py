@@ -181,9 +181,9 @@ def take_while_another_is_parked(
 ) -> None:
     """An optimistic transaction takes the parked notifications of ACT-1; another parks one more."""
     with store.transaction(write=True, optimistic_on="order-1") as tx:
-        assert tx.take_parked_notifications("activation", "ACT-1") == expected
+        assert tx.plans.take_parked_notifications("activation", "ACT-1") == expected
         with store.transaction(write=True) as other:
-            other.park_notification("activation", "ACT-1", *parked, now)
+            other.plans.park_notification("activation", "ACT-1", *parked, now)
 
 
 def test_a_notification_parked_after_the_optimistic_take_fails_it_and_is_kept(
@@ -191,13 +191,13 @@ def test_a_notification_parked_after_the_optimistic_take_fails_it_and_is_kept(
 ) -> None:
     now = format_datetime(clock.now)
     with sqlite_store.transaction(write=True) as tx:
-        tx.park_notification("activation", "ACT-1", "inProgress", None, now)
+        tx.plans.park_notification("activation", "ACT-1", "inProgress", None, now)
 
     with pytest.raises(ConcurrentUpdate):
         take_while_another_is_parked(sqlite_store, ("completed", "done by hand"), now, [("inProgress", None)])
 
     with sqlite_store.transaction(write=True) as tx:
-        taken = tx.take_parked_notifications("activation", "ACT-1")
+        taken = tx.plans.take_parked_notifications("activation", "ACT-1")
     assert taken == [("inProgress", None), ("completed", "done by hand")]
 
 
@@ -208,9 +208,9 @@ def test_a_notification_parked_after_an_optimistic_take_of_none_fails_it_too(
         take_while_another_is_parked(sqlite_store, ("completed", None), format_datetime(clock.now), [])
 
     with sqlite_store.transaction(write=True, optimistic_on="order-1") as tx:
-        assert tx.take_parked_notifications("activation", "ACT-1") == [("completed", None)]
+        assert tx.plans.take_parked_notifications("activation", "ACT-1") == [("completed", None)]
     with sqlite_store.transaction(write=True) as tx:
-        assert tx.take_parked_notifications("activation", "ACT-1") == []
+        assert tx.plans.take_parked_notifications("activation", "ACT-1") == []
 
 
 def test_optimistic_transactions_on_one_order_take_turns_and_so_do_not_conflict(
@@ -253,6 +253,7 @@ class PlanChangedOnce:
 
     def __init__(self, store: SqlStore) -> None:
         self.store = store
+        self.after_change = store.after_change
         self.optimistic_attempts = 0
 
     @contextmanager
@@ -263,9 +264,9 @@ class PlanChangedOnce:
                 self.optimistic_attempts += 1
                 if self.optimistic_attempts == 1:
                     with self.store.transaction(write=True) as other:
-                        plan = other.get_plan(optimistic_on)
+                        plan = other.plans.get(optimistic_on)
                         assert plan is not None
-                        other.save_plan(plan)
+                        other.plans.save(plan)
 
 
 def test_a_plan_change_that_lost_a_race_is_decided_again_and_saved(
@@ -277,7 +278,7 @@ def test_a_plan_change_that_lost_a_race_is_decided_again_and_saved(
     order_id = orders.create_order(sqlite_store, body(fibre()), ctx=ctx(clock, "order")).id
     provisioning.plan_order(sqlite_store, order_id, catalog, ctx=ctx(clock, "activity"))
     with sqlite_store.transaction(write=False) as tx:
-        plan = tx.get_plan(order_id)
+        plan = tx.plans.get(order_id)
     assert plan is not None
     reserve = plan.activities[0]
     racing = PlanChangedOnce(sqlite_store)
@@ -293,7 +294,7 @@ def test_a_plan_change_that_lost_a_race_is_decided_again_and_saved(
 
     assert racing.optimistic_attempts == 2
     with sqlite_store.transaction(write=False) as tx:
-        saved = tx.get_plan(order_id)
+        saved = tx.plans.get(order_id)
     assert saved is not None
     assert saved.version == plan.version + 2  # the other transaction's save, then this one's
     assert saved.activities[0].external_id == "INV-000001"

@@ -39,7 +39,8 @@ from provtrack.domain.clock import format_datetime, parse_datetime
 from provtrack.domain.escalation import Escalation
 from provtrack.domain.jeopardy import learned_from_sorted
 from provtrack.domain.model import ServiceOrder
-from provtrack.services.escalation import FinishedActivity, OrderSnapshot
+from provtrack.services.escalation import OrderSnapshot
+from provtrack.services.ports import FinishedActivity
 
 escalation = Table(
     "escalation",

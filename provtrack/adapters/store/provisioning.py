@@ -1,13 +1,12 @@
 """Provisioning plans in SQL: the plan row, one row per activity, and downstream notifications that
 arrived before provtrack knew which activity they belong to.
 
-`PlanQueries` is mixed into `SqlTransaction`: plans are written in the same transaction as the order.
+`SqlPlans` is a transaction's `plans`: plans are written in the same transaction as their order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from sqlalchemy import (
@@ -29,6 +28,9 @@ from provtrack.adapters.store.tables import AutoId, metadata
 from provtrack.domain.activities import Activity
 from provtrack.domain.plan import Plan
 from provtrack.services.ports import ConcurrentUpdate
+
+if TYPE_CHECKING:
+    from provtrack.adapters.store.repository import SqlTransaction
 
 provisioning_plan = Table(
     "provisioning_plan",
@@ -120,22 +122,18 @@ def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-class PlanQueries:
-    """Plan storage, as methods of the SQL transaction."""
+class SqlPlans:
+    """The plans of one transaction (`SqlTransaction.plans`). Writes go through the transaction's
+    `write`: at once, or queued for the end of an optimistic transaction."""
 
-    conn: Connection
-    # Of SqlTransaction: a write now, or queued when the transaction is optimistic.
-    write: Callable[..., None]
-    queued_writes: list[Callable[[Connection], object]] | None
+    def __init__(self, tx: SqlTransaction) -> None:
+        self.tx = tx
+        self.conn = tx.conn
+        # The stored document of every activity read or written here: a save writes only those
+        # that changed.
+        self._loaded: dict[str, str] = {}
 
-    def _loaded(self) -> dict[str, str]:
-        loaded: dict[str, str] | None = getattr(self, "_activity_documents", None)
-        if loaded is None:
-            loaded = {}
-            self._activity_documents = loaded
-        return loaded
-
-    def add_plan(self, plan: Plan) -> None:
+    def add(self, plan: Plan) -> None:
         plan.version = 1
         row = {
             "service_order_id": plan.order_id,
@@ -149,18 +147,18 @@ class PlanQueries:
             _INSERT_PLAN.execute(conn, row).close()
             _INSERT_ACTIVITY.executemany(conn, activities)
 
-        self.write(insert)
-        loaded = self._loaded()
+        self.tx.write(insert)
+        loaded = self._loaded
         for a in plan.activities:
             loaded[a.id] = _dumps(a.to_document())
         self._record(plan)
 
-    def get_plan(self, order_id: str) -> Plan | None:
+    def get(self, order_id: str) -> Plan | None:
         row = _GET_PLAN.first(self.conn, {"order_id": order_id})
         if row is None:
             return None
         plan_document, version = row
-        loaded = self._loaded()
+        loaded = self._loaded
         activities = []
         for activity_id, activity_document in _GET_ACTIVITIES.all(self.conn, {"order_id": order_id}):
             loaded[activity_id] = activity_document
@@ -171,7 +169,7 @@ class PlanQueries:
         activities.sort(key=lambda a: position.get(a.id, len(position)))
         return Plan.from_document(document, activities, version=version)
 
-    def save_plan(self, plan: Plan) -> None:
+    def save(self, plan: Plan) -> None:
         expected = plan.version
         plan.version += 1
         row = {
@@ -180,7 +178,7 @@ class PlanQueries:
             "version": plan.version,
             "document": _dumps(plan.to_document()),
         }
-        loaded = self._loaded()
+        loaded = self._loaded
         changed = []
         for a in plan.activities:
             document = _dumps(a.to_document())
@@ -198,13 +196,11 @@ class PlanQueries:
                 )
             _SAVE_ACTIVITY.executemany(conn, changed)
 
-        self.write(save, check=True)
+        self.tx.write(save, check=True)
         self._record(plan)
 
     def _record(self, plan: Plan) -> None:
-        record = getattr(self, "record_changes", None)
-        if record is not None and plan.changes:
-            record(plan.order_id, plan.changes)
+        self.tx.record_changes(plan.order_id, plan.changes)
 
     def get_activity(self, activity_id: str) -> Activity | None:
         """One activity, read alone (not for changing: plans are saved whole)."""
@@ -234,7 +230,7 @@ class PlanQueries:
             "reason": reason,
             "received_at": now,
         }
-        self.write(lambda conn: conn.execute(insert(parked_notification).values(**row)))
+        self.tx.write(lambda conn: conn.execute(insert(parked_notification).values(**row)))
 
     def take_parked_notifications(self, owner: str, external_id: str) -> list[tuple[str, str | None]]:
         """The parked (state, reason) notifications of a downstream order, oldest first; removed.
@@ -251,12 +247,12 @@ class PlanQueries:
             if read:
                 _UNPARK.execute(conn, params).close()
 
-        if rows or self.queued_writes is not None:
-            self.write(unpark)
+        if rows or self.tx.queued_writes is not None:
+            self.tx.write(unpark)
         return [(str(state), reason) for _id, state, reason in rows]
 
-    def get_plan_json(self, order_id: str) -> dict[str, Any] | None:
-        plan = self.get_plan(order_id)
+    def get_json(self, order_id: str) -> dict[str, Any] | None:
+        plan = self.get(order_id)
         if plan is None:
             return None
         return {**plan.to_document(), "activity": [a.to_document() for a in plan.activities]}

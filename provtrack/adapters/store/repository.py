@@ -20,16 +20,17 @@ from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, sele
 from provtrack.adapters.store import events as event_store
 from provtrack.adapters.store import jobs
 from provtrack.adapters.store.database import WriterLock, is_sqlite, sqlite_file
+from provtrack.adapters.store.escalation import DurationCache, SqlJeopardyRecords
 from provtrack.adapters.store.filters import FilterCompiler
 from provtrack.adapters.store.prepared import Prepared
-from provtrack.adapters.store.provisioning import PlanQueries
+from provtrack.adapters.store.provisioning import SqlPlans
 from provtrack.adapters.store.tables import audit_record, cancel_service_order, service_order
 from provtrack.domain.cancellation import CancelServiceOrder
 from provtrack.domain.clock import format_datetime
 from provtrack.domain.jobs import Job, JobRequest
 from provtrack.domain.model import Change, ServiceOrder
 from provtrack.domain.query import Query
-from provtrack.services.ports import ConcurrentUpdate, Page
+from provtrack.services.ports import AfterChange, ConcurrentUpdate, Page
 
 ORDER_COLUMNS: dict[tuple[str, ...], str] = {
     ("id",): "id",
@@ -104,8 +105,11 @@ Write = Callable[[Connection], object]
 
 
 class SqlStore:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, after_change: Sequence[AfterChange] = ()) -> None:
         self.engine = engine
+        # The features' hooks, given by the assembly (bootstrap.py); run by the unit of work.
+        self.after_change = tuple(after_change)
+        self.durations = DurationCache()  # learned durations, shared by this store's transactions
         self.sqlite = is_sqlite(engine)
         self._write_lock = WriterLock(sqlite_file(engine))
         self._idle = _idle_connections(engine) if self.sqlite else {}
@@ -125,7 +129,7 @@ class SqlStore:
         On PostgreSQL `optimistic_on` changes nothing: writers do not exclude each other there."""
         if not self.sqlite:
             with self.engine.connect() as conn, conn.begin():
-                tx = SqlTransaction(conn, self.engine.dialect.name)
+                tx = SqlTransaction(conn, self.engine.dialect.name, self.durations)
                 yield tx
                 if tx.scheduled_jobs:
                     # Delivered on commit to workers in other processes (LISTEN provtrack_jobs).
@@ -166,7 +170,7 @@ class SqlStore:
                 conn.commit()
         try:
             with conn.begin():
-                yield SqlTransaction(conn, "sqlite")
+                yield SqlTransaction(conn, "sqlite", self.durations)
         finally:
             # Kept unless it failed beyond a rollback, or a burst is over (MAX_IDLE are enough).
             if conn.invalidated or conn.in_transaction() or len(idle) >= MAX_IDLE:
@@ -221,10 +225,13 @@ class SqlStore:
             return jobs.pending(tx.conn, kind=kind)
 
 
-class SqlTransaction(PlanQueries):
-    def __init__(self, conn: Connection, dialect: str) -> None:
+class SqlTransaction:
+    def __init__(self, conn: Connection, dialect: str, durations: DurationCache | None = None) -> None:
         self.conn = conn
         self.dialect = dialect
+        self._durations = durations
+        self._plans: SqlPlans | None = None
+        self._jeopardy: SqlJeopardyRecords | None = None
         self.scheduled_jobs = False
         # Optimistic (SqlStore.transaction): writes wait here for the end of the transaction.
         self.queued_writes: list[Write] | None = None
@@ -255,6 +262,24 @@ class SqlTransaction(PlanQueries):
                 raise ConcurrentUpdate(f"service order {order_id} changed while its plan was updated")
 
         self.write(check, check=True)
+
+    # --- the records of each feature, in this transaction ---------------------------------------
+
+    @property
+    def plans(self) -> SqlPlans:
+        if self._plans is None:
+            self._plans = SqlPlans(self)
+        return self._plans
+
+    @property
+    def jeopardy(self) -> SqlJeopardyRecords:
+        if self._jeopardy is None:
+            self._jeopardy = SqlJeopardyRecords(self.conn, cache=self._durations, write=self.write)
+        return self._jeopardy
+
+    @property
+    def events(self) -> event_store.SqlEventsTransaction:
+        return event_store.SqlEventsTransaction(self.conn)
 
     def _not_optimistic(self, what: str) -> None:
         if self.queued_writes is not None:
@@ -354,10 +379,6 @@ class SqlTransaction(PlanQueries):
                 self.scheduled_jobs = True
 
         self.write(record)
-
-    @property
-    def events(self) -> event_store.SqlEventsTransaction:
-        return event_store.SqlEventsTransaction(self.conn)
 
     def delete_order(self, order_id: str, *, at: str | None = None) -> bool:
         self._not_optimistic("delete_order")

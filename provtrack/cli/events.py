@@ -5,33 +5,21 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from provtrack.settings import Settings
+from provtrack.cli.options import DatabaseOption, checked, out, settings_from
+from provtrack.cli.options import console as err
 
 if TYPE_CHECKING:
     from provtrack.adapters.store.repository import SqlStore
 
 events_app = typer.Typer(help="Event notifications: subscriptions and dead letters.", no_args_is_help=True)
-out = Console()
-err = Console(stderr=True)
-
-DatabaseOption = Annotated[
-    str | None,
-    typer.Option(
-        "--database",
-        help="sqlite:///PATH or postgresql://... (env: PROVTRACK_DATABASE_URL)",
-        show_default=False,
-    ),
-]
 
 
 def _store(database: str | None) -> SqlStore:
-    from provtrack.bootstrap import build_store
+    from provtrack.bootstrap import Assembly
 
-    settings = Settings(database_url=database) if database else Settings()
-    return build_store(settings, migrate=True)
+    return checked(lambda: Assembly.build(settings_from(database_url=database), migrate=True)).store
 
 
 @events_app.command("subscriptions")
@@ -85,7 +73,7 @@ def replay(
     database: DatabaseOption = None,
 ) -> None:
     """Queue dead letters for one more delivery attempt by the worker (`provtrack serve` or `worker`)."""
-    from provtrack.api.http import utc_now
+    from provtrack.adapters.clock import utc_now
     from provtrack.services import events
 
     if not ids and subscription is None:

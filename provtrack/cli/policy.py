@@ -9,28 +9,20 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from provtrack.settings import Settings
+from provtrack.cli.options import DatabaseOption, checked, console, out, settings_from
 
 policy_app = typer.Typer(help="Escalation policy (docs/policy.md).", no_args_is_help=True)
-console = Console(stderr=True)
-out = Console()
 
 
 @policy_app.command("check")
 def policy_check(file: Annotated[str, typer.Argument(help="policy YAML file, or `demo`")]) -> None:
     """Validate a policy; every problem is listed as FILE: line N: message (exit status 1)."""
     from provtrack.adapters.policy_file import load_policy
-    from provtrack.domain.policy import InvalidPolicy
 
-    try:
-        policy = load_policy(file)
-    except InvalidPolicy as exc:
-        console.print(f"[red]policy refused[/red]\n{exc}", markup=True, highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
+    policy = checked(lambda: load_policy(file))
     steps = sum(len(r.ladder) for r in policy.rules)
     console.print(
         f"{file}: ok: {len(policy.rules)} rules, {steps} steps, {len(policy.contacts)} contacts",
@@ -42,10 +34,7 @@ def policy_check(file: Annotated[str, typer.Argument(help="policy YAML file, or 
 @policy_app.command("simulate")
 def policy_simulate(
     file: Annotated[str, typer.Argument(help="policy YAML file, or `demo`")],
-    database: Annotated[
-        str | None,
-        typer.Option("--database", help="database URL (env: PROVTRACK_DATABASE_URL)", show_default=False),
-    ] = None,
+    database: DatabaseOption = None,
     at: Annotated[
         str | None, typer.Option("--at", help="simulate at this instant (ISO 8601); default now")
     ] = None,
@@ -54,26 +43,20 @@ def policy_simulate(
 ) -> None:
     """What the policy would do now for the live orders, and for whom, without doing it."""
     from provtrack.adapters.policy_file import load_policy
-    from provtrack.adapters.store.database import create_database_engine
     from provtrack.adapters.store.escalation import count_open_orders, open_order_snapshots
+    from provtrack.bootstrap import Assembly
     from provtrack.domain.clock import parse_datetime
-    from provtrack.domain.policy import InvalidPolicy
     from provtrack.services.escalation import Firing, OrderSnapshot, simulate
 
-    try:
-        policy = load_policy(file)
-    except InvalidPolicy as exc:
-        console.print(f"[red]policy refused[/red]\n{exc}", markup=True, highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
-    settings = Settings(**({"database_url": database} if database else {}))  # type: ignore[arg-type]
+    policy = checked(lambda: load_policy(file))
     now = parse_datetime(at) if at else datetime.now(UTC)
-    engine = create_database_engine(settings.database_url)
+    store = checked(lambda: Assembly.build(settings_from(database_url=database))).store
     per_step: Counter[tuple[str, int, str]] = Counter()
     per_recipient: Counter[str] = Counter()
     listed: list[Firing] = []
     orders = 0
     try:
-        with engine.connect() as conn:
+        with store.engine.connect() as conn:
             total = count_open_orders(conn)
             columns = (
                 TextColumn("simulating"),
@@ -101,7 +84,7 @@ def policy_simulate(
                         listed.append(firing)
     finally:
         gc.enable()
-        engine.dispose()
+        store.dispose()
     _report(orders, now, per_step, per_recipient, listed)
 
 
