@@ -2,7 +2,8 @@
 the store they change orders through. The SQL store and the in-memory store implement it.
 
 A transaction reaches the records of each feature one way: a typed attribute (`tx.plans`,
-`tx.jeopardy`, `tx.events`), never a probe of what the transaction happens to have.
+`tx.jeopardy`; `tx.events` in services/events.py, which alone uses it), never a probe of what the
+transaction happens to have.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from provtrack.domain.activities import Activity
 from provtrack.domain.cancellation import CancelServiceOrder
@@ -20,9 +21,6 @@ from provtrack.domain.jobs import JobRequest
 from provtrack.domain.model import Change, ServiceOrder
 from provtrack.domain.plan import Plan
 from provtrack.domain.query import Query
-
-if TYPE_CHECKING:
-    from provtrack.services.events import EventsTransaction
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,8 +128,6 @@ class Transaction(Protocol):
     def plans(self) -> PlanRecords: ...
     @property
     def jeopardy(self) -> JeopardyRecords: ...
-    @property
-    def events(self) -> EventsTransaction: ...
 
     def get_order(self, order_id: str) -> ServiceOrder | None: ...
     def get_order_json(self, order_id: str) -> str | None: ...

@@ -1,0 +1,346 @@
+"""An in-memory store implementing the ports (services/ports.py): for use-case tests without a
+database, and a reference for what the SQL store must do.
+
+A write transaction works on a copy of the data and replaces it at commit, holding one lock, so a
+failed use case leaves nothing behind and writers take turns, as on SQLite. Documents are kept as
+JSON text, as the SQL store keeps them: every read builds fresh aggregates.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from provtrack.domain.activities import Activity
+from provtrack.domain.cancellation import CancelServiceOrder
+from provtrack.domain.escalation import Escalation
+from provtrack.domain.events import EventFilter
+from provtrack.domain.jeopardy import learned_from_sorted
+from provtrack.domain.jobs import JobRequest
+from provtrack.domain.model import Change, OrderEvent, ServiceOrder
+from provtrack.domain.plan import Plan
+from provtrack.domain.query import Query
+from provtrack.services.ports import AfterChange, ConcurrentUpdate, FinishedActivity, Page, Store
+
+HISTORY_WINDOW = 500  # as the SQL store: learned durations read the newest samples only
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+@dataclass(slots=True)
+class StoredJob:
+    kind: str
+    key: str
+    due_at: datetime
+    payload: dict[str, Any]
+    lease_owner: str | None = None
+
+
+@dataclass
+class MemoryData:
+    """Everything the store holds; a transaction changes a copy of it."""
+
+    orders: dict[str, tuple[str, int, str | None]] = field(default_factory=dict)  # document, version, before
+    tasks: dict[str, tuple[str, str]] = field(default_factory=dict)  # document, created_at
+    audit: list[tuple[str, Change]] = field(default_factory=list)
+    outbox: list[tuple[str, OrderEvent]] = field(default_factory=list)
+    jobs: dict[tuple[str, str], StoredJob] = field(default_factory=dict)
+    plans: dict[str, tuple[str, int]] = field(default_factory=dict)  # document, version
+    activities: dict[str, tuple[str, str]] = field(default_factory=dict)  # order id, document
+    parked: list[tuple[str, str, str, str | None]] = field(default_factory=list)
+    escalations: dict[tuple[str, str], Escalation] = field(default_factory=dict)
+    durations: dict[str, FinishedActivity] = field(default_factory=dict)
+
+
+class MemoryStore:
+    def __init__(self, *, after_change: Sequence[AfterChange] = ()) -> None:
+        self.after_change = tuple(after_change)
+        self.data = MemoryData()
+        self._writer = threading.Lock()
+
+    @contextmanager
+    def transaction(self, *, write: bool, optimistic_on: str | None = None) -> Iterator[MemoryTransaction]:
+        if not write:
+            yield MemoryTransaction(self.data, write=False)
+            return
+        with self._writer:
+            working = copy.deepcopy(self.data)
+            yield MemoryTransaction(working, write=True)
+            self.data = working  # committed: nothing raised
+
+    def pending_jobs(self, *, kind: str | None = None) -> list[StoredJob]:
+        return sorted(
+            (j for j in self.data.jobs.values() if kind is None or j.kind == kind), key=lambda j: j.due_at
+        )
+
+    def outbox(self, order_id: str) -> list[str]:
+        return [e.event_type for o, e in self.data.outbox if o == order_id]
+
+
+class MemoryTransaction:
+    def __init__(self, data: MemoryData, *, write: bool) -> None:
+        self.data = data
+        self.writing = write
+        self.plans = MemoryPlans(self)
+        self.jeopardy = MemoryJeopardyRecords(self)
+
+    def _write(self) -> None:
+        if not self.writing:
+            raise TypeError("a write in a reading transaction")
+
+    # --- orders -------------------------------------------------------------------------------
+
+    def get_order(self, order_id: str) -> ServiceOrder | None:
+        row = self.data.orders.get(order_id)
+        if row is None:
+            return None
+        document, version, before = row
+        return ServiceOrder.from_document(
+            orjson.loads(document), version=version, state_before_cancellation=before
+        )
+
+    def get_order_json(self, order_id: str) -> str | None:
+        row = self.data.orders.get(order_id)
+        return None if row is None else row[0]
+
+    def add_order(self, order: ServiceOrder) -> None:
+        self._write()
+        order.version = 1
+        self._put(order)
+        self.record_changes(order.id, order.changes)
+        self.record_events(order)
+
+    def save_order(self, order: ServiceOrder) -> None:
+        self._write()
+        stored = self.data.orders.get(order.id)
+        if stored is None or stored[1] != order.version:
+            raise ConcurrentUpdate(f"service order {order.id} changed while it was being updated")
+        order.version += 1
+        self._put(order)
+        self.record_changes(order.id, order.changes)
+        self.record_events(order)
+
+    def _put(self, order: ServiceOrder) -> None:
+        before = order.state_before_cancellation.value if order.state_before_cancellation else None
+        self.data.orders[order.id] = (_dumps(order.to_document()), order.version, before)
+
+    def expect_unchanged(self, order: ServiceOrder) -> None:
+        stored = self.data.orders.get(order.id)
+        if stored is None or stored[1] != order.version:
+            raise ConcurrentUpdate(f"service order {order.id} changed while its plan was updated")
+
+    def delete_order(self, order_id: str, *, at: str | None = None) -> bool:
+        self._write()
+        return self.data.orders.pop(order_id, None) is not None
+
+    def record_events(self, order: ServiceOrder) -> None:
+        self.data.outbox.extend((order.id, e) for e in order.events)
+        order.events.clear()
+
+    def list_orders(self, query: Query) -> Page:
+        return _page([row[0] for row in self.data.orders.values()], query, newest_first="orderDate")
+
+    def audit_trail(self, order_id: str) -> list[Change]:
+        return [c for o, c in self.data.audit if o == order_id]
+
+    def record_changes(self, order_id: str, changes: list[Change]) -> None:
+        self.data.audit.extend((order_id, c) for c in changes)
+        changes.clear()
+
+    # --- cancel tasks -------------------------------------------------------------------------
+
+    def add_task(self, task: CancelServiceOrder, *, created_at: str) -> None:
+        self._write()
+        self.data.tasks[task.id] = (_dumps(task.to_document()), created_at)
+        self.record_changes(task.service_order_id, task.changes)
+        self.data.outbox.extend((task.service_order_id, e) for e in task.events)
+        task.events.clear()
+
+    def get_task_json(self, task_id: str) -> str | None:
+        row = self.data.tasks.get(task_id)
+        return None if row is None else row[0]
+
+    def list_tasks(self, query: Query) -> Page:
+        return _page([row[0] for row in self.data.tasks.values()], query, newest_first="id")
+
+    # --- jobs ---------------------------------------------------------------------------------
+
+    def schedule_job(self, request: JobRequest, *, now: datetime, replace: bool = True) -> None:
+        self._write()
+        key = (request.kind, request.key)
+        if key in self.data.jobs and not replace:
+            return
+        owner = request.lease.owner if request.lease else None
+        self.data.jobs[key] = StoredJob(
+            request.kind, request.key, request.due_at, dict(request.payload or {}), owner
+        )
+
+    def cancel_job(self, kind: str, key: str) -> None:
+        self._write()
+        self.data.jobs.pop((kind, key), None)
+
+    def release_job(
+        self,
+        kind: str,
+        key: str,
+        *,
+        owner: str,
+        due_at: datetime | None = None,
+        error: str = "",
+        failed: datetime | None = None,
+    ) -> None:
+        self._write()
+        job = self.data.jobs.get((kind, key))
+        if job is not None and job.lease_owner == owner:
+            job.lease_owner = None
+            if due_at is not None:
+                job.due_at = due_at
+
+
+class MemoryPlans:
+    def __init__(self, tx: MemoryTransaction) -> None:
+        self.tx = tx
+        self.data = tx.data
+
+    def add(self, plan: Plan) -> None:
+        self.tx._write()
+        plan.version = 1
+        self._put(plan)
+
+    def get(self, order_id: str) -> Plan | None:
+        row = self.data.plans.get(order_id)
+        if row is None:
+            return None
+        document, version = row
+        activities = [
+            Activity.from_document(orjson.loads(d)) for o, d in self.data.activities.values() if o == order_id
+        ]
+        position = {a: i for i, a in enumerate(orjson.loads(document).get("activityOrder", []))}
+        activities.sort(key=lambda a: position.get(a.id, len(position)))
+        return Plan.from_document(orjson.loads(document), activities, version=version)
+
+    def save(self, plan: Plan) -> None:
+        self.tx._write()
+        stored = self.data.plans.get(plan.order_id)
+        if stored is None or stored[1] != plan.version:
+            raise ConcurrentUpdate(f"the plan of service order {plan.order_id} changed while it was updated")
+        plan.version += 1
+        self._put(plan)
+
+    def _put(self, plan: Plan) -> None:
+        self.data.plans[plan.order_id] = (_dumps(plan.to_document()), plan.version)
+        for a in plan.activities:
+            self.data.activities[a.id] = (plan.order_id, _dumps(a.to_document()))
+        self.tx.record_changes(plan.order_id, plan.changes)
+
+    def get_json(self, order_id: str) -> dict[str, Any] | None:
+        plan = self.get(order_id)
+        if plan is None:
+            return None
+        return {**plan.to_document(), "activity": [a.to_document() for a in plan.activities]}
+
+    def get_activity(self, activity_id: str) -> Activity | None:
+        row = self.data.activities.get(activity_id)
+        return None if row is None else Activity.from_document(orjson.loads(row[1]))
+
+    def order_of_activity(self, activity_id: str) -> str | None:
+        row = self.data.activities.get(activity_id)
+        return None if row is None else row[0]
+
+    def activity_by_external_id(self, owner: str, external_id: str) -> tuple[str, str] | None:
+        for activity_id, (order_id, document) in self.data.activities.items():
+            doc = orjson.loads(document)
+            if doc.get("owner") == owner and doc.get("externalId") == external_id:
+                return activity_id, order_id
+        return None
+
+    def park_notification(
+        self, owner: str, external_id: str, state: str, reason: str | None, now: str
+    ) -> None:
+        self.tx._write()
+        self.data.parked.append((owner, external_id, state, reason))
+
+    def take_parked_notifications(self, owner: str, external_id: str) -> list[tuple[str, str | None]]:
+        taken = [(s, r) for o, e, s, r in self.data.parked if (o, e) == (owner, external_id)]
+        if taken:
+            self.tx._write()
+            self.data.parked = [p for p in self.data.parked if (p[0], p[1]) != (owner, external_id)]
+        return taken
+
+
+class MemoryJeopardyRecords:
+    def __init__(self, tx: MemoryTransaction) -> None:
+        self.tx = tx
+        self.data = tx.data
+
+    def escalations(self, order_id: str) -> list[Escalation]:
+        found = [e for (o, _rule), e in self.data.escalations.items() if o == order_id]
+        return [dataclasses.replace(e) for e in sorted(found, key=lambda e: e.rule)]
+
+    def add_escalation(self, item: Escalation) -> None:
+        self.save_escalation(item)
+
+    def save_escalation(self, item: Escalation) -> None:
+        self.tx._write()
+        self.data.escalations[(item.order_id, item.rule)] = dataclasses.replace(item)
+
+    def delete_escalation(self, order_id: str, rule: str) -> None:
+        self.tx._write()
+        self.data.escalations.pop((order_id, rule), None)
+
+    def record_durations(self, finished: Sequence[FinishedActivity]) -> None:
+        for sample in finished:
+            self.data.durations.setdefault(sample.activity_id, sample)  # a re-run keeps the first
+
+    def learned_seconds(
+        self, specification: str, name: str, *, percentile: float, min_samples: int
+    ) -> float | None:
+        samples = sorted(
+            (d for d in self.data.durations.values() if (d.specification, d.name) == (specification, name)),
+            key=lambda d: d.finished_at,
+            reverse=True,
+        )[:HISTORY_WINDOW]
+        return learned_from_sorted(
+            sorted(d.seconds for d in samples), percentile=percentile, min_samples=min_samples
+        )
+
+    def state_since(self, order_id: str) -> str | None:
+        for o, change in reversed(self.data.audit):
+            if o == order_id and change.subject == "serviceOrder" and change.attribute == "state":
+                return change.at
+        return None
+
+
+def _page(documents: list[str], query: Query, *, newest_first: str) -> Page:
+    """Filter, sort and page documents as the SQL store does (ties by id)."""
+    selector = EventFilter(query.conditions)
+    parsed = [d for d in (orjson.loads(text) for text in documents) if selector.matches(d)]
+    if query.sort:
+        for key in reversed(query.sort):  # stable sorts: the first key decides last
+            path = key.path
+            parsed.sort(key=lambda d: (_first(d, path), d["id"]), reverse=key.descending)
+    else:
+        parsed.sort(key=lambda d: (str(d.get(newest_first) or ""), d["id"]), reverse=True)
+    window = parsed[query.offset : query.offset + query.limit]
+    return Page(len(parsed), [_dumps(d) for d in window])
+
+
+def _first(document: dict[str, Any], path: tuple[str, ...]) -> str:
+    node: Any = document
+    for part in path:
+        node = node.get(part) if isinstance(node, dict) else None
+    return "" if node is None else str(node)
+
+
+if TYPE_CHECKING:
+    _implements_the_ports: Store = MemoryStore()

@@ -1,0 +1,219 @@
+"""Use-case tests that every store must pass alike: the in-memory store (tests/unit), SQLite and
+PostgreSQL (tests/integration). A module runs them by importing them beside a `stores` fixture
+that makes a store of its kind with the given after-change hooks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from provtrack.adapters.catalog_file import parse_catalog_text
+from provtrack.adapters.policy_file import parse_policy_text
+from provtrack.domain.clock import format_datetime
+from provtrack.domain.model import ServiceOrder
+from provtrack.domain.patching import NotPatchable
+from provtrack.domain.plan import Plan
+from provtrack.domain.query import parse_query
+from provtrack.domain.states import OrderState
+from provtrack.services import activities, orders, provisioning
+from provtrack.services.jeopardy import JeopardyMonitor
+from provtrack.services.ports import AfterChange, Context, OrderNotFound, Store, Transaction
+
+StoreFactory = Callable[[Sequence[AfterChange]], Store]
+T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+
+CATALOG = parse_catalog_text(
+    """
+systems:
+  inventory:
+    url: http://127.0.0.1:9/inventory/tmf-api/resourceOrderingManagement/v4
+    progress: poll
+    pollInterval: PT1H
+services:
+  fibre:
+    add:
+      - {id: reserve-port, system: inventory, resourceSpecification: olt-port, expectedDuration: PT1H}
+      - {id: activate-line, system: inventory, resourceSpecification: broadband-profile,
+         after: [reserve-port], expectedDuration: PT2H}
+""",
+    source="use-case-catalog.yaml",
+)
+POLICY = parse_policy_text(
+    """
+defaults:
+  commitment:
+    - within: P10D
+  overrunThreshold: 0.25
+  margin: PT0S
+""",
+    source="use-case-policy.yaml",
+)
+
+
+_ids = iter(range(10**9))
+
+
+def ctx(at: datetime = T0, actor: str = "test") -> Context:
+    return Context(now=format_datetime(at), actor=actor, new_id=lambda: f"id-{next(_ids):09d}")
+
+
+def fibre(**fields: Any) -> dict[str, Any]:
+    item = {"id": "1", "action": "add", "service": {"serviceSpecification": {"id": "fibre"}}}
+    return {"externalId": "BSS-7", "serviceOrderItem": [item], **fields}
+
+
+class Seen:
+    """An after-change hook that remembers what it was shown."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, OrderState, bool, bool]] = []
+
+    def __call__(self, tx: Transaction, order: ServiceOrder, plan: Plan | None, ctx: Context) -> None:
+        self.calls.append((order.id, order.state, order.deleted, plan is not None))
+
+
+def read(store: Store, order_id: str) -> ServiceOrder | None:
+    with store.transaction(write=False) as tx:
+        return tx.get_order(order_id)
+
+
+def test_a_created_order_is_found_by_id_and_by_a_filter(stores: StoreFactory) -> None:
+    store = stores(())
+    order = orders.create_order(store, fibre(), ctx=ctx())
+    orders.create_order(store, fibre(externalId="BSS-8"), ctx=ctx())
+
+    assert f'"id":"{order.id}"' in orders.get_order_json(store, order.id)
+    page = orders.list_orders(store, parse_query("externalId=BSS-7", default_limit=10, max_limit=10))
+    assert page.total == 1
+    assert order.id in page.documents[0]
+
+
+def test_a_patch_runs_the_hooks_once_and_saves_the_change(stores: StoreFactory) -> None:
+    seen = Seen()
+    store = stores((seen,))
+    order = orders.create_order(store, fibre(), ctx=ctx())
+
+    orders.patch_order(store, order.id, {"description": "second floor"}, json_patch=False, ctx=ctx())
+
+    saved = read(store, order.id)
+    assert saved is not None and saved.attributes["description"] == "second floor"
+    assert saved.version == 2
+    assert seen.calls == [(order.id, OrderState.ACKNOWLEDGED, False, False)]
+    with store.transaction(write=False) as tx:
+        assert [c.attribute for c in tx.audit_trail(order.id)][-1] == "description"
+
+
+def test_a_refused_patch_changes_nothing_and_runs_no_hook(stores: StoreFactory) -> None:
+    seen = Seen()
+    store = stores((seen,))
+    order = orders.create_order(store, fibre(), ctx=ctx())
+
+    with pytest.raises(NotPatchable):
+        orders.patch_order(
+            store, order.id, {"orderDate": "2020-01-01T00:00:00Z"}, json_patch=False, ctx=ctx()
+        )
+
+    assert seen.calls == []
+    saved = read(store, order.id)
+    assert saved is not None and saved.version == 1
+
+
+def test_a_hook_that_fails_rolls_the_whole_change_back(stores: StoreFactory) -> None:
+    def failing(tx: Transaction, order: ServiceOrder, plan: Plan | None, ctx: Context) -> None:
+        raise RuntimeError("the hook failed")
+
+    store = stores((failing,))
+    order = orders.create_order(store, fibre(), ctx=ctx())
+
+    with pytest.raises(RuntimeError):
+        orders.patch_order(store, order.id, {"description": "lost"}, json_patch=False, ctx=ctx())
+
+    saved = read(store, order.id)
+    assert saved is not None and "description" not in saved.attributes
+
+
+def test_deleting_an_order_runs_the_hooks_and_removes_it(stores: StoreFactory) -> None:
+    seen = Seen()
+    store = stores((seen,))
+    order = orders.create_order(store, fibre(), ctx=ctx())
+
+    orders.delete_order(store, order.id, ctx=ctx())
+
+    assert read(store, order.id) is None
+    assert seen.calls == [(order.id, OrderState.ACKNOWLEDGED, True, False)]
+    with pytest.raises(OrderNotFound):
+        orders.delete_order(store, order.id, ctx=ctx())
+
+
+def test_a_cancel_request_runs_the_hooks_and_keeps_its_task(stores: StoreFactory) -> None:
+    seen = Seen()
+    store = stores((seen,))
+    order = orders.create_order(store, fibre(), ctx=ctx())
+
+    task = orders.request_order_cancellation(
+        store, {"serviceOrder": {"id": order.id}, "cancellationReason": "moved house"}, ctx=ctx()
+    )
+
+    saved = read(store, order.id)
+    assert saved is not None and saved.state == OrderState.CANCELLED
+    assert seen.calls == [(order.id, OrderState.CANCELLED, False, False)]
+    assert f'"id":"{task.id}"' in orders.get_task_json(store, task.id)
+
+
+def test_an_order_is_planned_and_completes_with_its_resource_orders(stores: StoreFactory) -> None:
+    seen = Seen()
+    store = stores((seen,))
+    order = orders.create_order(store, fibre(), ctx=ctx())
+
+    planned = provisioning.plan_order(store, order.id, CATALOG, ctx=ctx())
+    assert planned.outcome == "planned and started"
+    for n, name in enumerate(("reserve-port", "activate-line")):
+        activity = next(a for a in activities.get_plan(store, order.id)["activity"] if a["name"] == name)
+        provisioning.record_resource_order(
+            store,
+            activity["id"],
+            activity["attempt"],
+            {"id": f"RO-{n}", "state": "completed"},
+            CATALOG,
+            ctx=ctx(),
+        )
+
+    saved = read(store, order.id)
+    assert saved is not None and saved.state == OrderState.COMPLETED
+    assert seen.calls[0] == (order.id, OrderState.IN_PROGRESS, False, True)  # the new plan, shown
+    assert seen.calls[-1] == (order.id, OrderState.COMPLETED, False, True)
+
+
+def test_an_operator_retries_a_fallen_out_activity(stores: StoreFactory) -> None:
+    store = stores(())
+    order = orders.create_order(store, fibre(), ctx=ctx())
+    provisioning.plan_order(store, order.id, CATALOG, ctx=ctx())
+    [first] = [a for a in activities.get_plan(store, order.id)["activity"] if a["state"] == "inProgress"]
+
+    provisioning.record_refusal(store, first["id"], first["attempt"], 422, {"message": "no port"}, ctx=ctx())
+    held = read(store, order.id)
+    assert held is not None and held.state == OrderState.HELD
+
+    retried = activities.retry_activity(store, first["id"], ctx=ctx(actor="operator"))
+
+    assert retried["state"] == "inProgress"
+    assert retried["attempt"] == first["attempt"] + 1
+    resumed = read(store, order.id)
+    assert resumed is not None and resumed.state == OrderState.IN_PROGRESS
+
+
+def test_jeopardy_as_a_hook_alerts_an_order_that_will_miss_its_date(stores: StoreFactory) -> None:
+    monitor = JeopardyMonitor(lambda: POLICY)
+    store = stores((monitor.after_change,))
+    due = format_datetime(T0 + timedelta(hours=1))  # the plan needs three
+    order = orders.create_order(store, fibre(requestedCompletionDate=due), ctx=ctx())
+
+    provisioning.plan_order(store, order.id, CATALOG, ctx=ctx())
+
+    saved = read(store, order.id)
+    assert saved is not None
+    assert saved.jeopardy_level == "inJeopardy"
+    assert saved.expected_completion_date == format_datetime(T0 + timedelta(hours=3))
