@@ -99,7 +99,8 @@ def test_a_patch_runs_the_hooks_once_and_saves_the_change(stores: StoreFactory) 
     orders.patch_order(store, order.id, {"description": "second floor"}, json_patch=False, ctx=ctx())
 
     saved = read(store, order.id)
-    assert saved is not None and saved.attributes["description"] == "second floor"
+    assert saved is not None
+    assert saved.attributes["description"] == "second floor"
     assert saved.version == 2
     assert seen.calls == [(order.id, OrderState.ACKNOWLEDGED, False, False)]
     with store.transaction(write=False) as tx:
@@ -118,7 +119,8 @@ def test_a_refused_patch_changes_nothing_and_runs_no_hook(stores: StoreFactory) 
 
     assert seen.calls == []
     saved = read(store, order.id)
-    assert saved is not None and saved.version == 1
+    assert saved is not None
+    assert saved.version == 1
 
 
 def test_a_hook_that_fails_rolls_the_whole_change_back(stores: StoreFactory) -> None:
@@ -132,7 +134,8 @@ def test_a_hook_that_fails_rolls_the_whole_change_back(stores: StoreFactory) -> 
         orders.patch_order(store, order.id, {"description": "lost"}, json_patch=False, ctx=ctx())
 
     saved = read(store, order.id)
-    assert saved is not None and "description" not in saved.attributes
+    assert saved is not None
+    assert "description" not in saved.attributes
 
 
 def test_deleting_an_order_runs_the_hooks_and_removes_it(stores: StoreFactory) -> None:
@@ -158,7 +161,8 @@ def test_a_cancel_request_runs_the_hooks_and_keeps_its_task(stores: StoreFactory
     )
 
     saved = read(store, order.id)
-    assert saved is not None and saved.state == OrderState.CANCELLED
+    assert saved is not None
+    assert saved.state == OrderState.CANCELLED
     assert seen.calls == [(order.id, OrderState.CANCELLED, False, False)]
     assert f'"id":"{task.id}"' in orders.get_task_json(store, task.id)
 
@@ -182,7 +186,8 @@ def test_an_order_is_planned_and_completes_with_its_resource_orders(stores: Stor
         )
 
     saved = read(store, order.id)
-    assert saved is not None and saved.state == OrderState.COMPLETED
+    assert saved is not None
+    assert saved.state == OrderState.COMPLETED
     assert seen.calls[0] == (order.id, OrderState.IN_PROGRESS, False, True)  # the new plan, shown
     assert seen.calls[-1] == (order.id, OrderState.COMPLETED, False, True)
 
@@ -195,14 +200,16 @@ def test_an_operator_retries_a_fallen_out_activity(stores: StoreFactory) -> None
 
     provisioning.record_refusal(store, first["id"], first["attempt"], 422, {"message": "no port"}, ctx=ctx())
     held = read(store, order.id)
-    assert held is not None and held.state == OrderState.HELD
+    assert held is not None
+    assert held.state == OrderState.HELD
 
     retried = activities.retry_activity(store, first["id"], ctx=ctx(actor="operator"))
 
     assert retried["state"] == "inProgress"
     assert retried["attempt"] == first["attempt"] + 1
     resumed = read(store, order.id)
-    assert resumed is not None and resumed.state == OrderState.IN_PROGRESS
+    assert resumed is not None
+    assert resumed.state == OrderState.IN_PROGRESS
 
 
 def test_jeopardy_as_a_hook_alerts_an_order_that_will_miss_its_date(stores: StoreFactory) -> None:
