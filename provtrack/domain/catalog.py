@@ -315,42 +315,17 @@ def _read_activity(
     except ValueError:
         r.problem(raw, "kind", f"{where}.kind: must be one of {', '.join(k.value for k in ActivityKind)}")
         return None
-    owner_key = {
-        ActivityKind.RESOURCE_ORDER: ("system", systems, "systems"),
-        ActivityKind.MANUAL_TASK: ("workGroup", work_groups, "workGroups"),
-        ActivityKind.PARTNER_ORDER: ("partner", partners, "partners"),
-    }[kind]
-    key, declared, section = owner_key
-    owner = raw.get(key)
+    owner = _activity_owner(r, raw, where, kind, systems=systems, work_groups=work_groups, partners=partners)
     if owner is None:
-        r.problem(raw, None, f"{where}: a {kind.value} activity needs `{key}`")
-        return None
-    if owner not in declared:
-        r.problem(raw, key, f"{where}.{key}: unknown {key} {owner!r} (not declared under `{section}`)")
-        return None
-    if kind is ActivityKind.RESOURCE_ORDER and not isinstance(raw.get("resourceSpecification"), str):
-        r.problem(raw, None, f"{where}: a resourceOrder activity needs `resourceSpecification`")
         return None
     if "expectedDuration" not in raw:
         r.problem(raw, None, f"{where}: `expectedDuration` is required (ISO 8601, e.g. PT5M)")
         return None
     duration = r.duration(raw, "expectedDuration", where)
-    if duration is None:
+    shape = _activity_links(r, raw, where)
+    if duration is None or shape is None:
         return None
-    after = raw.get("after") or []
-    if isinstance(after, str):
-        after = [after]
-    if not isinstance(after, list) or not all(isinstance(a, str) for a in after):
-        r.problem(raw, "after", f"{where}.after: must be a list of activity ids")
-        return None
-    characteristics = raw.get("characteristics") or {}
-    if not isinstance(characteristics, dict):
-        r.problem(raw, "characteristics", f"{where}.characteristics: must be a mapping")
-        return None
-    resource_action = raw.get("resourceAction", "add")
-    if resource_action not in ("add", "modify", "delete", "noChange"):
-        r.problem(raw, "resourceAction", f"{where}.resourceAction: must be add, modify, delete or noChange")
-        return None
+    after, characteristics, resource_action = shape
     return ActivitySpec(
         id=raw["id"],
         kind=kind,
@@ -366,6 +341,56 @@ def _read_activity(
         undo=raw.get("undo"),
         description=str(raw.get("description") or ""),
     )
+
+
+def _activity_owner(
+    r: _Reader,
+    raw: dict[str, Any],
+    where: str,
+    kind: ActivityKind,
+    *,
+    systems: Mapping[str, System],
+    work_groups: frozenset[str],
+    partners: frozenset[str],
+) -> str | None:
+    """The system, work group or partner the activity goes to, declared in its section."""
+    key, declared, section = {
+        ActivityKind.RESOURCE_ORDER: ("system", systems, "systems"),
+        ActivityKind.MANUAL_TASK: ("workGroup", work_groups, "workGroups"),
+        ActivityKind.PARTNER_ORDER: ("partner", partners, "partners"),
+    }[kind]
+    owner = raw.get(key)
+    if owner is None:
+        r.problem(raw, None, f"{where}: a {kind.value} activity needs `{key}`")
+        return None
+    if owner not in declared:
+        r.problem(raw, key, f"{where}.{key}: unknown {key} {owner!r} (not declared under `{section}`)")
+        return None
+    if kind is ActivityKind.RESOURCE_ORDER and not isinstance(raw.get("resourceSpecification"), str):
+        r.problem(raw, None, f"{where}: a resourceOrder activity needs `resourceSpecification`")
+        return None
+    return str(owner)
+
+
+def _activity_links(
+    r: _Reader, raw: dict[str, Any], where: str
+) -> tuple[list[str], dict[str, Any], str] | None:
+    """What the activity waits for, the characteristics it sends, and the resource action."""
+    after = raw.get("after") or []
+    if isinstance(after, str):
+        after = [after]
+    if not isinstance(after, list) or not all(isinstance(a, str) for a in after):
+        r.problem(raw, "after", f"{where}.after: must be a list of activity ids")
+        return None
+    characteristics = raw.get("characteristics") or {}
+    if not isinstance(characteristics, dict):
+        r.problem(raw, "characteristics", f"{where}.characteristics: must be a mapping")
+        return None
+    resource_action = raw.get("resourceAction", "add")
+    if resource_action not in ("add", "modify", "delete", "noChange"):
+        r.problem(raw, "resourceAction", f"{where}.resourceAction: must be add, modify, delete or noChange")
+        return None
+    return after, characteristics, str(resource_action)
 
 
 def _check_graph(

@@ -20,20 +20,20 @@ from provtrack.domain.states import (
     route,
 )
 
-S = OrderState
-
 # Order-level states the operator, the engine or the cancellation flow sets; item progress neither
 # sets nor overrides them.
-ORDER_LEVEL_STATES = frozenset({S.PENDING, S.HELD, S.ASSESSING_CANCELLATION, S.PENDING_CANCELLATION})
+ORDER_LEVEL_STATES = frozenset(
+    {OrderState.PENDING, OrderState.HELD, OrderState.ASSESSING_CANCELLATION, OrderState.PENDING_CANCELLATION}
+)
 
 # When the order ends, its open items follow: to the first of these states they can reach.
 CASCADE_TO_OPEN_ITEMS: dict[OrderState, tuple[OrderState, ...]] = {
-    S.COMPLETED: (S.COMPLETED,),
-    S.FAILED: (S.FAILED,),
-    S.PARTIAL: (S.FAILED,),
-    S.CANCELLED: (S.CANCELLED,),
+    OrderState.COMPLETED: (OrderState.COMPLETED,),
+    OrderState.FAILED: (OrderState.FAILED,),
+    OrderState.PARTIAL: (OrderState.FAILED,),
+    OrderState.CANCELLED: (OrderState.CANCELLED,),
     # Only an acknowledged item can be rejected (§3); one that has moved on is cancelled instead.
-    S.REJECTED: (S.REJECTED, S.CANCELLED),
+    OrderState.REJECTED: (OrderState.REJECTED, OrderState.CANCELLED),
 }
 
 
@@ -91,7 +91,7 @@ class ServiceOrderItem:
         return cls(
             id=str(doc["id"]),
             action=doc["action"],
-            state=OrderState(doc.get("state", S.ACKNOWLEDGED)),
+            state=OrderState(doc.get("state", OrderState.ACKNOWLEDGED)),
             attributes=attributes,
             children=[cls.from_document(c) for c in doc.get("serviceOrderItem") or []],
             error_messages=list(doc.get("errorMessage") or []),
@@ -146,12 +146,12 @@ class ServiceOrder:
         body.setdefault("@type", "ServiceOrder")
         order = cls(
             id=order_id,
-            state=S.ACKNOWLEDGED,
+            state=OrderState.ACKNOWLEDGED,
             order_date=now,
             items=[ServiceOrderItem.from_document(_acknowledged(i)) for i in items],
             attributes=body,
         )
-        order.changes.append(Change("serviceOrder", "state", None, S.ACKNOWLEDGED.value, now, actor))
+        order.changes.append(Change("serviceOrder", "state", None, OrderState.ACKNOWLEDGED.value, now, actor))
         order.events.append(OrderEvent(EventType.ORDER_CREATE, now))
         return order
 
@@ -292,15 +292,15 @@ class ServiceOrder:
             if steps is None:
                 raise IllegalTransition("serviceOrder", self.state, derived, allowed=first_steps)
             return steps
-        if self.state == S.ACKNOWLEDGED and derived == S.IN_PROGRESS:
-            return (S.IN_PROGRESS,)
+        if self.state == OrderState.ACKNOWLEDGED and derived == OrderState.IN_PROGRESS:
+            return (OrderState.IN_PROGRESS,)
         return ()
 
     def _first_steps(self, subject: ServiceOrder | ServiceOrderItem) -> frozenset[OrderState] | None:
         """Where the order may go out of a cancellation assessment: back to its origin, or on."""
-        if subject is not self or self.state != S.ASSESSING_CANCELLATION:
+        if subject is not self or self.state != OrderState.ASSESSING_CANCELLATION:
             return None
-        allowed = {S.PENDING_CANCELLATION}
+        allowed = {OrderState.PENDING_CANCELLATION}
         if self.state_before_cancellation is not None:
             allowed.add(self.state_before_cancellation)
         return frozenset(allowed)
@@ -331,19 +331,19 @@ class ServiceOrder:
         subject.state = target
         self.changes.append(Change(label, "state", current.value, target.value, now, actor))
         if isinstance(subject, ServiceOrder):
-            if target == S.ASSESSING_CANCELLATION:
+            if target == OrderState.ASSESSING_CANCELLATION:
                 self.state_before_cancellation = current
-            elif current == S.ASSESSING_CANCELLATION:
+            elif current == OrderState.ASSESSING_CANCELLATION:
                 self.state_before_cancellation = None
-            if target == S.IN_PROGRESS and self.start_date is None:
+            if target == OrderState.IN_PROGRESS and self.start_date is None:
                 self._set_server_date("startDate", "start_date", now, now=now, actor=actor)
-            if target == S.COMPLETED:
+            if target == OrderState.COMPLETED:
                 self._set_server_date("completionDate", "completion_date", now, now=now, actor=actor)
-            if target == S.CANCELLED and "cancellationDate" not in self.attributes:
+            if target == OrderState.CANCELLED and "cancellationDate" not in self.attributes:
                 self.attributes["cancellationDate"] = now
                 self.changes.append(Change("serviceOrder", "cancellationDate", None, now, now, actor))
             self.events.append(OrderEvent(EventType.ORDER_STATE_CHANGE, now))
-            if target == S.PENDING:
+            if target == OrderState.PENDING:
                 # TMF641: an order waiting for information says so to whoever must supply it.
                 self.events.append(OrderEvent(EventType.ORDER_INFORMATION_REQUIRED, now))
 
@@ -428,7 +428,7 @@ def copy_json(value: Any) -> Any:
 
 def _acknowledged(item: dict[str, Any]) -> dict[str, Any]:
     item = dict(item)
-    item["state"] = S.ACKNOWLEDGED.value
+    item["state"] = OrderState.ACKNOWLEDGED.value
     item.setdefault("@type", "ServiceOrderItem")
     item["serviceOrderItem"] = [_acknowledged(c) for c in item.get("serviceOrderItem") or []]
     if not item["serviceOrderItem"]:

@@ -26,38 +26,48 @@ class OrderState(StrEnum):
     PENDING_CANCELLATION = "pendingCancellation"  # cancellation accepted, being carried out
 
 
-S = OrderState
-
 TRANSITIONS: dict[OrderState, frozenset[OrderState]] = {
-    S.ACKNOWLEDGED: frozenset({S.REJECTED, S.IN_PROGRESS, S.CANCELLED, S.ASSESSING_CANCELLATION}),
-    S.IN_PROGRESS: frozenset(
+    OrderState.ACKNOWLEDGED: frozenset(
+        {OrderState.REJECTED, OrderState.IN_PROGRESS, OrderState.CANCELLED, OrderState.ASSESSING_CANCELLATION}
+    ),
+    OrderState.IN_PROGRESS: frozenset(
         {
-            S.PENDING,
-            S.HELD,
-            S.COMPLETED,
-            S.FAILED,
-            S.PARTIAL,
-            S.CANCELLED,
-            S.ASSESSING_CANCELLATION,
+            OrderState.PENDING,
+            OrderState.HELD,
+            OrderState.COMPLETED,
+            OrderState.FAILED,
+            OrderState.PARTIAL,
+            OrderState.CANCELLED,
+            OrderState.ASSESSING_CANCELLATION,
         }
     ),
-    S.PENDING: frozenset({S.IN_PROGRESS, S.CANCELLED, S.ASSESSING_CANCELLATION}),
-    S.HELD: frozenset({S.IN_PROGRESS, S.CANCELLED, S.ASSESSING_CANCELLATION}),
+    OrderState.PENDING: frozenset(
+        {OrderState.IN_PROGRESS, OrderState.CANCELLED, OrderState.ASSESSING_CANCELLATION}
+    ),
+    OrderState.HELD: frozenset(
+        {OrderState.IN_PROGRESS, OrderState.CANCELLED, OrderState.ASSESSING_CANCELLATION}
+    ),
     # Denial returns to the state the order came from; which one is checked by the caller
     # against the recorded origin (see ServiceOrder.deny_cancellation).
-    S.ASSESSING_CANCELLATION: frozenset(
-        {S.ACKNOWLEDGED, S.IN_PROGRESS, S.PENDING, S.HELD, S.PENDING_CANCELLATION}
+    OrderState.ASSESSING_CANCELLATION: frozenset(
+        {
+            OrderState.ACKNOWLEDGED,
+            OrderState.IN_PROGRESS,
+            OrderState.PENDING,
+            OrderState.HELD,
+            OrderState.PENDING_CANCELLATION,
+        }
     ),
-    S.PENDING_CANCELLATION: frozenset({S.CANCELLED}),
-    S.REJECTED: frozenset(),
-    S.CANCELLED: frozenset(),
-    S.COMPLETED: frozenset(),
-    S.FAILED: frozenset(),
-    S.PARTIAL: frozenset(),
+    OrderState.PENDING_CANCELLATION: frozenset({OrderState.CANCELLED}),
+    OrderState.REJECTED: frozenset(),
+    OrderState.CANCELLED: frozenset(),
+    OrderState.COMPLETED: frozenset(),
+    OrderState.FAILED: frozenset(),
+    OrderState.PARTIAL: frozenset(),
 }
 
 TERMINAL_STATES: frozenset[OrderState] = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)
-INITIAL_STATE = S.ACKNOWLEDGED
+INITIAL_STATE = OrderState.ACKNOWLEDGED
 
 
 class IllegalTransition(Exception):
@@ -90,7 +100,7 @@ def check_transition(subject: str, current: OrderState, target: OrderState) -> N
 
 # What a subject passes through when it follows its items (or its order) to a state the table does
 # not reach in one move: the cancellation was accepted in between, or the work was under way.
-PASS_THROUGH: tuple[OrderState, ...] = (S.PENDING_CANCELLATION, S.IN_PROGRESS)
+PASS_THROUGH: tuple[OrderState, ...] = (OrderState.PENDING_CANCELLATION, OrderState.IN_PROGRESS)
 
 
 def route(
@@ -139,23 +149,28 @@ def roll_up(item_states: Iterable[OrderState]) -> OrderState:
     if not states:
         raise ValueError("an order has at least one item")
     present = set(states)
-    if S.REJECTED in present:
-        return S.REJECTED
+    if OrderState.REJECTED in present:
+        return OrderState.REJECTED
     if len(present) == 1:
         return states[0]
-    if S.IN_PROGRESS in present:
-        return S.IN_PROGRESS
-    for waiting in (S.PENDING_CANCELLATION, S.ASSESSING_CANCELLATION, S.HELD, S.PENDING):
+    if OrderState.IN_PROGRESS in present:
+        return OrderState.IN_PROGRESS
+    for waiting in (
+        OrderState.PENDING_CANCELLATION,
+        OrderState.ASSESSING_CANCELLATION,
+        OrderState.HELD,
+        OrderState.PENDING,
+    ):
         if waiting in present:
             return waiting
     if present <= TERMINAL_STATES:
-        if S.COMPLETED in present or S.PARTIAL in present:
-            return S.PARTIAL
-        if S.FAILED in present:
-            return S.FAILED
-        return S.CANCELLED
+        if OrderState.COMPLETED in present or OrderState.PARTIAL in present:
+            return OrderState.PARTIAL
+        if OrderState.FAILED in present:
+            return OrderState.FAILED
+        return OrderState.CANCELLED
     # Some items finished, the others not started yet: the order is under way.
-    return S.IN_PROGRESS
+    return OrderState.IN_PROGRESS
 
 
 class TaskState(StrEnum):

@@ -92,60 +92,73 @@ def refresh_jeopardy(
 ) -> Assessment | None:
     """Assess, alert, escalate and schedule the next check, in the caller's transaction."""
     stamp = format_datetime(now)
-    records = tx.jeopardy
     if plan is not None:
-        records.record_durations(_finished_now(order, plan, stamp))
+        tx.jeopardy.record_durations(_finished_now(order, plan, stamp))
     run = EscalationRun(tx, policy, now, actor, email)
     if order.is_terminal or order.deleted:
         _stop(run, order)
         return None
     # Without rules only the auto-cancel needs it, and only on a state change: spare the query.
     needed = bool(policy.rules) or _state_changed(order)
-    state_since = _state_since(order, records) if needed else parse_datetime(order.order_date)
+    state_since = _state_since(order, tx.jeopardy) if needed else parse_datetime(order.order_date)
     _schedule_auto_cancel(tx, order, policy, state_since, now)
-    assessment: Assessment | None = None
-    facts = order_facts(order, level=order.jeopardy_level, now=now, state_since=state_since)
-    # A plan waiting for its requested start is assessed when it starts (the engine refreshes then).
-    if plan is not None and plan.started and plan.activities:
-        commitment = commitment_of(order, policy, facts)
-        assessment = assess(
-            _timings(order, plan, policy, records),
-            now=now,
-            commitment=commitment,
-            thresholds=policy.thresholds,
-        )
-        level = assessment.level.value
-        order.record_jeopardy(
-            level, name=f"order {ALERT_NAMES[level]}", message=assessment.reason, now=stamp, actor=actor
-        )
-        order.set_expected_completion(format_datetime(assessment.projection), now=stamp, actor=actor)
+    assessment = _assess(run, order, plan, state_since)
     for _ in range(3 if policy.rules else 0):
         # A step that moves the order (hold) changes the facts the rules see: evaluate again.
         state = order.state
-        facts = order_facts(order, level=order.jeopardy_level, now=now, state_since=state_since)
-        escalate(run, order, facts)
+        escalate(run, order, order_facts(order, level=order.jeopardy_level, now=now, state_since=state_since))
         if order.state == state:
             break
         state_since = now
     if order.is_terminal:
         _stop(run, order)
-        return assessment
+    else:
+        _schedule_check(run, order, assessment, state_since)
+    return assessment
+
+
+def _assess(
+    run: EscalationRun, order: ServiceOrder, plan: Plan | None, state_since: datetime
+) -> Assessment | None:
+    """The projection against the commitment, recorded on the order: a jeopardyAlert when the level
+    changes, and `expectedCompletionDate`. A plan waiting for its requested start is assessed when
+    it starts (the engine refreshes then)."""
+    if plan is None or not plan.started or not plan.activities:
+        return None
+    facts = order_facts(order, level=order.jeopardy_level, now=run.now, state_since=state_since)
+    assessment = assess(
+        _timings(order, plan, run.policy, run.tx.jeopardy),
+        now=run.now,
+        commitment=commitment_of(order, run.policy, facts),
+        thresholds=run.policy.thresholds,
+    )
+    level = assessment.level.value
+    order.record_jeopardy(
+        level, name=f"order {ALERT_NAMES[level]}", message=assessment.reason, now=run.stamp, actor=run.actor
+    )
+    order.set_expected_completion(format_datetime(assessment.projection), now=run.stamp, actor=run.actor)
+    return assessment
+
+
+def _schedule_check(
+    run: EscalationRun, order: ServiceOrder, assessment: Assessment | None, state_since: datetime
+) -> None:
+    """ONE check job, at the next instant the level or a time-based rule can change; none if never."""
     candidates = [
         assessment.next_change if assessment else None,
         next_flip(
-            policy.rules,
-            order_facts(order, level=order.jeopardy_level, now=now, state_since=state_since),
-            now=now,
+            run.policy.rules,
+            order_facts(order, level=order.jeopardy_level, now=run.now, state_since=state_since),
+            now=run.now,
             state_since=state_since,
             order_date=parse_datetime(order.order_date),
         ),
     ]
     due = min((c for c in candidates if c is not None), default=None)
     if due is None:
-        tx.cancel_job(CHECK_JOB, order.id)
+        run.tx.cancel_job(CHECK_JOB, order.id)
     else:
-        tx.schedule_job(JobRequest(CHECK_JOB, order.id, due), now=now)
-    return assessment
+        run.tx.schedule_job(JobRequest(CHECK_JOB, order.id, due), now=run.now)
 
 
 def commitment_of(order: ServiceOrder, policy: Policy, facts: Mapping[str, Any]) -> datetime:

@@ -11,75 +11,38 @@ import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, delete, func, insert, select
 
 from provtrack.adapters.store import events as event_store
 from provtrack.adapters.store import jobs
 from provtrack.adapters.store.database import WriterLock, is_sqlite, sqlite_file
 from provtrack.adapters.store.escalation import DurationCache, SqlJeopardyRecords
 from provtrack.adapters.store.filters import FilterCompiler
-from provtrack.adapters.store.prepared import Prepared
+from provtrack.adapters.store.order_rows import (
+    AUDIT_INSERT,
+    INSERT_ORDER,
+    ORDER_COLUMNS,
+    ORDER_DOCUMENT,
+    ORDER_ROW,
+    ORDER_VERSION,
+    SAVE_ORDER,
+    TASK_COLUMNS,
+    audit_rows,
+    change_time,
+    dumps,
+    order_row,
+)
 from provtrack.adapters.store.provisioning import SqlPlans
 from provtrack.adapters.store.tables import audit_record, cancel_service_order, service_order
 from provtrack.domain.cancellation import CancelServiceOrder
-from provtrack.domain.clock import format_datetime
 from provtrack.domain.jobs import Job, JobRequest
 from provtrack.domain.model import Change, ServiceOrder
 from provtrack.domain.query import Query
 from provtrack.services.ports import AfterChange, ConcurrentUpdate, Page
-
-ORDER_COLUMNS: dict[tuple[str, ...], str] = {
-    ("id",): "id",
-    ("state",): "state",
-    ("orderDate",): "order_date",
-    ("externalId",): "external_id",
-    ("category",): "category",
-    ("priority",): "priority",
-    ("requestedCompletionDate",): "requested_completion_date",
-}
-TASK_COLUMNS: dict[tuple[str, ...], str] = {
-    ("id",): "id",
-    ("state",): "state",
-    ("serviceOrder", "id"): "service_order_id",
-}
-# The most frequent statements, compiled once and run on the driver (prepared.py).
-ORDER_DOCUMENT = Prepared(select(service_order.c.document).where(service_order.c.id == bindparam("order_id")))
-ORDER_VERSION = Prepared(select(service_order.c.version).where(service_order.c.id == bindparam("order_id")))
-ORDER_ROW = Prepared(
-    select(
-        service_order.c.document, service_order.c.version, service_order.c.state_before_cancellation
-    ).where(service_order.c.id == bindparam("order_id"))
-)
-_ORDER_COLUMNS = (
-    "state",
-    "order_date",
-    "external_id",
-    "category",
-    "priority",
-    "requested_completion_date",
-    "state_before_cancellation",
-    "version",
-    "document",
-)
-SAVE_ORDER = Prepared(
-    update(service_order)
-    .where(service_order.c.id == bindparam("b_order_id"), service_order.c.version == bindparam("b_expected"))
-    .values({name: bindparam(name) for name in _ORDER_COLUMNS})
-)
-INSERT_ORDER = Prepared(
-    insert(service_order).values({name: bindparam(name) for name in ("id", *_ORDER_COLUMNS)})
-)
-_AUDIT_COLUMNS = ("service_order_id", "subject", "attribute", "old_value", "new_value", "at", "actor")
-AUDIT_INSERT = Prepared(insert(audit_record).values({name: bindparam(name) for name in _AUDIT_COLUMNS}))
-
-
-def dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
 
 JOBS_CHANNEL = "provtrack_jobs"
 
@@ -338,8 +301,8 @@ class SqlTransaction:
         """Insert new orders and their audit rows with one statement per table (also bulk loads)."""
         for order in orders:
             order.version = 1
-        rows = [{"id": o.id, **_order_row(o)} for o in orders]
-        audit = [row for o in orders for row in _audit_rows(o.id, o.changes)]
+        rows = [{"id": o.id, **order_row(o)} for o in orders]
+        audit = [row for o in orders for row in audit_rows(o.id, o.changes)]
         for order in orders:
             order.changes.clear()
 
@@ -352,9 +315,9 @@ class SqlTransaction:
 
     def save_order(self, order: ServiceOrder) -> None:
         expected = order.version
-        until = _change_time(order)
+        until = change_time(order)
         order.version += 1
-        row = {"b_order_id": order.id, "b_expected": expected, **_order_row(order)}
+        row = {"b_order_id": order.id, "b_expected": expected, **order_row(order)}
 
         def save(conn: Connection) -> None:
             event_store.archive_order_version(conn, order.id, expected, until=until)
@@ -412,7 +375,7 @@ class SqlTransaction:
     def record_changes(self, order_id: str, changes: list[Change]) -> None:
         if not changes:
             return
-        rows = _audit_rows(order_id, changes)
+        rows = audit_rows(order_id, changes)
         changes.clear()
         self.write(lambda conn: AUDIT_INSERT.executemany(conn, rows))
 
@@ -465,50 +428,3 @@ class SqlTransaction:
         if where is not None:
             stmt = stmt.where(where)
         return Page(total, list(self.conn.execute(stmt).scalars()))
-
-
-def _order_row(order: ServiceOrder) -> dict[str, Any]:
-    attrs = order.attributes
-    priority = attrs.get("priority")
-    return {
-        "state": order.state.value,
-        "order_date": order.order_date,
-        "external_id": _text(attrs.get("externalId")),
-        "category": _text(attrs.get("category")),
-        "priority": None if priority is None else str(priority),
-        "requested_completion_date": attrs.get("requestedCompletionDate"),
-        "state_before_cancellation": (
-            order.state_before_cancellation.value if order.state_before_cancellation else None
-        ),
-        "version": order.version,
-        "document": dumps(order.to_document()),
-    }
-
-
-def _audit_rows(order_id: str, changes: list[Change]) -> list[dict[str, Any]]:
-    return [
-        {
-            "service_order_id": order_id,
-            "subject": c.subject,
-            "attribute": c.attribute,
-            "old_value": None if c.old is None else dumps(c.old),
-            "new_value": None if c.new is None else dumps(c.new),
-            "at": c.at,
-            "actor": c.actor,
-        }
-        for c in changes
-    ]
-
-
-def _change_time(order: ServiceOrder) -> str:
-    """When a save happens: the time of the changes it records (the domain carries `now`)."""
-    if order.changes:
-        return order.changes[-1].at
-    if order.events:
-        return order.events[-1].at
-    # A save that records nothing (engine bookkeeping): the wall clock is the best we have.
-    return format_datetime(datetime.now(UTC))
-
-
-def _text(value: Any) -> str | None:
-    return None if value is None else str(value)
