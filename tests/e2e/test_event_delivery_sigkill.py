@@ -6,8 +6,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,18 +14,11 @@ from pathlib import Path
 import httpx
 
 from provtrack.domain.webhooks import verify
+from tests.e2e.waiting import wait_for
 from tests.factories import order_body
 from tests.integration.receiver import Receiver, free_port
 
 API = "/tmf-api/serviceOrdering/v4"
-
-
-def wait_for(condition: Callable[[], bool], *, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 @contextmanager

@@ -6,9 +6,8 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from provtrack.services.orders import create_order
 from provtrack.services.ports import Context
 from provtrack.simulator.resource_ordering import Behaviour, ResourceOrderingSimulator
 from provtrack.simulator.serving import serving_in_thread
+from tests.e2e.waiting import wait_for
 
 CATALOG = """
 systems:
@@ -38,14 +38,6 @@ services:
       - {{id: activate-line, system: inventory, resourceSpecification: broadband-profile,
           after: [configure-port], expectedDuration: PT1M}}
 """
-
-
-def wait_for(condition: Callable[[], bool], *, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 @pytest.fixture
