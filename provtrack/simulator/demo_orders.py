@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 import threading
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -29,82 +31,79 @@ def _item(item_id: str, spec: str, action: str = "add", **extra: Any) -> dict[st
 
 def demo_order(rng: random.Random) -> dict[str, Any]:
     """One order, picked the way a mixed residential/business/mobile operator receives them."""
-    kind = rng.choices(["ftth", "iptv", "eline", "sdwan", "sim"], weights=[40, 15, 15, 10, 20])[0]
-    address = f"{rng.randint(1, 120)} {rng.choice(STREETS)}, {rng.choice(CITIES)}"
-    customer = rng.choice(NAMES)
-    external = f"BSS-{rng.randint(100000, 999999)}"
-    if kind == "ftth":
-        speed = rng.choice([300, 500, 1000, 2000])
-        items = [
-            _item(
-                "1",
-                "ftth-residential",
-                serviceCharacteristic=_chars(
-                    downloadSpeed=speed, uploadSpeed=speed // 2, installationAddress=address
-                ),
-            )
-        ]
-        return _body(external, f"FTTH {speed}M for {address}", "residential", customer, items)
-    if kind == "iptv":
-        broadband = f"svc-ftth-{rng.randint(1000, 9999)}"
-        items = [
-            _item(
-                "bb",
-                "ftth-residential",
-                "modify",
-                id=broadband,
-                serviceCharacteristic=_chars(downloadSpeed=1000, uploadSpeed=500),
-            ),
-            {
-                **_item(
-                    "tv",
-                    "iptv-addon",
-                    serviceCharacteristic=_chars(package=rng.choice(["basic", "family", "sport"])),
-                ),
-                "serviceOrderItemRelationship": [
-                    {"relationshipType": "dependency", "orderItem": {"itemId": "bb"}}
-                ],
-            },
-        ]
-        return _body(external, f"IPTV add-on on {broadband}", "residential", customer, items)
-    if kind == "eline":
-        bandwidth = rng.choice([100, 200, 500, 1000])
-        items = [
-            _item(
-                "eline",
-                "business-ethernet-eline",
-                serviceCharacteristic=_chars(bandwidthMbps=bandwidth, vlanId=rng.randint(100, 4000)),
-            )
-        ]
-        return _body(
-            external,
-            f"E-Line {bandwidth}M for {rng.choice(COMPANIES)}",
-            "business",
-            customer,
-            items,
-            priority="3",
-        )
-    if kind == "sdwan":
-        sites = rng.randint(1, 3)
-        items = [
-            _item(
-                f"site{n}",
-                "sdwan-site",
-                serviceCharacteristic=_chars(edgeModel="edge-520", topology="hub-and-spoke"),
-            )
-            for n in range(1, sites + 1)
-        ]
-        return _body(
-            external,
-            f"SD-WAN {sites} site(s) for {rng.choice(COMPANIES)}",
-            "business",
-            customer,
-            items,
-            priority="2",
-        )
+    kind = rng.choices(list(_ORDERS), weights=[40, 15, 15, 10, 20])[0]
+    who = _Customer(
+        external=f"BSS-{rng.randint(100000, 999999)}",
+        name=rng.choice(NAMES),
+        address=f"{rng.randint(1, 120)} {rng.choice(STREETS)}, {rng.choice(CITIES)}",
+    )
+    return _ORDERS[kind](rng, who)
+
+
+@dataclass(frozen=True, slots=True)
+class _Customer:
+    external: str
+    name: str
+    address: str
+
+
+def _ftth(rng: random.Random, who: _Customer) -> dict[str, Any]:
+    speed = rng.choice([300, 500, 1000, 2000])
+    chars = _chars(downloadSpeed=speed, uploadSpeed=speed // 2, installationAddress=who.address)
+    items = [_item("1", "ftth-residential", serviceCharacteristic=chars)]
+    return _body(who.external, f"FTTH {speed}M for {who.address}", "residential", who.name, items)
+
+
+def _iptv(rng: random.Random, who: _Customer) -> dict[str, Any]:
+    broadband = f"svc-ftth-{rng.randint(1000, 9999)}"
+    package = rng.choice(["basic", "family", "sport"])
+    items = [
+        _item(
+            "bb",
+            "ftth-residential",
+            "modify",
+            id=broadband,
+            serviceCharacteristic=_chars(downloadSpeed=1000, uploadSpeed=500),
+        ),
+        {
+            **_item("tv", "iptv-addon", serviceCharacteristic=_chars(package=package)),
+            "serviceOrderItemRelationship": [
+                {"relationshipType": "dependency", "orderItem": {"itemId": "bb"}}
+            ],
+        },
+    ]
+    return _body(who.external, f"IPTV add-on on {broadband}", "residential", who.name, items)
+
+
+def _eline(rng: random.Random, who: _Customer) -> dict[str, Any]:
+    bandwidth = rng.choice([100, 200, 500, 1000])
+    chars = _chars(bandwidthMbps=bandwidth, vlanId=rng.randint(100, 4000))
+    items = [_item("eline", "business-ethernet-eline", serviceCharacteristic=chars)]
+    description = f"E-Line {bandwidth}M for {rng.choice(COMPANIES)}"
+    return _body(who.external, description, "business", who.name, items, priority="3")
+
+
+def _sdwan(rng: random.Random, who: _Customer) -> dict[str, Any]:
+    sites = rng.randint(1, 3)
+    chars = _chars(edgeModel="edge-520", topology="hub-and-spoke")
+    items = [_item(f"site{n}", "sdwan-site", serviceCharacteristic=chars) for n in range(1, sites + 1)]
+    description = f"SD-WAN {sites} site(s) for {rng.choice(COMPANIES)}"
+    return _body(who.external, description, "business", who.name, items, priority="2")
+
+
+def _sim(rng: random.Random, who: _Customer) -> dict[str, Any]:
     msisdn = f"+336{rng.randint(10000000, 99999999)}"
     items = [_item("sim", "mobile-sim-port-in", serviceCharacteristic=_chars(msisdn=msisdn))]
-    return _body(external, f"SIM with port-in of {msisdn}", "mobile", customer, items)
+    return _body(who.external, f"SIM with port-in of {msisdn}", "mobile", who.name, items)
+
+
+_ORDERS: dict[str, Callable[[random.Random, _Customer], dict[str, Any]]] = {
+    "ftth": _ftth,
+    "iptv": _iptv,
+    "eline": _eline,
+    "sdwan": _sdwan,
+    "sim": _sim,
+}
 
 
 def _body(

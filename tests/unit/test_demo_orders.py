@@ -1,0 +1,31 @@
+"""The demo feed sends orders the API accepts and the demo catalog can plan, of every kind."""
+
+from __future__ import annotations
+
+import random
+
+from provtrack.adapters.catalog_file import load_catalog
+from provtrack.domain.model import ServiceOrder
+from provtrack.domain.plan import build_plan
+from provtrack.domain.validation import validate_new_order
+from provtrack.simulator.demo_orders import demo_order
+
+
+def test_every_kind_of_demo_order_is_valid_and_plannable() -> None:
+    catalog = load_catalog("demo")
+    rng = random.Random(7)
+    ids = iter(range(10**6))
+    specifications: set[str] = set()
+    for n in range(300):
+        body = validate_new_order(demo_order(rng))
+        order = ServiceOrder.accept(body, order_id=f"o{n}", now="2026-12-01T09:00:00.000Z", actor="test")
+        plan = build_plan(order, catalog, now=order.order_date, new_id=lambda: f"a{next(ids)}")
+        assert plan.activities
+        specifications |= {i["service"]["serviceSpecification"]["id"] for i in body["serviceOrderItem"]}
+    assert specifications == {
+        "ftth-residential",
+        "iptv-addon",
+        "business-ethernet-eline",
+        "sdwan-site",
+        "mobile-sim-port-in",
+    }
