@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
-from provtrack.cli.options import DatabaseOption, checked, out, settings_from
+from provtrack.cli.options import DatabaseOption, JsonOption, checked, out, print_rows, settings_from
 from provtrack.cli.options import console as err
 
 if TYPE_CHECKING:
@@ -23,45 +22,66 @@ def _store(database: str | None) -> SqlStore:
 
 
 @events_app.command("subscriptions")
-def subscriptions(database: DatabaseOption = None) -> None:
+def subscriptions(database: DatabaseOption = None, as_json: JsonOption = False) -> None:
     """List the hub subscriptions (without secrets)."""
     from provtrack.services import events
 
     store = _store(database)
     try:
-        table = Table("id", "callback", "query", "deliverTo", "state", "since")
-        for s in events.list_subscriptions(store):
-            table.add_row(s.id, s.callback, s.query or "", s.deliver_to.value, s.state, s.created_at)
-        out.print(table)
+        rows = [
+            {
+                "id": s.id,
+                "callback": s.callback,
+                "query": s.query,
+                "deliverTo": s.deliver_to.value,
+                "state": s.state,
+                "since": s.created_at,
+            }
+            for s in events.list_subscriptions(store)
+        ]
     finally:
         store.dispose()
+    columns = {"id": "id", "callback": "callback", "query": "query", "deliverTo": "deliverTo"}
+    print_rows({**columns, "state": "state", "since": "since"}, rows, keys=["id"], as_json=as_json)
 
 
 @events_app.command("dead-letters")
 def dead_letters(
     subscription: Annotated[str | None, typer.Option(help="only this subscription's")] = None,
     database: DatabaseOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """List the events that could not be delivered within the retry horizon."""
     from provtrack.services import events
 
     store = _store(database)
     try:
-        table = Table("id", "subscription", "order", "event", "dead at", "attempts", "error", "delivered")
-        for d in events.list_dead_letters(store, subscription_id=subscription):
-            table.add_row(
-                str(d.id),
-                d.subscription_id,
-                d.service_order_id,
-                d.event_type,
-                d.dead_at,
-                str(d.attempts),
-                d.last_error,
-                d.delivered_at or ("queued" if d.replayed_at else ""),
-            )
-        out.print(table)
+        rows = [
+            {
+                "id": d.id,
+                "subscription": d.subscription_id,
+                "serviceOrder": d.service_order_id,
+                "eventType": d.event_type,
+                "deadAt": d.dead_at,
+                "attempts": d.attempts,
+                "lastError": d.last_error,
+                "delivered": d.delivered_at or ("queued" if d.replayed_at else None),
+            }
+            for d in events.list_dead_letters(store, subscription_id=subscription)
+        ]
     finally:
         store.dispose()
+    columns = {
+        "id": "id",
+        "subscription": "subscription",
+        "serviceOrder": "order",
+        "eventType": "event",
+        "deadAt": "dead at",
+        "attempts": "attempts",
+        "lastError": "error",
+        "delivered": "delivered",
+    }
+    print_rows(columns, rows, keys=["id", "subscription", "serviceOrder"], as_json=as_json)
 
 
 @events_app.command("replay")

@@ -2,18 +2,72 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Annotated, TypeVar
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import Annotated, Any, TextIO, TypeVar
 
+import orjson
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from provtrack.settings import Settings
 
-# Messages go to stderr, results to stdout; neither wraps: a pipe or a log gets whole lines.
-console = Console(stderr=True, soft_wrap=True)
-out = Console(soft_wrap=True)
 T = TypeVar("T")
+UNBOUNDED = 1_000_000  # the width of a table written to a pipe or a file: never cut, never wrapped
+
+
+def _console(stream: TextIO) -> Console:
+    """A console on the stream as it is now (a terminal and its width, or not): made per call, so a
+    command run in-process by a test sees the stream and COLUMNS the test set."""
+    found = Console(file=stream, soft_wrap=True)
+    return found if found.is_terminal else Console(file=stream, soft_wrap=True, width=UNBOUNDED)
+
+
+class _Stream:
+    """`console` (stderr, messages) and `out` (stdout, results), resolved when printed to."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def print(self, *objects: Any, **options: Any) -> None:
+        _console(getattr(sys, self.name)).print(*objects, **options)
+
+
+def stderr_console() -> Console:
+    """The stderr console itself, for progress bars (they redraw on a terminal only)."""
+    return _console(sys.stderr)
+
+
+console = _Stream("stderr")
+out = _Stream("stdout")
+JsonOption = Annotated[bool, typer.Option("--json", help="one JSON object per line, for scripts")]
+
+
+def print_rows(
+    columns: Mapping[str, str], rows: Sequence[Mapping[str, Any]], *, keys: Sequence[str], as_json: bool
+) -> None:
+    """Rows as a table (`columns`: field -> heading), or as JSON lines. The `keys` columns (ids an
+    operator copies into the next command) are never cut: other columns fold around them."""
+    if as_json:
+        for row in rows:
+            sys.stdout.write(orjson.dumps(dict(row)).decode() + "\n")
+        return
+    table = Table(*[], show_lines=False)
+    for field, heading in columns.items():
+        if field in keys:
+            widest = max((len(str(r.get(field) or "")) for r in rows), default=len(heading))
+            table.add_column(heading, no_wrap=True, min_width=max(widest, len(heading)))
+        else:
+            table.add_column(heading, overflow="fold")
+    for row in rows:
+        table.add_row(*(_cell(row.get(field)) for field in columns))
+    out.print(table)
+
+
+def _cell(value: Any) -> str:
+    return "" if value is None else str(value)
+
 
 DatabaseOption = Annotated[
     str | None,

@@ -6,13 +6,25 @@ import gc
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from provtrack.cli.options import DatabaseOption, checked, console, out, settings_from
+from provtrack.cli.options import (
+    DatabaseOption,
+    JsonOption,
+    checked,
+    console,
+    out,
+    print_rows,
+    settings_from,
+    stderr_console,
+)
+
+if TYPE_CHECKING:
+    from provtrack.services.escalation import Firing
 
 policy_app = typer.Typer(help="Escalation policy (docs/policy.md).", no_args_is_help=True)
 
@@ -32,7 +44,7 @@ def policy_check(file: Annotated[str, typer.Argument(help="policy YAML file, or 
 
 
 @policy_app.command("simulate")
-def policy_simulate(
+def policy_simulate(  # noqa: PLR0917 - Typer maps each parameter to an option
     file: Annotated[str, typer.Argument(help="policy YAML file, or `demo`")],
     database: DatabaseOption = None,
     at: Annotated[
@@ -40,13 +52,14 @@ def policy_simulate(
     ] = None,
     show: Annotated[int, typer.Option("--show", help="list at most this many firings")] = 20,
     batch: Annotated[int, typer.Option(help="orders read per query")] = 2000,
+    as_json: JsonOption = False,
 ) -> None:
     """What the policy would do now for the live orders, and for whom, without doing it."""
     from provtrack.adapters.policy_file import load_policy
     from provtrack.adapters.store.escalation import count_open_orders, open_order_snapshots
     from provtrack.bootstrap import Assembly
     from provtrack.domain.clock import parse_datetime
-    from provtrack.services.escalation import Firing, OrderSnapshot, simulate
+    from provtrack.services.escalation import OrderSnapshot, simulate
 
     policy = checked(lambda: load_policy(file))
     now = parse_datetime(at) if at else datetime.now(UTC)
@@ -64,7 +77,7 @@ def policy_simulate(
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),
             )
-            with Progress(*columns, console=console, transient=True) as progress:
+            with Progress(*columns, console=stderr_console(), transient=True) as progress:
                 task = progress.add_task("orders", total=total)
 
                 def batches() -> Iterator[list[OrderSnapshot]]:
@@ -85,7 +98,7 @@ def policy_simulate(
     finally:
         gc.enable()
         store.dispose()
-    _report(orders, now, per_step, per_recipient, listed)
+    _report(orders, now, per_step, per_recipient, listed, as_json=as_json)
 
 
 def _report(
@@ -93,11 +106,30 @@ def _report(
     now: datetime,
     per_step: Counter[tuple[str, int, str]],
     per_recipient: Counter[str],
-    listed: Sequence[object],
+    listed: Sequence[Firing],
+    *,
+    as_json: bool,
 ) -> None:
+    """Totals per step and per recipient, then the first firings; with --json the firings alone,
+    one object per line on stdout, and the totals line on stderr."""
     from provtrack.domain.clock import format_datetime
 
-    out.print(f"{orders} open orders at {format_datetime(now)}: {sum(per_step.values())} steps would fire")
+    rows = [
+        {
+            "serviceOrder": f.order_id,
+            "rule": f.rule,
+            "step": f.step,
+            "actions": "; ".join(f.actions),
+            "recipients": ", ".join(f.recipients),
+        }
+        for f in listed
+    ]
+    totals = f"{orders} open orders at {format_datetime(now)}: {sum(per_step.values())} steps would fire"
+    if as_json:
+        console.print(totals)
+        print_rows({}, rows, keys=[], as_json=True)
+        return
+    out.print(totals)
     if per_step:
         table = Table("rule", "step", "actions", "orders")
         for (rule, step, actions), count in sorted(per_step.items()):
@@ -108,5 +140,6 @@ def _report(
         for recipient, count in per_recipient.most_common():
             table.add_row(recipient, str(count))
         out.print(table)
-    for firing in listed:
-        out.print(firing, soft_wrap=True, highlight=False)
+    if rows:
+        columns = {"serviceOrder": "order", "rule": "rule", "step": "step", "actions": "actions"}
+        print_rows({**columns, "recipients": "told"}, rows, keys=["serviceOrder"], as_json=False)
