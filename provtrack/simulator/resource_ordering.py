@@ -46,7 +46,7 @@ class Behaviour:
     fail_posts: int = 0  # the next N POSTs answer 500 (then it is back to normal)
     refuse_specs: list[str] = field(default_factory=list)  # resource specifications answered with 400
     post_latency: float = 0.0  # seconds a POST takes to answer, after the order is created
-    notify_before_response: bool = False  # send the first state change before the POST answers
+    notify_before_response: bool = False  # the POST answers after the first state change is sent
     seed: int | None = None
 
 
