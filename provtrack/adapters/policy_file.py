@@ -40,10 +40,16 @@ def load_policy(path: str | Path) -> Policy:
     return parse_policy_text(text, source=str(file))
 
 
-class ReloadingPolicy:
-    """The policy in force, re-read when its file changes (looked at most once a second).
+Signature = tuple[int, int] | None  # (mtime in ns, size) of the file; None when it cannot be read
 
-    A file that no longer validates is refused with its problems logged; the last good policy stays.
+
+class ReloadingPolicy:
+    """The policy in force, re-read when its file changes.
+
+    `check()` takes one look at the file (a `PolicyWatcher` thread calls it every `interval`
+    seconds); without a watcher, reading the policy looks at most once every `interval` seconds. A
+    file that no longer validates (or has gone) is refused at the look that sees it, its problems
+    logged with their lines; the last good policy stays in force.
     """
 
     def __init__(
@@ -57,36 +63,96 @@ class ReloadingPolicy:
         self.interval = interval
         self.clock = clock
         self._lock = threading.Lock()
+        self._signature = self._stat()  # before reading: a change while it is read is seen next time
         self._policy = Policy() if self.file is None else load_policy(self.file)
-        self._mtime = self._stat()
         self._checked = clock()
         self.problems: list[str] = []
 
-    def _stat(self) -> float | None:
+    def _stat(self) -> Signature:
+        if self.file is None:
+            return None
         try:
-            return None if self.file is None else self.file.stat().st_mtime
+            stat = self.file.stat()
         except OSError:
             return None
+        return stat.st_mtime_ns, stat.st_size
 
     def __call__(self) -> Policy:
-        if self.file is None or self.clock() - self._checked < self.interval:
-            return self._policy
+        if self.file is not None and self.clock() - self._checked >= self.interval:
+            self.check()
+        return self._policy
+
+    def check(self) -> bool | None:
+        """One look at the file: None if it has not changed since the last look, True if it changed
+        and was reloaded, False if it changed and was refused (the last good policy stays)."""
+        if self.file is None:
+            return None
         with self._lock:
             self._checked = self.clock()
-            mtime = self._stat()
-            if mtime is None or mtime == self._mtime:
-                return self._policy
-            self._mtime = mtime
+            signature = self._stat()
+            if signature == self._signature:
+                return None
+            self._signature = signature
             try:
-                self._policy = load_policy(self.file)
+                if signature is None:
+                    raise InvalidPolicy(str(self.file), [Problem(None, "the policy file cannot be read")])
+                policy = load_policy(self.file)
             except InvalidPolicy as exc:
                 self.problems = [str(p) for p in exc.problems]
                 log.error(
-                    "policy not reloaded: it has problems; the last good policy stays",
+                    "policy reload rejected: the file has problems; the last good policy stays",
                     file=str(self.file),
+                    lines=sorted({p.line for p in exc.problems if p.line is not None}),
                     problems=self.problems,
                 )
-            else:
-                self.problems = []
-                log.info("policy reloaded", file=str(self.file), rules=len(self._policy.rules))
-            return self._policy
+                return False
+            self._policy = policy
+            self.problems = []
+            log.info("policy reloaded", file=str(self.file), rules=len(policy.rules))
+            return True
+
+
+class PolicyWatcher:
+    """A daemon thread that looks at the policy file every `interval` seconds (the policy's own by
+    default) until stopped, so a change is applied, or a broken file reported, at once rather than
+    when an order next changes. `on_change` hears each change it saw: True reloaded, False refused."""
+
+    def __init__(
+        self,
+        policy: ReloadingPolicy,
+        *,
+        interval: float | None = None,
+        on_change: Callable[[bool], None] | None = None,
+    ) -> None:
+        self.policy = policy
+        self.interval = policy.interval if interval is None else interval
+        self.on_change = on_change
+        self._stop = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> PolicyWatcher:
+        if self.policy.file is not None and self.thread is None:
+            self.thread = threading.Thread(target=self._watch, name="provtrack-policy-watcher", daemon=True)
+            self.thread.start()
+        return self
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                changed = self.policy.check()
+            except Exception:  # a failed look must not end the watch; the next one tries again
+                log.exception("policy watch failed to look at the file", file=str(self.policy.file))
+                continue
+            if changed is not None and self.on_change is not None:
+                self.on_change(changed)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.thread is not None:
+            self.thread.join(timeout=5)
+
+    def __enter__(self) -> PolicyWatcher:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()

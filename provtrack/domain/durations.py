@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import timedelta
 
@@ -35,3 +36,24 @@ def format_duration(value: timedelta) -> str:
     if clock:
         text += "T" + clock
     return text if text != "P" else "PT0S"
+
+
+def humane_duration(value: timedelta) -> str:
+    """A duration for people, in its two largest units, rounded to the smaller: `0.4s`, `4s`,
+    `1min 30s`, `2h 05min`, `3d 4h`. Below 10 s it keeps a tenth of a second."""
+    seconds = value.total_seconds()
+    sign, seconds = ("-" if seconds < 0 else ""), abs(seconds)
+    if (tenths := _round(seconds * 10)) < 100:
+        return f"{sign}{tenths / 10:g}s"
+    if (whole := _round(seconds)) < 3600:
+        minutes, secs = divmod(whole, 60)
+        return sign + (f"{minutes}min" + (f" {secs:02d}s" if secs else "") if minutes else f"{secs}s")
+    if (whole := _round(seconds / 60)) < 24 * 60:
+        hours, minutes = divmod(whole, 60)
+        return f"{sign}{hours}h" + (f" {minutes:02d}min" if minutes else "")
+    days, hours = divmod(_round(seconds / 3600), 24)
+    return f"{sign}{days}d" + (f" {hours}h" if hours else "")
+
+
+def _round(value: float) -> int:
+    return math.floor(value + 0.5)  # halves up: 1.5 s is 2s, as people round

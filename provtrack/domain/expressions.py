@@ -30,7 +30,15 @@ Evaluator = Callable[[Mapping[str, Any]], Any]
 
 
 class InvalidExpression(ValueError):
-    """An expression outside the language; the message says what and where."""
+    """An expression outside the language; the message says what and where.
+
+    For a syntax error, `line` and `column` (from 1, in the text as written) are where parsing
+    stopped; the message names the line only for an expression written on more than one."""
+
+    def __init__(self, message: str, *, line: int | None = None, column: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line
+        self.column = column
 
 
 class Missing:
@@ -51,31 +59,63 @@ def compile_expression(text: str, *, variables: frozenset[str]) -> Evaluator:
         raise InvalidExpression("an expression is required")
     if len(text) > MAX_LENGTH:
         raise InvalidExpression(f"the expression is longer than {MAX_LENGTH} characters")
-    source = _cel_to_python(text)
+    source, origin = _cel_to_python(text)
     try:
-        tree = ast.parse(source.strip(), mode="eval")
+        tree = ast.parse(source, mode="eval")
     except SyntaxError as exc:
-        raise InvalidExpression(f"cannot parse {text!r}: {exc.msg} at column {exc.offset}") from None
+        raise _syntax_error(text, source, origin, exc) from None
     size = sum(1 for _ in ast.walk(tree))
     if size > MAX_NODES:
         raise InvalidExpression(f"the expression has {size} parts; at most {MAX_NODES} are allowed")
     return _Compiler(variables).compile(tree.body)
 
 
-def _cel_to_python(text: str) -> str:
-    """Rewrite CEL's `&& || ! true false null` outside string literals."""
-    out = []
-    for quoted, code in re.findall(r"(\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*')|([^\"']+)", text):
-        if quoted:
-            out.append(quoted)
-            continue
-        code = code.replace("&&", " and ").replace("||", " or ")
-        code = re.sub(r"!(?!=)", " not ", code)
-        code = re.sub(r"\btrue\b", "True", code)
-        code = re.sub(r"\bfalse\b", "False", code)
-        code = re.sub(r"\bnull\b", "None", code)
-        out.append(code)
-    return "".join(out)
+_TOKENS = re.compile(
+    r"""(?P<quoted>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')"""
+    r"|(?P<cel>&&|\|\||!(?!=)|\btrue\b|\bfalse\b|\bnull\b)"
+    r"|(?P<space>\s)"
+    r"|(?P<other>.)",
+    re.DOTALL,
+)
+_PYTHON = {"&&": " and ", "||": " or ", "!": " not ", "true": "True", "false": "False", "null": "None"}
+
+
+def _cel_to_python(text: str) -> tuple[str, list[int]]:
+    """Rewrite CEL's `&& || ! true false null` outside string literals, on one line, unindented.
+
+    Also returns, for each character of the rewrite and one past its end, the index in `text` it
+    comes from, so a syntax error points at the column the author wrote. A quote that is never
+    closed stays as it is, for Python to report where it opens.
+    """
+    out: list[str] = []
+    origin: list[int] = []
+    for token in _TOKENS.finditer(text):
+        piece = token.group()
+        if token.lastgroup == "cel":
+            piece = _PYTHON[piece]
+        elif token.lastgroup == "space":
+            piece = " "  # CEL allows line breaks anywhere; an eval of Python does not
+        out.append(piece)
+        origin.extend([token.start()] * len(piece) if token.lastgroup == "cel" else range(*token.span()))
+    source = "".join(out)
+    start, end = len(source) - len(source.lstrip()), len(source.rstrip())
+    return source[start:end], [*origin[start:end], len(text.rstrip())]
+
+
+def _syntax_error(text: str, source: str, origin: list[int], exc: SyntaxError) -> InvalidExpression:
+    line_starts = [0, *(i + 1 for i, char in enumerate(source) if char == "\n")]
+    line = min(max(exc.lineno or 1, 1), len(line_starts))
+    at = line_starts[line - 1] + (exc.offset or 0) - 1  # offset 0 or none: Python knows only "the end"
+    index = origin[at] if 0 <= at < len(origin) else origin[-1]
+    what = re.sub(r" \(detected at line \d+\)", "", exc.msg)
+    if index >= origin[-1]:
+        what = "the expression ends too early" if what == "invalid syntax" else what
+    elif text[index] == "=" and text[index : index + 2] != "==":
+        what += " (compare with ==)"
+    line = text.count("\n", 0, index) + 1
+    column = index - text.rfind("\n", 0, index)
+    where = f"line {line}, column {column}" if "\n" in text.rstrip() else f"column {column}"
+    return InvalidExpression(f"cannot parse {text!r}: {what} at {where}", line=line, column=column)
 
 
 _COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], bool]] = {

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from provtrack.domain.durations import humane_duration
+
 TICK = timedelta(milliseconds=1)  # the resolution of stored date-times
 
 
@@ -101,25 +103,26 @@ def assess(
     overruns = [a for a in activities if a.started_at is not None and now >= _overrun_at(a, thresholds)]
     if now >= commitment:
         level = JeopardyLevel.LATE
-        reason = f"the commitment {_fmt(commitment)} has passed ({_duration(now - commitment)} ago)"
+        reason = f"the commitment {_fmt(commitment)} has passed ({humane_duration(now - commitment)} ago)"
     elif projection > commitment:
         level = JeopardyLevel.IN_JEOPARDY
         reason = (
-            f"projected to complete {_fmt(projection)}, {_duration(projection - commitment)} after the "
+            f"projected to complete {_fmt(projection)}, {humane_duration(projection - commitment)} after the "
             f"commitment {_fmt(commitment)}{_critical(paths, now)}"
         )
     elif overruns:
         worst = max(overruns, key=lambda a: now - _started(a) - a.expected)
         reason = (
-            f"activity {worst.name} has run {_duration(now - _started(worst))}, expected "
-            f"{_duration(worst.expected)}; projected {_fmt(projection)}, committed {_fmt(commitment)}"
+            f"activity {worst.name} has run {humane_duration(now - _started(worst))}, expected "
+            f"{humane_duration(worst.expected)}; projected {_fmt(projection)}, committed {_fmt(commitment)}"
         )
         level = JeopardyLevel.AT_RISK
     elif commitment - projection < thresholds.margin:
         level = JeopardyLevel.AT_RISK
         reason = (
-            f"only {_duration(commitment - projection)} of slack left (margin "
-            f"{_duration(thresholds.margin)}): projected {_fmt(projection)}, committed {_fmt(commitment)}"
+            f"only {humane_duration(commitment - projection)} of slack left "
+            f"(margin {humane_duration(thresholds.margin)}): "
+            f"projected {_fmt(projection)}, committed {_fmt(commitment)}"
         )
     else:
         level = JeopardyLevel.ON_TRACK
@@ -222,14 +225,6 @@ def _critical(paths: Sequence[_Path], now: datetime) -> str:
 
 def _fmt(instant: datetime) -> str:
     return instant.strftime("%Y-%m-%d %H:%M UTC")
-
-
-def _duration(delta: timedelta) -> str:
-    minutes = max(0, math.ceil(delta.total_seconds() / 60))
-    days, minutes = divmod(minutes, 24 * 60)
-    hours, minutes = divmod(minutes, 60)
-    parts = [f"{days}d" if days else "", f"{hours}h" if hours else "", f"{minutes}min" if minutes else ""]
-    return " ".join(p for p in parts if p) or "0min"
 
 
 def learned_duration(

@@ -3,7 +3,8 @@
 Every system lives under its own prefix: `/{system}/tmf-api/resourceOrderingManagement/v4`
 (`resourceOrder` GET/POST, `hub` POST/DELETE). An order is acknowledged, goes inProgress, and after
 `delay` seconds completes, fails (`failure_rate`) or is held first (`hold_rate`, e.g. a truck roll).
-Subscribers get ResourceOrderStateChangeEvent notifications at `{callback}/listener/...`.
+Subscribers get ResourceOrderStateChangeEvent notifications at `{callback}/listener/...`: one per
+state change, in order, each carrying the state it announces, ending in the order's final state.
 
 A POST with an `externalId` the system has already seen returns the existing order (200), so a client
 that retries a POST after a crash never creates a second order. Faults for tests and demos: the next
@@ -18,7 +19,7 @@ import itertools
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -41,12 +42,15 @@ class Behaviour:
     delay: float = 0.0  # seconds from creation to the final state
     failure_rate: float = 0.0  # share of orders that end failed
     hold_rate: float = 0.0  # share of orders held (waiting on a truck roll) before they complete
-    instant: bool = False  # with delay 0, the POST answer already carries the final state
+    instant: bool = False  # with delay 0, the POST answer already carries the final state (one step)
     fail_posts: int = 0  # the next N POSTs answer 500 (then it is back to normal)
     refuse_specs: list[str] = field(default_factory=list)  # resource specifications answered with 400
     post_latency: float = 0.0  # seconds a POST takes to answer, after the order is created
-    notify_before_response: bool = False  # send the first notification before the POST answers
+    notify_before_response: bool = False  # the POST answers after the first state change is sent
     seed: int | None = None
+
+
+Step = tuple[float, str, str | None]  # (seconds after creation, state, reason)
 
 
 @dataclass
@@ -54,12 +58,13 @@ class SimulatedOrder:
     system: str
     document: dict[str, Any]
     created: float
-    steps: list[tuple[float, str, str | None]]  # (seconds after creation, state, reason)
+    steps: list[Step]
+    announced: int = 0  # steps already notified: a read never shows less than a notification did
 
     def state_at(self, now: float) -> tuple[str, str | None]:
         state, reason = "acknowledged", None
-        for offset, step_state, step_reason in self.steps:
-            if now - self.created >= offset:
+        for index, (offset, step_state, step_reason) in enumerate(self.steps):
+            if index < self.announced or now - self.created >= offset:
                 state, reason = step_state, step_reason
         return state, reason
 
@@ -74,8 +79,19 @@ def _json(content: Any, status: int = 200) -> Response:
 
 
 class ResourceOrderingSimulator:
-    def __init__(self, behaviour: Behaviour | None = None) -> None:
+    """`clock` and `sleep` are the monotonic clock and the sleep the order timelines run on; tests
+    inject their own to walk timelines without waiting for time to pass."""
+
+    def __init__(
+        self,
+        behaviour: Behaviour | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self.behaviour = behaviour or Behaviour()
+        self.clock = clock
+        self.sleep = sleep
         self.rng = random.Random(self.behaviour.seed)
         self.orders: dict[tuple[str, str], SimulatedOrder] = {}
         self.by_external_id: dict[tuple[str, str], str] = {}
@@ -95,7 +111,13 @@ class ResourceOrderingSimulator:
 
     # --- behaviour ------------------------------------------------------------------------------
 
-    def _steps(self, spec: str | None) -> list[tuple[float, str, str | None]]:
+    def _steps(self, spec: str | None) -> list[Step]:
+        steps = self._timeline(spec)
+        if self.behaviour.instant and self.behaviour.delay == 0:
+            return [(0.0, *steps[-1][1:])]  # created at its final state: one change, announced once
+        return steps
+
+    def _timeline(self, spec: str | None) -> list[Step]:
         b = self.behaviour
         delay = max(0.0, b.delay * (0.5 + self.rng.random()) if b.delay else 0.0)
         roll = self.rng.random()
@@ -114,13 +136,16 @@ class ResourceOrderingSimulator:
         return [(delay / 2, "inProgress", None), (delay, "completed", None)]
 
     def _view(self, order: SimulatedOrder) -> dict[str, Any]:
-        state, reason = order.state_at(time.monotonic())
+        return self._document(order, *order.state_at(self.clock()))
+
+    def _document(self, order: SimulatedOrder, state: str, reason: str | None) -> dict[str, Any]:
         document = dict(order.document)
         document["state"] = state
-        for item in document.get("orderItem") or []:
-            item["state"] = (
-                "completed" if state == "completed" else ("inProgress" if state != "acknowledged" else state)
-            )
+        item_state = (
+            "completed" if state == "completed" else ("inProgress" if state != "acknowledged" else state)
+        )
+        # New item dicts: the stored ones are shared by every view and must not change under a sent one.
+        document["orderItem"] = [{**item, "state": item_state} for item in document.get("orderItem") or []]
         if reason:
             document["note"] = [*document.get("note", []), {"date": _now_text(), "text": reason}]
         if state == "completed":
@@ -180,16 +205,14 @@ class ResourceOrderingSimulator:
             "orderDate": _now_text(),
             "state": "acknowledged",
         }
-        steps = self._steps(spec)
-        order = SimulatedOrder(system, document, time.monotonic(), steps)
-        if b.instant and b.delay == 0:
-            order.created -= 1.0  # already at its final state
+        order = SimulatedOrder(system, document, self.clock(), self._steps(spec))
         self.orders[(system, order_id)] = order
         if external_id:
             self.by_external_id[(system, external_id)] = order_id
-        if b.notify_before_response:
-            await self._notify(system, order)
-        self._spawn(self._follow(system, order, skip_first=b.notify_before_response))
+        if self.subscribers.get(system):
+            if b.notify_before_response:
+                await self._follow(system, order, first_only=True)
+            self._spawn(self._follow(system, order))
         if b.post_latency:
             await asyncio.sleep(b.post_latency)  # created already: a client that gives up may POST again
         return _json(self._view(order) if b.instant else document, 201)
@@ -277,31 +300,42 @@ class ResourceOrderingSimulator:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _follow(self, system: str, order: SimulatedOrder, *, skip_first: bool) -> None:
-        if not self.subscribers.get(system):
-            return
-        last = order.state_at(time.monotonic())[0] if skip_first else None
-        for offset, _, _ in order.steps:
-            wait = order.created + offset - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            current = order.state_at(time.monotonic())[0]
-            if current != last:
-                await self._notify(system, order)
-                last = current
+    async def _follow(self, system: str, order: SimulatedOrder, *, first_only: bool = False) -> None:
+        """Announce the order's steps not yet announced, each at its time, in order.
 
-    async def _notify(self, system: str, order: SimulatedOrder) -> None:
+        Each notification carries the state of the step it announces, never the state the clock shows
+        when it is sent: a timer may fire early (uvloop rounds to whole milliseconds against a loop time
+        cached at the start of its iteration) or a slow subscriber may make a step late, and either
+        must neither skip a state nor send one twice. With `first_only`, stop after the first step
+        and those already due with it (the rest are for a follow task).
+        """
+        while order.announced < len(order.steps):
+            offset, state, reason = order.steps[order.announced]
+            wait = order.created + offset - self.clock()
+            if wait > 0:
+                if first_only and order.announced > 0:
+                    return
+                await self.sleep(wait)
+            order.announced += 1
+            await self._notify(system, self._document(order, state, reason))
+
+    async def _notify(self, system: str, resource_order: dict[str, Any]) -> None:
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=5.0)
         event = {
             "eventId": uuid.uuid4().hex,
             "eventTime": _now_text(),
             "eventType": "ResourceOrderStateChangeEvent",
-            "event": {"resourceOrder": self._view(order)},
+            "event": {"resourceOrder": resource_order},
         }
+        content = orjson.dumps(event)  # one body for every subscriber
         for callback in list(self.subscribers.get(system, {}).values()):
             try:
-                await self._client.post(f"{callback}/listener/resourceOrderStateChangeEvent", json=event)
+                await self._client.post(
+                    f"{callback}/listener/resourceOrderStateChangeEvent",
+                    content=content,
+                    headers={"content-type": JSON},
+                )
                 self.notifications_sent += 1
             except httpx.HTTPError as exc:
                 log.warning("notification not delivered", callback=callback, error=str(exc))

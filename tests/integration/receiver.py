@@ -23,6 +23,10 @@ class Received:
         return orjson.loads(self.body)  # type: ignore[no-any-return]
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # the default 5 drops bursts of connections, each then retried a second later
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -43,6 +47,7 @@ class Receiver:
         self.release = threading.Event()
         self._server: ThreadingHTTPServer | None = None
         self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)
 
     @property
     def url(self) -> str:
@@ -67,6 +72,7 @@ class Receiver:
                         receiver.accepted.append(
                             Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
                         )
+                        receiver._arrived.notify_all()
                 self.send_response(status)
                 self.send_header("content-length", "0")
                 self.end_headers()
@@ -74,7 +80,7 @@ class Receiver:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server = _Server(("127.0.0.1", self.port), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
         return self
@@ -85,6 +91,11 @@ class Receiver:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+    def wait_for_accepted(self, count: int, timeout: float = 10) -> bool:
+        """Wait until `count` requests have been accepted (False if `timeout` seconds pass first)."""
+        with self._arrived:
+            return self._arrived.wait_for(lambda: len(self.accepted) >= count, timeout)
 
     def event_types(self) -> list[str]:
         return [r.event["eventType"] for r in self.accepted]

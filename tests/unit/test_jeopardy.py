@@ -120,3 +120,20 @@ def test_the_level_holds_until_the_announced_instant_and_climbs_there(
     assert assess(plan, now=between, commitment=commitment, thresholds=thresholds).level is now.level
     then = assess(plan, now=now.next_change, commitment=commitment, thresholds=thresholds)
     assert then.level.rank > now.level.rank
+
+
+def test_an_alert_gives_durations_at_their_own_precision() -> None:
+    plan = [ActivityTiming("a1", "reserve OLT port", timedelta(seconds=2), started_at=T0)]
+    overrun = assess(plan, now=T0 + timedelta(seconds=4), commitment=T0 + 24 * H)
+    late = assess(plan, now=T0 + timedelta(minutes=1, seconds=30), commitment=T0 + timedelta(seconds=45))
+    slack = assess(
+        ftth_plan(),
+        now=T0,
+        commitment=T0 + 7 * H + timedelta(minutes=35),
+        thresholds=Thresholds(margin=4 * H),
+    )
+
+    assert overrun.level is JeopardyLevel.AT_RISK
+    assert "activity reserve OLT port has run 4s, expected 2s;" in overrun.reason
+    assert "has passed (45s ago)" in late.reason
+    assert "only 2h 05min of slack left (margin 4h)" in slack.reason

@@ -81,7 +81,7 @@ def test_every_problem_is_reported_with_its_line() -> None:
         "escalation.yaml: line 2: margin: 'two hours' is not an ISO 8601 duration such as PT30M, P2D or P1DT4H",
         "escalation.yaml: line 3: overrunThreshold must be a number >= 0, e.g. 0.25",
         "escalation.yaml: line 5: contact 'desk' needs a webhook URL or an email address",
-        "escalation.yaml: line 8: when: cannot parse 'order.level = \"late\"': invalid syntax at column 13",
+        "escalation.yaml: line 8: when: cannot parse 'order.level = \"late\"': invalid syntax (compare with ==) at column 13",
         "escalation.yaml: line 12: notify: unknown contact 'nobody'; declare it under contacts",
         "escalation.yaml: line 13: steps must come in order: `after` is earlier than the step before",
         "escalation.yaml: line 15: unknown action 'explode'; use one of notify, raisePriority, assign, note, hold",
