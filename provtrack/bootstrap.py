@@ -22,7 +22,7 @@ from fastapi import FastAPI
 from provtrack.adapters.catalog_file import load_catalog
 from provtrack.adapters.clock import new_id, utc_now
 from provtrack.adapters.email import SmtpMailer
-from provtrack.adapters.policy_file import ReloadingPolicy
+from provtrack.adapters.policy_file import PolicyWatcher, ReloadingPolicy
 from provtrack.adapters.store.database import create_database_engine
 from provtrack.adapters.store.migrate import upgrade_database
 from provtrack.adapters.store.notify import start_job_listener
@@ -80,6 +80,7 @@ class Assembly:
     settings: Settings
     store: SqlStore
     catalog: Catalog | None
+    policy: ReloadingPolicy
     jeopardy: JeopardyMonitor
     clock: Callable[[], datetime] = utc_now
 
@@ -94,13 +95,14 @@ class Assembly:
     ) -> Assembly:
         """Store and features from settings. `catalog` replaces the one the settings name (tests,
         benchmarks); InvalidCatalog and InvalidPolicy name the file and line."""
-        jeopardy = JeopardyMonitor(ReloadingPolicy(settings.policy), email=settings.smtp_host is not None)
+        policy = ReloadingPolicy(settings.policy)
+        jeopardy = JeopardyMonitor(policy, email=settings.smtp_host is not None)
         catalog = catalog or build_catalog(settings)
         engine = create_database_engine(settings.database_url)
         if migrate:
             upgrade_database(engine)
         store = SqlStore(engine, after_change=(jeopardy.after_change,))
-        return cls(settings, store, catalog, jeopardy, clock)
+        return cls(settings, store, catalog, policy, jeopardy, clock)
 
     # --- the worker -------------------------------------------------------------------------------
 
@@ -149,6 +151,19 @@ class Assembly:
             provisioning.subscribe_to_hubs(self.store, self.catalog, ctx=ctx)
 
     @contextmanager
+    def running(self, *, with_worker: bool) -> Iterator[Worker | None]:
+        """What a long-running role runs beside its main loop until the block ends: the policy
+        file's watcher (a broken edit is reported at once, the last good policy kept), and with
+        `with_worker` a worker; without one, `start()` still asks for the hub subscriptions."""
+        with ExitStack() as stack:
+            stack.enter_context(PolicyWatcher(self.policy))
+            if with_worker:
+                yield stack.enter_context(self.running_worker())
+            else:
+                self.start()
+                yield None
+
+    @contextmanager
     def running_worker(self) -> Iterator[Worker]:
         """A worker serving in a background thread (with its cross-process wake-up) until the block
         ends: `serve` runs it beside the API, `provtrack worker` alone."""
@@ -185,11 +200,7 @@ class Assembly:
 
         @asynccontextmanager
         async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-            with ExitStack() as stack:
-                if with_worker:
-                    stack.enter_context(self.running_worker())
-                else:
-                    self.start()
+            with self.running(with_worker=with_worker):
                 yield
             self.store.dispose()
 

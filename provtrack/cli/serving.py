@@ -80,7 +80,8 @@ def worker(database: DatabaseOption = None, catalog: CatalogOption = None) -> No
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        with assembly.running_worker() as runner:
+        with assembly.running(with_worker=True) as runner:
+            assert runner is not None
             console.print(f"provtrack worker {runner.owner} on {redact(settings.database_url)}")
             while not stop.wait(1.0):
                 pass
