@@ -1,6 +1,6 @@
-"""The provisioning plan of a service order: run as activities finish, scheduled on its critical
-path, and rolled up to the items and the order. What the catalog makes of an order (the activities
-and their graph) is provtrack.domain.plan_building.
+"""The provisioning plan of a service order: run as activities finish, acted on by operators,
+scheduled on its critical path, and rolled up to the items and the order. What the catalog makes of
+an order (the activities and their graph) is provtrack.domain.plan_building.
 """
 
 from __future__ import annotations
@@ -14,8 +14,10 @@ from typing import Any
 from provtrack.domain.activities import (
     ACTIVITY_TERMINAL,
     FINISHED,
+    OPEN,
     Activity,
     ActivityState,
+    OperatorAction,
 )
 from provtrack.domain.catalog import Catalog
 from provtrack.domain.clock import format_datetime, parse_datetime
@@ -183,10 +185,14 @@ def record_downstream_state(
     now: str,
     actor: str,
 ) -> list[Activity]:
-    """Apply what the owner says about the activity; return activities that can start now."""
+    """Apply what the owner says about the activity; return activities that can start now.
+
+    Downstream systems repeat themselves (a notification of `inProgress` twice, a poll after the
+    notification it repeats): a state the activity is already in is nothing to do, and a state for
+    an activity no longer waiting on its owner comes too late to matter."""
     activity.external_state = downstream_state
     target = DOWNSTREAM_STATE.get(downstream_state)
-    if target is None or activity.state not in (A.IN_PROGRESS, A.BLOCKED) or target == activity.state:
+    if target is None or activity.state not in OPEN or target == activity.state:
         return []
     if target == A.BLOCKED:
         activity.reason = reason or f"the downstream order is {downstream_state}"
@@ -221,31 +227,35 @@ def finish_move(
     return advance(plan, order, now=now, actor=actor)
 
 
+# --- operator actions --------------------------------------------------------------------------
+# Each checks OPERATOR_ACTIONS first (Activity.check_action): a refused action raises ActionRefused
+# before it sets a reason, an attempt or a milestone, so nothing of it is recorded.
+
+
 def retry(plan: Plan, order: ServiceOrder, activity: Activity, *, now: str, actor: str) -> list[Activity]:
-    """Operator: send the failed activity again, as a new attempt (a new downstream order)."""
-    activity.attempt += 1
-    activity.external_id = None
-    activity.external_state = None
-    activity.reason = None
-    activity.error = None
-    return [activity, *finish_move(plan, order, activity, A.IN_PROGRESS, now=now, actor=actor)]
+    """Operator: send the fallen-out activity again, as a new attempt (a new downstream order)."""
+    target = activity.check_action(OperatorAction.RETRY)
+    activity.begin_new_attempt()
+    return [activity, *finish_move(plan, order, activity, target, now=now, actor=actor)]
 
 
 def skip(
     plan: Plan, order: ServiceOrder, activity: Activity, *, reason: str, now: str, actor: str
 ) -> list[Activity]:
     """Operator: the activity is not needed (done by hand, or elsewhere); successors go ahead."""
+    target = activity.check_action(OperatorAction.SKIP)
     activity.skip_reason = reason
-    return finish_move(plan, order, activity, A.SKIPPED, now=now, actor=actor)
+    return finish_move(plan, order, activity, target, now=now, actor=actor)
 
 
 def fail(
     plan: Plan, order: ServiceOrder, activity: Activity, *, reason: str | None = None, now: str, actor: str
 ) -> list[Activity]:
     """Operator: give the activity up; its item fails and what depends on it never runs."""
+    target = activity.check_action(OperatorAction.FAIL)
     if reason:
         activity.reason = reason
-    return finish_move(plan, order, activity, A.FAILED, now=now, actor=actor)
+    return finish_move(plan, order, activity, target, now=now, actor=actor)
 
 
 def _cancel_successors(plan: Plan, failed: Activity, *, now: str, actor: str) -> None:
