@@ -122,6 +122,19 @@ def test_a_parent_item_waits_for_its_nested_items_and_completes_after_them() -> 
     assert o.completion_date == T0
 
 
+def test_an_order_its_last_activity_completes_expects_its_completion_when_it_completed() -> None:
+    o = order(vlan("1"))
+    plan = build(o)
+    [configure] = planning.start(plan, o, now=T0, actor="t")
+    assert o.expected_completion_date == "2026-11-27T09:01:00.000Z"  # configure takes a minute
+
+    later = "2026-11-27T09:07:00.000Z"
+    planning.record_downstream_state(plan, o, configure, "completed", reason=None, now=later, actor="t")
+
+    assert o.state.value == "completed"
+    assert o.expected_completion_date == o.completion_date == later
+
+
 @pytest.mark.parametrize(
     ("items", "code", "message"),
     [
