@@ -2,7 +2,9 @@
 
 An activity is one unit of provisioning work for one order item: a resource order to a downstream
 system, a manual task for a work group or a partner order. Its state changes only through
-`Activity.move`, which checks `ACTIVITY_TRANSITIONS` and records an audit `Change`.
+`Activity.move`, which checks `ACTIVITY_TRANSITIONS` and records an audit `Change`. What an operator
+may do to it is a second table, `OPERATOR_ACTIONS`, checked by `Activity.check_action` before the
+action changes anything.
 """
 
 from __future__ import annotations
@@ -47,14 +49,49 @@ ACTIVITY_TERMINAL = frozenset(s for s, nxt in ACTIVITY_TRANSITIONS.items() if no
 OPEN = frozenset({A.IN_PROGRESS, A.BLOCKED})  # waiting on the owner
 
 
-class IllegalActivityTransition(Exception):
-    """A move the activity life cycle does not allow."""
+class OperatorAction(StrEnum):
+    """What an operator may do to an activity (`POST /provtrack/v1/activity/{id}/<action>`)."""
 
-    def __init__(self, activity_id: str, current: ActivityState, target: ActivityState) -> None:
-        allowed = ", ".join(sorted(ACTIVITY_TRANSITIONS[current])) or f"none ({current} is final)"
+    RETRY = "retry"  # send a fallen-out activity again, as a new attempt (a new downstream order)
+    SKIP = "skip"  # not needed (done by hand, or elsewhere): its successors go ahead
+    FAIL = "fail"  # give it up for good: its item fails and what depends on it never runs
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRule:
+    target: ActivityState  # where the action moves the activity
+    allowed_from: frozenset[ActivityState]
+
+
+# Each action is a move of ACTIVITY_TRANSITIONS from the states listed, none of them its target: an
+# action repeated on an activity already there is refused, not done twice (tests/unit/test_operator_actions.py).
+OPERATOR_ACTIONS: dict[OperatorAction, ActionRule] = {
+    # Only for fallout: work still in flight has a downstream order open, a retry would send another.
+    OperatorAction.RETRY: ActionRule(A.IN_PROGRESS, frozenset({A.FALLOUT})),
+    # Ahead of its turn, or work that never answers.
+    OperatorAction.SKIP: ActionRule(A.SKIPPED, frozenset({A.PLANNED, A.IN_PROGRESS, A.BLOCKED, A.FALLOUT})),
+    OperatorAction.FAIL: ActionRule(A.FAILED, frozenset({A.IN_PROGRESS, A.BLOCKED, A.FALLOUT})),
+}
+
+
+class IllegalActivityTransition(Exception):
+    """The activity's state does not allow what was asked (the API answers 409); `current` is that state."""
+
+    def __init__(self, message: str, current: ActivityState) -> None:
+        super().__init__(message)
+        self.current = current
+
+
+class ActionRefused(IllegalActivityTransition):
+    """An operator action the activity's state does not allow; refused before anything changed."""
+
+    def __init__(self, activity_id: str, current: ActivityState, action: OperatorAction) -> None:
+        allowed = ", ".join(sorted(OPERATOR_ACTIONS[action].allowed_from))
         super().__init__(
-            f"activity {activity_id} cannot move from {current} to {target}; allowed next states: {allowed}"
+            f"cannot {action} activity {activity_id}: it is {current}; {action} is allowed from {allowed}",
+            current,
         )
+        self.action = action
 
 
 @dataclass(eq=False, slots=True)
@@ -95,11 +132,15 @@ class Activity:
         return f"{self.id}.{self.attempt}"
 
     def move(self, target: ActivityState, *, now: str, actor: str, changes: list[Change]) -> None:
+        """Move along ACTIVITY_TRANSITIONS and record it. A move into the state the activity is in is
+        not a move: the table lists no state after itself, so it is refused like any other."""
         current = self.state
-        if target == current:
-            return
         if target not in ACTIVITY_TRANSITIONS[current]:
-            raise IllegalActivityTransition(self.id, current, target)
+            allowed = ", ".join(sorted(ACTIVITY_TRANSITIONS[current])) or f"none ({current} is final)"
+            raise IllegalActivityTransition(
+                f"activity {self.id} cannot move from {current} to {target}; allowed next states: {allowed}",
+                current,
+            )
         self.state = target
         changes.append(Change(self.subject, "state", current.value, target.value, now, actor))
         if target == A.IN_PROGRESS and current in (A.PLANNED, A.FALLOUT):
@@ -107,6 +148,22 @@ class Activity:
             self.actual_end = None
         if target in ACTIVITY_TERMINAL:
             self.actual_end = now
+
+    def check_action(self, action: OperatorAction) -> ActivityState:
+        """The state `action` moves this activity to; ActionRefused when its state does not allow it.
+        Called before the action changes anything, so a refused action leaves nothing behind."""
+        rule = OPERATOR_ACTIONS[action]
+        if self.state not in rule.allowed_from:
+            raise ActionRefused(self.id, self.state, action)
+        return rule.target
+
+    def begin_new_attempt(self) -> None:
+        """Forget the previous attempt's downstream order: the next dispatch sends a new one."""
+        self.attempt += 1
+        self.external_id = None
+        self.external_state = None
+        self.reason = None
+        self.error = None
 
     def to_document(self) -> dict[str, Any]:
         doc: dict[str, Any] = {

@@ -26,6 +26,11 @@ ORDER_LEVEL_STATES = frozenset(
     {OrderState.PENDING, OrderState.HELD, OrderState.ASSESSING_CANCELLATION, OrderState.PENDING_CANCELLATION}
 )
 
+# Once the order has ended, expectedCompletionDate says what happened: it ended then, for an order
+# that ran to an end (completed, partial, failed); none for one that will never complete (cancelled,
+# rejected), whose end cancellationDate or the errorMessage records.
+RAN_TO_AN_END = frozenset({OrderState.COMPLETED, OrderState.PARTIAL, OrderState.FAILED})
+
 # When the order ends, its open items follow: to the first of these states they can reach.
 CASCADE_TO_OPEN_ITEMS: dict[OrderState, tuple[OrderState, ...]] = {
     OrderState.COMPLETED: (OrderState.COMPLETED,),
@@ -342,12 +347,24 @@ class ServiceOrder:
             if target == OrderState.CANCELLED and "cancellationDate" not in self.attributes:
                 self.attributes["cancellationDate"] = now
                 self.changes.append(Change("serviceOrder", "cancellationDate", None, now, now, actor))
+            if target in TERMINAL_STATES:
+                self._settle_expected_completion(
+                    now if target in RAN_TO_AN_END else None, now=now, actor=actor
+                )
             self.events.append(OrderEvent(EventType.ORDER_STATE_CHANGE, now))
             if target == OrderState.PENDING:
                 # TMF641: an order waiting for information says so to whoever must supply it.
                 self.events.append(OrderEvent(EventType.ORDER_INFORMATION_REQUIRED, now))
 
-    def _set_server_date(self, name: str, attr: str, value: str, *, now: str, actor: str) -> None:
+    def _settle_expected_completion(self, value: str | None, *, now: str, actor: str) -> None:
+        """The projection gives way to what happened (RAN_TO_AN_END): the plan and the jeopardy refresh
+        project it only while the order is open."""
+        if value != self.expected_completion_date:
+            self._set_server_date(
+                "expectedCompletionDate", "expected_completion_date", value, now=now, actor=actor
+            )
+
+    def _set_server_date(self, name: str, attr: str, value: str | None, *, now: str, actor: str) -> None:
         old = getattr(self, attr)
         setattr(self, attr, value)
         self.changes.append(Change("serviceOrder", name, old, value, now, actor))

@@ -1,9 +1,6 @@
-"""The provisioning plan of a service order: built from the catalog, scheduled on its critical path,
-advanced as activities finish, and rolled up to the items and the order.
-
-Dependencies form one graph: the catalog's `after` edges within an item, every activity of an item
-that has a `dependency` relationship on another item waits for all of that item's activities, and a
-parent item's activities wait for those of its nested items.
+"""The provisioning plan of a service order: run as activities finish, acted on by operators,
+scheduled on its critical path, and rolled up to the items and the order. What the catalog makes of
+an order (the activities and their graph) is provtrack.domain.plan_building.
 """
 
 from __future__ import annotations
@@ -17,12 +14,15 @@ from typing import Any
 from provtrack.domain.activities import (
     ACTIVITY_TERMINAL,
     FINISHED,
+    OPEN,
     Activity,
     ActivityState,
+    OperatorAction,
 )
-from provtrack.domain.catalog import Catalog, ServiceSpec, fill_template, find_cycle, template_names
+from provtrack.domain.catalog import Catalog
 from provtrack.domain.clock import format_datetime, parse_datetime
-from provtrack.domain.model import Change, EventType, OrderEvent, ServiceOrder, ServiceOrderItem
+from provtrack.domain.model import Change, EventType, OrderEvent, ServiceOrder
+from provtrack.domain.plan_building import ItemProblem, draft_activities
 from provtrack.domain.states import TERMINAL_STATES, TRANSITIONS, OrderState
 
 A = ActivityState
@@ -42,21 +42,6 @@ DOWNSTREAM_STATE: dict[str, ActivityState] = {
     "assessingCancellation": A.BLOCKED,
     "pendingCancellation": A.BLOCKED,
 }
-
-
-@dataclass(frozen=True, slots=True)
-class ItemProblem:
-    item_id: str
-    code: str
-    message: str
-
-
-class OrderNotFeasible(Exception):
-    """The catalog cannot deliver the order: each problem names the item."""
-
-    def __init__(self, problems: list[ItemProblem]) -> None:
-        self.problems = problems
-        super().__init__("; ".join(p.message for p in problems))
 
 
 @dataclass(eq=False, slots=True)
@@ -110,139 +95,21 @@ class Plan:
 # --- building ----------------------------------------------------------------------------------
 
 
+class OrderNotFeasible(Exception):
+    """The catalog cannot deliver the order: each problem names the item."""
+
+    def __init__(self, problems: list[ItemProblem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(p.message for p in problems))
+
+
 def build_plan(order: ServiceOrder, catalog: Catalog, *, now: str, new_id: Callable[[], str]) -> Plan:
-    """One activity per catalog activity per item, wired into one dependency graph."""
-    problems: list[ItemProblem] = []
-    by_item: dict[str, dict[str, Activity]] = {}
-    waits: dict[str, list[str]] = {}
-    for item in order.all_items():
-        waits[item.id] = _item_waits(item)
-        spec = _spec_of(item, catalog, problems)
-        if spec is None:
-            continue
-        values = _template_values(order, item)
-        made: dict[str, Activity] = {}
-        for definition in spec.activities.get(item.action, ()):
-            missing = [
-                n
-                for n, default in _placeholders(definition.characteristics)
-                if default is None and n not in values
-            ]
-            if missing:
-                problems.append(
-                    ItemProblem(
-                        item.id,
-                        "MISSING_CHARACTERISTIC",
-                        f"item {item.id}: activity {definition.id} needs service characteristic "
-                        f"{', '.join(repr(m) for m in missing)}",
-                    )
-                )
-                continue
-            made[definition.id] = Activity(
-                id=new_id(),
-                order_id=order.id,
-                item_id=item.id,
-                name=definition.id,
-                kind=definition.kind,
-                owner=definition.owner,
-                predecessors=[],
-                expected_seconds=definition.expected_duration.total_seconds(),
-                description=definition.description,
-                point_of_no_return=definition.point_of_no_return,
-                undo=definition.undo,
-                resource_specification=definition.resource_specification,
-                resource_action=definition.resource_action,
-                characteristics={k: fill_template(v, values) for k, v in definition.characteristics.items()},
-            )
-            made[definition.id].predecessors = [made[b].id for b in definition.after if b in made]
-        by_item[item.id] = made
-    cycle = find_cycle(waits)
-    if cycle:
-        message = f"item {cycle[0]}: items depend on each other in a cycle {' -> '.join([*cycle, cycle[0]])}"
-        problems.append(ItemProblem(cycle[0], "DEPENDENCY_CYCLE", message))
-    if problems:
-        raise OrderNotFeasible(problems)
-    # Cross-item edges: an item's activities wait for every activity of the items it waits for.
-    for item_id, made in by_item.items():
-        before = [a.id for other in _closure(item_id, waits) for a in by_item.get(other, {}).values()]
-        for activity in made.values():
-            activity.predecessors.extend(x for x in before if x not in activity.predecessors)
-    activities = [a for made in by_item.values() for a in made.values()]
-    return Plan(order.id, now, activities, waits)
-
-
-def _spec_of(item: ServiceOrderItem, catalog: Catalog, problems: list[ItemProblem]) -> ServiceSpec | None:
-    service = item.attributes.get("service") or {}
-    spec_ref = service.get("serviceSpecification") or {}
-    spec_id = spec_ref.get("id") if isinstance(spec_ref, dict) else None
-    if item.action == "noChange":
-        return None
-    if not spec_id:
-        problems.append(
-            ItemProblem(
-                item.id,
-                "UNIDENTIFIED_SERVICE",
-                f"item {item.id}: cannot identify the service {service.get('id')!r} to {item.action}: "
-                "give service.serviceSpecification.id",
-            )
-        )
-        return None
-    spec = catalog.services.get(str(spec_id))
-    if spec is None:
-        problems.append(
-            ItemProblem(
-                item.id,
-                "UNKNOWN_SPECIFICATION",
-                f"item {item.id}: service specification {spec_id!r} is not in the catalog",
-            )
-        )
-        return None
-    if item.action not in spec.activities:
-        problems.append(
-            ItemProblem(
-                item.id,
-                "UNSUPPORTED_ACTION",
-                f"item {item.id}: service specification {spec_id!r} has no {item.action!r} in the catalog",
-            )
-        )
-        return None
-    return spec
-
-
-def _item_waits(item: ServiceOrderItem) -> list[str]:
-    waits = [c.id for c in item.children]
-    for rel in item.attributes.get("serviceOrderItemRelationship") or []:
-        if isinstance(rel, dict) and rel.get("relationshipType") == "dependency":
-            other = (rel.get("orderItem") or {}).get("itemId")
-            if other and other not in waits:
-                waits.append(str(other))
-    return waits
-
-
-def _closure(item_id: str, waits: dict[str, list[str]]) -> list[str]:
-    seen: list[str] = []
-    queue = deque(waits.get(item_id, []))
-    while queue:
-        other = queue.popleft()
-        if other not in seen and other != item_id:
-            seen.append(other)
-            queue.extend(waits.get(other, []))
-    return seen
-
-
-def _template_values(order: ServiceOrder, item: ServiceOrderItem) -> dict[str, Any]:
-    service = item.attributes.get("service") or {}
-    values: dict[str, Any] = {"order.id": order.id, "item.id": item.id}
-    if service.get("id"):
-        values["service.id"] = service["id"]
-    for characteristic in service.get("serviceCharacteristic") or []:
-        if isinstance(characteristic, dict) and "name" in characteristic:
-            values[str(characteristic["name"])] = characteristic.get("value")
-    return values
-
-
-def _placeholders(characteristics: Any) -> list[tuple[str, str | None]]:
-    return [p for value in characteristics.values() for p in template_names(value)]
+    """One activity per catalog activity per item, wired into one dependency graph (drafted by
+    provtrack.domain.plan_building); OrderNotFeasible when the catalog cannot deliver an item."""
+    draft = draft_activities(order, catalog, new_id=new_id)
+    if draft.problems:
+        raise OrderNotFeasible(draft.problems)
+    return Plan(order.id, now, draft.activities, draft.item_waits)
 
 
 # --- rejection ---------------------------------------------------------------------------------
@@ -318,10 +185,14 @@ def record_downstream_state(
     now: str,
     actor: str,
 ) -> list[Activity]:
-    """Apply what the owner says about the activity; return activities that can start now."""
+    """Apply what the owner says about the activity; return activities that can start now.
+
+    Downstream systems repeat themselves (a notification of `inProgress` twice, a poll after the
+    notification it repeats): a state the activity is already in is nothing to do, and a state for
+    an activity no longer waiting on its owner comes too late to matter."""
     activity.external_state = downstream_state
     target = DOWNSTREAM_STATE.get(downstream_state)
-    if target is None or activity.state not in (A.IN_PROGRESS, A.BLOCKED) or target == activity.state:
+    if target is None or activity.state not in OPEN or target == activity.state:
         return []
     if target == A.BLOCKED:
         activity.reason = reason or f"the downstream order is {downstream_state}"
@@ -356,31 +227,35 @@ def finish_move(
     return advance(plan, order, now=now, actor=actor)
 
 
+# --- operator actions --------------------------------------------------------------------------
+# Each checks OPERATOR_ACTIONS first (Activity.check_action): a refused action raises ActionRefused
+# before it sets a reason, an attempt or a milestone, so nothing of it is recorded.
+
+
 def retry(plan: Plan, order: ServiceOrder, activity: Activity, *, now: str, actor: str) -> list[Activity]:
-    """Operator: send the failed activity again, as a new attempt (a new downstream order)."""
-    activity.attempt += 1
-    activity.external_id = None
-    activity.external_state = None
-    activity.reason = None
-    activity.error = None
-    return [activity, *finish_move(plan, order, activity, A.IN_PROGRESS, now=now, actor=actor)]
+    """Operator: send the fallen-out activity again, as a new attempt (a new downstream order)."""
+    target = activity.check_action(OperatorAction.RETRY)
+    activity.begin_new_attempt()
+    return [activity, *finish_move(plan, order, activity, target, now=now, actor=actor)]
 
 
 def skip(
     plan: Plan, order: ServiceOrder, activity: Activity, *, reason: str, now: str, actor: str
 ) -> list[Activity]:
     """Operator: the activity is not needed (done by hand, or elsewhere); successors go ahead."""
+    target = activity.check_action(OperatorAction.SKIP)
     activity.skip_reason = reason
-    return finish_move(plan, order, activity, A.SKIPPED, now=now, actor=actor)
+    return finish_move(plan, order, activity, target, now=now, actor=actor)
 
 
 def fail(
     plan: Plan, order: ServiceOrder, activity: Activity, *, reason: str | None = None, now: str, actor: str
 ) -> list[Activity]:
     """Operator: give the activity up; its item fails and what depends on it never runs."""
+    target = activity.check_action(OperatorAction.FAIL)
     if reason:
         activity.reason = reason
-    return finish_move(plan, order, activity, A.FAILED, now=now, actor=actor)
+    return finish_move(plan, order, activity, target, now=now, actor=actor)
 
 
 def _cancel_successors(plan: Plan, failed: Activity, *, now: str, actor: str) -> None:

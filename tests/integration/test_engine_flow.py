@@ -150,3 +150,14 @@ def test_a_deleted_service_is_terminated_in_the_inventory(engine: Engine) -> Non
 
     assert engine.simulator.created("activation")[0]["orderItem"][0]["action"] == "delete"
     assert engine.simulator.services[("inventory", "svc-tv-7")]["state"] == "terminated"
+
+
+def test_a_completed_order_expects_its_completion_when_it_completed(engine: Engine) -> None:
+    order_id = engine.create(body(fibre()))
+    engine.worker.run_until_idle()
+    assert engine.order(order_id)["expectedCompletionDate"] == "2026-11-27T09:17:00.000Z"  # projected
+
+    engine.run_until(lambda: engine.state(order_id) == "completed", step_seconds=10)
+
+    order = engine.order(order_id)
+    assert order["expectedCompletionDate"] == order["completionDate"]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from provtrack.domain.clock import format_datetime
+from provtrack.domain.jobs import JobRequest
+from provtrack.services import jeopardy
 from tests.integration.jeopardy_harness import Harness, harness, hours
 
 __all__ = ["harness"]
@@ -74,6 +76,27 @@ def test_an_order_back_on_track_is_recorded_and_finished_orders_are_not_watched(
     h.complete(order_id, "activate-line")
     assert h.order(order_id).state.value == "completed"
     assert h.jobs("jeopardy.check") == []
+
+
+def test_a_check_that_comes_after_the_order_completed_keeps_its_expected_completion_on_the_completion(
+    harness: Harness,
+) -> None:
+    h = harness
+    order_id = h.create(requestedCompletionDate=format_datetime(h.t0 + hours(240)))
+    h.clock.advance(hours=1.5)
+    h.complete(order_id, "reserve-port")
+    h.clock.advance(hours=2.5)  # activate-line took half an hour longer than the 2 h projected
+    h.complete(order_id, "activate-line")
+    completed = h.order(order_id)
+    assert completed.state.value == "completed"
+    assert completed.expected_completion_date == completed.completion_date == format_datetime(h.clock.now)
+
+    # A check job that comes due after the order completed (scheduled before the completion landed).
+    with h.store.transaction(write=True) as tx:
+        tx.schedule_job(JobRequest(jeopardy.CHECK_JOB, order_id, h.clock.now), now=h.clock.now)
+    assert h.at(h.clock.now + hours(1 / 60)) == 1
+
+    assert h.order(order_id).expected_completion_date == completed.completion_date
 
 
 def test_learned_durations_replace_catalog_durations_after_enough_history(harness: Harness) -> None:

@@ -463,6 +463,51 @@ def test_a_cancelled_order_gets_its_cancellation_date_on_the_record() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("end", "expected"),
+    [
+        (S.COMPLETED, at(6)),
+        (S.PARTIAL, at(6)),
+        (S.FAILED, at(6)),
+        (S.CANCELLED, None),  # it will never complete: cancellationDate says when it stopped
+    ],
+)
+def test_a_finished_order_expects_its_completion_when_it_ended_or_not_at_all(
+    end: OrderState, expected: str | None
+) -> None:
+    order = order_in(S.IN_PROGRESS)
+    order.set_expected_completion(at(30), now=at(2), actor=ACTOR)  # the last projection
+
+    order.move_to(end, now=at(6), actor=ACTOR)
+
+    assert order.expected_completion_date == expected
+    assert order.to_document().get("expectedCompletionDate") == expected
+    assert [(c.old, c.new, c.at) for c in order.changes if c.attribute == "expectedCompletionDate"][-1] == (
+        at(30),
+        expected,
+        at(6),
+    )
+    if end is S.COMPLETED:
+        assert order.completion_date == order.expected_completion_date
+
+
+def test_an_order_rejected_before_any_projection_expects_no_completion() -> None:
+    order = accepted_order()
+    order.move_to(S.REJECTED, now=at(1), actor=ACTOR)
+    assert order.expected_completion_date is None
+    assert not [c for c in order.changes if c.attribute == "expectedCompletionDate"]
+
+
+def test_an_order_its_items_complete_expects_its_completion_when_it_completed() -> None:
+    order = order_with_items(1)
+    order.set_expected_completion(at(30), now=at(1), actor=ACTOR)
+    order.move_item("1", S.IN_PROGRESS, now=at(2), actor=ACTOR)
+
+    order.move_item("1", S.COMPLETED, now=at(7), actor=ACTOR)
+
+    assert order.completion_date == order.expected_completion_date == at(7)
+
+
 # --- cancellation assessment -------------------------------------------------------------------
 
 

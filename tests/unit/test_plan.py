@@ -122,6 +122,19 @@ def test_a_parent_item_waits_for_its_nested_items_and_completes_after_them() -> 
     assert o.completion_date == T0
 
 
+def test_an_order_its_last_activity_completes_expects_its_completion_when_it_completed() -> None:
+    o = order(vlan("1"))
+    plan = build(o)
+    [configure] = planning.start(plan, o, now=T0, actor="t")
+    assert o.expected_completion_date == "2026-11-27T09:01:00.000Z"  # configure takes a minute
+
+    later = "2026-11-27T09:07:00.000Z"
+    planning.record_downstream_state(plan, o, configure, "completed", reason=None, now=later, actor="t")
+
+    assert o.state.value == "completed"
+    assert o.expected_completion_date == o.completion_date == later
+
+
 @pytest.mark.parametrize(
     ("items", "code", "message"),
     [
@@ -280,14 +293,16 @@ def test_activities_only_move_along_the_table(targets: list[ActivityState]) -> N
     activity = Activity("a", "o", "1", "n", ActivityKind.RESOURCE_ORDER, "inv", [], 60.0)
     changes: list[Any] = []
     for target in targets:
-        before = activity.state
-        if target == before or target in ACTIVITY_TRANSITIONS[before]:
+        before, recorded = activity.state, len(changes)
+        if target in ACTIVITY_TRANSITIONS[before]:
             activity.move(target, now=T0, actor="t", changes=changes)
             assert activity.state == target
-        else:
-            with pytest.raises(IllegalActivityTransition):
+            assert len(changes) == recorded + 1
+        else:  # a move into the state it is in included: it is not a move
+            with pytest.raises(IllegalActivityTransition, match=f"cannot move from {before} to {target}"):
                 activity.move(target, now=T0, actor="t", changes=changes)
             assert activity.state == before
+            assert len(changes) == recorded
     assert all(c.subject == "activity[a]" for c in changes)
 
 

@@ -1,0 +1,178 @@
+"""What the catalog makes of a service order: the activities of each item and the graph they form, or
+the problems (each naming its item) that make it an order the catalog cannot deliver.
+
+Dependencies form one graph: the catalog's `after` edges within an item, every activity of an item
+that has a `dependency` relationship on another item waits for all of that item's activities, and a
+parent item's activities wait for those of its nested items.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from provtrack.domain.activities import Activity
+from provtrack.domain.catalog import Catalog, ServiceSpec, fill_template, find_cycle, template_names
+from provtrack.domain.model import ServiceOrder, ServiceOrderItem
+
+
+@dataclass(frozen=True, slots=True)
+class ItemProblem:
+    item_id: str
+    code: str
+    message: str
+
+
+class Draft(NamedTuple):
+    """The activities of an order's plan and the items each item waits for (dependencies, nested
+    items); or, when `problems` is not empty, why the catalog cannot deliver it (no activities)."""
+
+    activities: list[Activity]
+    item_waits: dict[str, list[str]]
+    problems: list[ItemProblem]
+
+
+def draft_activities(order: ServiceOrder, catalog: Catalog, *, new_id: Callable[[], str]) -> Draft:
+    """One activity per catalog activity per item, wired into one dependency graph."""
+    problems: list[ItemProblem] = []
+    by_item: dict[str, dict[str, Activity]] = {}
+    waits: dict[str, list[str]] = {}
+    for item in order.all_items():
+        waits[item.id] = _item_waits(item)
+        spec = _spec_of(item, catalog, problems)
+        if spec is not None:
+            by_item[item.id] = _item_activities(order, item, spec, problems, new_id)
+    cycle = find_cycle(waits)
+    if cycle:
+        message = f"item {cycle[0]}: items depend on each other in a cycle {' -> '.join([*cycle, cycle[0]])}"
+        problems.append(ItemProblem(cycle[0], "DEPENDENCY_CYCLE", message))
+    if problems:
+        return Draft([], waits, problems)
+    # Cross-item edges: an item's activities wait for every activity of the items it waits for.
+    for item_id, made in by_item.items():
+        before = [a.id for other in _closure(item_id, waits) for a in by_item.get(other, {}).values()]
+        for activity in made.values():
+            activity.predecessors.extend(x for x in before if x not in activity.predecessors)
+    return Draft([a for made in by_item.values() for a in made.values()], waits, [])
+
+
+def _item_activities(
+    order: ServiceOrder,
+    item: ServiceOrderItem,
+    spec: ServiceSpec,
+    problems: list[ItemProblem],
+    new_id: Callable[[], str],
+) -> dict[str, Activity]:
+    """The item's activities by catalog id, with their `after` edges; a problem per one that cannot be made."""
+    values = _template_values(order, item)
+    made: dict[str, Activity] = {}
+    for definition in spec.activities.get(item.action, ()):
+        missing = [
+            n
+            for n, default in _placeholders(definition.characteristics)
+            if default is None and n not in values
+        ]
+        if missing:
+            problems.append(
+                ItemProblem(
+                    item.id,
+                    "MISSING_CHARACTERISTIC",
+                    f"item {item.id}: activity {definition.id} needs service characteristic "
+                    f"{', '.join(repr(m) for m in missing)}",
+                )
+            )
+            continue
+        made[definition.id] = Activity(
+            id=new_id(),
+            order_id=order.id,
+            item_id=item.id,
+            name=definition.id,
+            kind=definition.kind,
+            owner=definition.owner,
+            predecessors=[],
+            expected_seconds=definition.expected_duration.total_seconds(),
+            description=definition.description,
+            point_of_no_return=definition.point_of_no_return,
+            undo=definition.undo,
+            resource_specification=definition.resource_specification,
+            resource_action=definition.resource_action,
+            characteristics={k: fill_template(v, values) for k, v in definition.characteristics.items()},
+        )
+        made[definition.id].predecessors = [made[b].id for b in definition.after if b in made]
+    return made
+
+
+def _spec_of(item: ServiceOrderItem, catalog: Catalog, problems: list[ItemProblem]) -> ServiceSpec | None:
+    service = item.attributes.get("service") or {}
+    spec_ref = service.get("serviceSpecification") or {}
+    spec_id = spec_ref.get("id") if isinstance(spec_ref, dict) else None
+    if item.action == "noChange":
+        return None
+    if not spec_id:
+        problems.append(
+            ItemProblem(
+                item.id,
+                "UNIDENTIFIED_SERVICE",
+                f"item {item.id}: cannot identify the service {service.get('id')!r} to {item.action}: "
+                "give service.serviceSpecification.id",
+            )
+        )
+        return None
+    spec = catalog.services.get(str(spec_id))
+    if spec is None:
+        problems.append(
+            ItemProblem(
+                item.id,
+                "UNKNOWN_SPECIFICATION",
+                f"item {item.id}: service specification {spec_id!r} is not in the catalog",
+            )
+        )
+        return None
+    if item.action not in spec.activities:
+        problems.append(
+            ItemProblem(
+                item.id,
+                "UNSUPPORTED_ACTION",
+                f"item {item.id}: service specification {spec_id!r} has no {item.action!r} in the catalog",
+            )
+        )
+        return None
+    return spec
+
+
+def _item_waits(item: ServiceOrderItem) -> list[str]:
+    waits = [c.id for c in item.children]
+    for rel in item.attributes.get("serviceOrderItemRelationship") or []:
+        if isinstance(rel, dict) and rel.get("relationshipType") == "dependency":
+            other = (rel.get("orderItem") or {}).get("itemId")
+            if other and other not in waits:
+                waits.append(str(other))
+    return waits
+
+
+def _closure(item_id: str, waits: dict[str, list[str]]) -> list[str]:
+    seen: list[str] = []
+    queue = deque(waits.get(item_id, []))
+    while queue:
+        other = queue.popleft()
+        if other not in seen and other != item_id:
+            seen.append(other)
+            queue.extend(waits.get(other, []))
+    return seen
+
+
+def _template_values(order: ServiceOrder, item: ServiceOrderItem) -> dict[str, Any]:
+    service = item.attributes.get("service") or {}
+    values: dict[str, Any] = {"order.id": order.id, "item.id": item.id}
+    if service.get("id"):
+        values["service.id"] = service["id"]
+    for characteristic in service.get("serviceCharacteristic") or []:
+        if isinstance(characteristic, dict) and "name" in characteristic:
+            values[str(characteristic["name"])] = characteristic.get("value")
+    return values
+
+
+def _placeholders(characteristics: Any) -> list[tuple[str, str | None]]:
+    return [p for value in characteristics.values() for p in template_names(value)]
