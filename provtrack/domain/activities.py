@@ -30,23 +30,43 @@ class ActivityState(StrEnum):
     CANCELLED = "cancelled"  # will never run: a predecessor failed for good, or the order was cancelled
 
 
-A = ActivityState
-
 ACTIVITY_TRANSITIONS: dict[ActivityState, frozenset[ActivityState]] = {
-    A.PLANNED: frozenset({A.IN_PROGRESS, A.SKIPPED, A.CANCELLED}),
+    ActivityState.PLANNED: frozenset(
+        {ActivityState.IN_PROGRESS, ActivityState.SKIPPED, ActivityState.CANCELLED}
+    ),
     # An operator may skip or fail work that never answers; retry is only for fallout.
-    A.IN_PROGRESS: frozenset({A.BLOCKED, A.FALLOUT, A.DONE, A.SKIPPED, A.FAILED, A.CANCELLED}),
-    A.BLOCKED: frozenset({A.IN_PROGRESS, A.FALLOUT, A.DONE, A.SKIPPED, A.FAILED, A.CANCELLED}),
-    A.FALLOUT: frozenset({A.IN_PROGRESS, A.SKIPPED, A.FAILED, A.CANCELLED}),
-    A.DONE: frozenset(),
-    A.SKIPPED: frozenset(),
-    A.FAILED: frozenset(),
-    A.CANCELLED: frozenset(),
+    ActivityState.IN_PROGRESS: frozenset(
+        {
+            ActivityState.BLOCKED,
+            ActivityState.FALLOUT,
+            ActivityState.DONE,
+            ActivityState.SKIPPED,
+            ActivityState.FAILED,
+            ActivityState.CANCELLED,
+        }
+    ),
+    ActivityState.BLOCKED: frozenset(
+        {
+            ActivityState.IN_PROGRESS,
+            ActivityState.FALLOUT,
+            ActivityState.DONE,
+            ActivityState.SKIPPED,
+            ActivityState.FAILED,
+            ActivityState.CANCELLED,
+        }
+    ),
+    ActivityState.FALLOUT: frozenset(
+        {ActivityState.IN_PROGRESS, ActivityState.SKIPPED, ActivityState.FAILED, ActivityState.CANCELLED}
+    ),
+    ActivityState.DONE: frozenset(),
+    ActivityState.SKIPPED: frozenset(),
+    ActivityState.FAILED: frozenset(),
+    ActivityState.CANCELLED: frozenset(),
 }
 
-FINISHED = frozenset({A.DONE, A.SKIPPED})  # successors may start
+FINISHED = frozenset({ActivityState.DONE, ActivityState.SKIPPED})  # successors may start
 ACTIVITY_TERMINAL = frozenset(s for s, nxt in ACTIVITY_TRANSITIONS.items() if not nxt)
-OPEN = frozenset({A.IN_PROGRESS, A.BLOCKED})  # waiting on the owner
+OPEN = frozenset({ActivityState.IN_PROGRESS, ActivityState.BLOCKED})  # waiting on the owner
 
 
 class OperatorAction(StrEnum):
@@ -67,10 +87,18 @@ class ActionRule:
 # action repeated on an activity already there is refused, not done twice (tests/unit/test_operator_actions.py).
 OPERATOR_ACTIONS: dict[OperatorAction, ActionRule] = {
     # Only for fallout: work still in flight has a downstream order open, a retry would send another.
-    OperatorAction.RETRY: ActionRule(A.IN_PROGRESS, frozenset({A.FALLOUT})),
+    OperatorAction.RETRY: ActionRule(ActivityState.IN_PROGRESS, frozenset({ActivityState.FALLOUT})),
     # Ahead of its turn, or work that never answers.
-    OperatorAction.SKIP: ActionRule(A.SKIPPED, frozenset({A.PLANNED, A.IN_PROGRESS, A.BLOCKED, A.FALLOUT})),
-    OperatorAction.FAIL: ActionRule(A.FAILED, frozenset({A.IN_PROGRESS, A.BLOCKED, A.FALLOUT})),
+    OperatorAction.SKIP: ActionRule(
+        ActivityState.SKIPPED,
+        frozenset(
+            {ActivityState.PLANNED, ActivityState.IN_PROGRESS, ActivityState.BLOCKED, ActivityState.FALLOUT}
+        ),
+    ),
+    OperatorAction.FAIL: ActionRule(
+        ActivityState.FAILED,
+        frozenset({ActivityState.IN_PROGRESS, ActivityState.BLOCKED, ActivityState.FALLOUT}),
+    ),
 }
 
 
@@ -104,7 +132,7 @@ class Activity:
     owner: str  # target system, work group or partner
     predecessors: list[str]
     expected_seconds: float
-    state: ActivityState = A.PLANNED
+    state: ActivityState = ActivityState.PLANNED
     description: str = ""
     point_of_no_return: bool = False
     undo: str | None = None
@@ -143,7 +171,7 @@ class Activity:
             )
         self.state = target
         changes.append(Change(self.subject, "state", current.value, target.value, now, actor))
-        if target == A.IN_PROGRESS and current in (A.PLANNED, A.FALLOUT):
+        if target == ActivityState.IN_PROGRESS and current in (ActivityState.PLANNED, ActivityState.FALLOUT):
             self.actual_start = now
             self.actual_end = None
         if target in ACTIVITY_TERMINAL:

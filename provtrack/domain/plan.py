@@ -25,22 +25,19 @@ from provtrack.domain.model import Change, EventType, OrderEvent, ServiceOrder
 from provtrack.domain.plan_building import ItemProblem, draft_activities
 from provtrack.domain.states import TERMINAL_STATES, TRANSITIONS, OrderState
 
-A = ActivityState
-S = OrderState
-
 # What a downstream resource order's state means for the activity that created it (TMF652 §7).
 DOWNSTREAM_STATE: dict[str, ActivityState] = {
-    "acknowledged": A.IN_PROGRESS,
-    "inProgress": A.IN_PROGRESS,
-    "completed": A.DONE,
-    "failed": A.FALLOUT,
-    "rejected": A.FALLOUT,
-    "partial": A.FALLOUT,
-    "cancelled": A.FALLOUT,
-    "held": A.BLOCKED,
-    "pending": A.BLOCKED,
-    "assessingCancellation": A.BLOCKED,
-    "pendingCancellation": A.BLOCKED,
+    "acknowledged": ActivityState.IN_PROGRESS,
+    "inProgress": ActivityState.IN_PROGRESS,
+    "completed": ActivityState.DONE,
+    "failed": ActivityState.FALLOUT,
+    "rejected": ActivityState.FALLOUT,
+    "partial": ActivityState.FALLOUT,
+    "cancelled": ActivityState.FALLOUT,
+    "held": ActivityState.BLOCKED,
+    "pending": ActivityState.BLOCKED,
+    "assessingCancellation": ActivityState.BLOCKED,
+    "pendingCancellation": ActivityState.BLOCKED,
 }
 
 
@@ -127,7 +124,7 @@ def reject(order: ServiceOrder, problems: list[ItemProblem], *, now: str, actor:
             "@type": "ServiceOrderErrorMessage",
         }
         add_error(order, problem.item_id, message, now=now, actor=actor)
-    order.move_to(S.REJECTED, now=now, actor=actor)
+    order.move_to(OrderState.REJECTED, now=now, actor=actor)
 
 
 def add_error(
@@ -151,8 +148,8 @@ def add_error(
 def start(plan: Plan, order: ServiceOrder, *, now: str, actor: str) -> list[Activity]:
     """Start the order: it goes inProgress and the activities with no predecessors begin."""
     plan.started = True
-    if order.state == S.ACKNOWLEDGED:
-        order.move_to(S.IN_PROGRESS, now=now, actor=actor)
+    if order.state == OrderState.ACKNOWLEDGED:
+        order.move_to(OrderState.IN_PROGRESS, now=now, actor=actor)
     return advance(plan, order, now=now, actor=actor)
 
 
@@ -166,9 +163,11 @@ def advance(plan: Plan, order: ServiceOrder, *, now: str, actor: str) -> list[Ac
     by_id = {a.id: a for a in plan.activities}
     started: list[Activity] = []
     for activity in plan.activities:
-        if activity.state == A.PLANNED and all(by_id[p].state in FINISHED for p in activity.predecessors):
+        if activity.state == ActivityState.PLANNED and all(
+            by_id[p].state in FINISHED for p in activity.predecessors
+        ):
             activity.attempt += 1
-            activity.move(A.IN_PROGRESS, now=now, actor=actor, changes=plan.changes)
+            activity.move(ActivityState.IN_PROGRESS, now=now, actor=actor, changes=plan.changes)
             started.append(activity)
     _roll_up(plan, order, now=now, actor=actor)
     update_expected_completion(plan, order, now=now, actor=actor)
@@ -194,9 +193,9 @@ def record_downstream_state(
     target = DOWNSTREAM_STATE.get(downstream_state)
     if target is None or activity.state not in OPEN or target == activity.state:
         return []
-    if target == A.BLOCKED:
+    if target == ActivityState.BLOCKED:
         activity.reason = reason or f"the downstream order is {downstream_state}"
-    elif target == A.FALLOUT:
+    elif target == ActivityState.FALLOUT:
         detail = f": {reason}" if reason else ""
         activity.reason = f"{activity.owner} reports the resource order {downstream_state}{detail}"
     else:
@@ -211,7 +210,7 @@ def finish_move(
     activity.move(target, now=now, actor=actor, changes=plan.changes)
     if target in FINISHED:
         _add_milestone(order, activity, now=now, actor=actor)
-    elif target == A.FALLOUT:
+    elif target == ActivityState.FALLOUT:
         message = {
             "code": "ACTIVITY_FAILED",
             "reason": "Provisioning activity failed",
@@ -222,7 +221,7 @@ def finish_move(
             "@type": "ServiceOrderErrorMessage",
         }
         add_error(order, activity.item_id, message, now=now, actor=actor)
-    elif target == A.FAILED:
+    elif target == ActivityState.FAILED:
         _cancel_successors(plan, activity, now=now, actor=actor)
     return advance(plan, order, now=now, actor=actor)
 
@@ -267,12 +266,12 @@ def _cancel_successors(plan: Plan, failed: Activity, *, now: str, actor: str) ->
             if activity.id not in doomed and doomed.intersection(activity.predecessors):
                 doomed.add(activity.id)
                 changed = True
-                if activity.state == A.PLANNED:
-                    activity.move(A.CANCELLED, now=now, actor=actor, changes=plan.changes)
+                if activity.state == ActivityState.PLANNED:
+                    activity.move(ActivityState.CANCELLED, now=now, actor=actor, changes=plan.changes)
 
 
 def _add_milestone(order: ServiceOrder, activity: Activity, *, now: str, actor: str) -> None:
-    status = "skipped" if activity.state == A.SKIPPED else "completed"
+    status = "skipped" if activity.state == ActivityState.SKIPPED else "completed"
     milestone = {
         "id": activity.id,
         "name": activity.name,
@@ -295,26 +294,26 @@ def _add_milestone(order: ServiceOrder, activity: Activity, *, now: str, actor: 
 def _item_target(plan: Plan, item_id: str, states: dict[str, OrderState]) -> OrderState | None:
     own = [a.state for a in plan.of_item(item_id)]
     waited = [states[i] for i in plan.item_waits.get(item_id, []) if i in states]
-    if A.FALLOUT in own:
-        return S.HELD
+    if ActivityState.FALLOUT in own:
+        return OrderState.HELD
     if all(s in ACTIVITY_TERMINAL for s in own) and all(s in TERMINAL_STATES for s in waited):
-        if any(s in (A.FAILED, A.CANCELLED) for s in own):
-            return S.FAILED
-        if own or not any(s != S.COMPLETED for s in waited):
-            return S.COMPLETED
-        return S.FAILED
-    if any(s != A.PLANNED for s in own):
-        return S.IN_PROGRESS
+        if any(s in (ActivityState.FAILED, ActivityState.CANCELLED) for s in own):
+            return OrderState.FAILED
+        if own or not any(s != OrderState.COMPLETED for s in waited):
+            return OrderState.COMPLETED
+        return OrderState.FAILED
+    if any(s != ActivityState.PLANNED for s in own):
+        return OrderState.IN_PROGRESS
     return None
 
 
 def _roll_up(plan: Plan, order: ServiceOrder, *, now: str, actor: str) -> None:
-    fallout = any(a.state == A.FALLOUT for a in plan.activities)
+    fallout = any(a.state == ActivityState.FALLOUT for a in plan.activities)
     if not fallout and plan.holds_order:
         plan.holds_order = False
-        if order.state == S.HELD:
-            order.move_to(S.IN_PROGRESS, now=now, actor=actor)
-    if order.state not in (S.IN_PROGRESS, S.HELD):
+        if order.state == OrderState.HELD:
+            order.move_to(OrderState.IN_PROGRESS, now=now, actor=actor)
+    if order.state not in (OrderState.IN_PROGRESS, OrderState.HELD):
         return  # pending or in a cancellation flow: items move on with the order's owner
     # Items are visited until nothing changes: an item waiting on others completes after them.
     changed = True
@@ -330,12 +329,20 @@ def _roll_up(plan: Plan, order: ServiceOrder, *, now: str, actor: str) -> None:
             changed = True
             if order.is_terminal:
                 return
-    if fallout and order.state == S.IN_PROGRESS:
-        order.move_to(S.HELD, now=now, actor=actor)
+    if fallout and order.state == OrderState.IN_PROGRESS:
+        order.move_to(OrderState.HELD, now=now, actor=actor)
         plan.holds_order = True
 
 
-_ITEM_STATES = frozenset({S.ACKNOWLEDGED, S.IN_PROGRESS, S.HELD, S.COMPLETED, S.FAILED})
+_ITEM_STATES = frozenset(
+    {
+        OrderState.ACKNOWLEDGED,
+        OrderState.IN_PROGRESS,
+        OrderState.HELD,
+        OrderState.COMPLETED,
+        OrderState.FAILED,
+    }
+)
 
 
 def _path(current: OrderState, target: OrderState) -> list[OrderState]:
@@ -369,7 +376,7 @@ def schedule(plan: Plan, *, now: datetime, start_at: datetime | None = None) -> 
         if activity.state in ACTIVITY_TERMINAL and activity.actual_end is not None:
             ends[activity.id] = parse_datetime(activity.actual_end)
             continue
-        if activity.actual_start is not None and activity.state != A.PLANNED:
+        if activity.actual_start is not None and activity.state != ActivityState.PLANNED:
             begin = parse_datetime(activity.actual_start)
             end = max(begin + duration, now)
         else:

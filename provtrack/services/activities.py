@@ -22,7 +22,7 @@ from provtrack.services.ports import (
 )
 from provtrack.services.provisioning import change_plan, hand_out, order_of
 
-OperatorAction = Callable[[Plan, ServiceOrder, Activity], list[Activity]]
+PlanOperation = Callable[[Plan, ServiceOrder, Activity], list[Activity]]
 
 
 def retry_activity(
@@ -85,7 +85,7 @@ def get_activity(store: Store, activity_id: str) -> dict[str, Any]:
 
 
 def _operate(
-    store: Store, activity_id: str, action: OperatorAction, ctx: Context, catalog: Catalog | None
+    store: Store, activity_id: str, action: PlanOperation, ctx: Context, catalog: Catalog | None
 ) -> dict[str, Any]:
     def change(tx: Transaction, order: ServiceOrder, plan: Plan) -> dict[str, Any]:
         activity = plan.activity(activity_id)
