@@ -30,6 +30,10 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 STALE_CONNECTION_ERRORS = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
 
 
+class StaleConnection(ConnectionError):
+    """A kept-alive connection the server had closed failed a request not to be repeated blindly."""
+
+
 @dataclass(frozen=True, slots=True)
 class HttpAnswer:
     """A complete response: the body is always read to the end, so the connection can be reused."""
@@ -131,7 +135,15 @@ class KeepAliveConnections:
         self._lock = threading.Lock()
         self._tls: ssl.SSLContext | None = None
 
-    def exchange(self, method: str, url: str, *, body: bytes | None, headers: dict[str, str]) -> HttpAnswer:
+    def exchange(
+        self,
+        method: str,
+        url: str,
+        *,
+        body: bytes | None,
+        headers: dict[str, str],
+        repeat_if_stale: bool = True,
+    ) -> HttpAnswer:
         origin, target = split_url(url)
         request = _Request(method, target, body, headers)
         connections = self._thread_connections()
@@ -140,8 +152,12 @@ class KeepAliveConnections:
             try:
                 response = connections.send(origin, connection, request)
             except STALE_CONNECTION_ERRORS:
-                # The server closed the idle connection before reading this request: nothing was
-                # answered, and the callers' requests are safe to repeat, so try once on a new one.
+                # The server closed the idle connection, most likely before reading this request:
+                # nothing was answered. A request safe to repeat is tried once on a new connection;
+                # the others fail, for the caller to find out what happened.
+                if not repeat_if_stale:
+                    connections.drop(origin)
+                    raise StaleConnection(f"{method} {url}: the server had closed the connection") from None
                 response = self._send_on_new(connections, origin, request)
         else:
             response = self._send_on_new(connections, origin, request)

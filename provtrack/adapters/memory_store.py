@@ -28,7 +28,14 @@ from provtrack.domain.jobs import JobRequest
 from provtrack.domain.model import Change, OrderEvent, ServiceOrder
 from provtrack.domain.plan import Plan
 from provtrack.domain.query import Query
-from provtrack.services.ports import AfterChange, ConcurrentUpdate, FinishedActivity, Page, Store
+from provtrack.services.ports import (
+    AfterChange,
+    ConcurrentUpdate,
+    DownstreamSubscription,
+    FinishedActivity,
+    Page,
+    Store,
+)
 
 HISTORY_WINDOW = 500  # as the SQL store: learned durations read the newest samples only
 
@@ -60,6 +67,7 @@ class MemoryData:
     parked: list[tuple[str, str, str, str | None]] = field(default_factory=list)
     escalations: dict[tuple[str, str], Escalation] = field(default_factory=dict)
     durations: dict[str, FinishedActivity] = field(default_factory=dict)
+    subscriptions: dict[str, DownstreamSubscription] = field(default_factory=dict)
 
 
 class MemoryStore:
@@ -93,6 +101,7 @@ class MemoryTransaction:
         self.writing = write
         self.plans = MemoryPlans(self)
         self.jeopardy = MemoryJeopardyRecords(self)
+        self.subscriptions = MemoryDownstreamSubscriptions(self)
 
     def _write(self) -> None:
         if not self.writing:
@@ -319,6 +328,25 @@ class MemoryJeopardyRecords:
             if o == order_id and change.subject == "serviceOrder" and change.attribute == "state":
                 return change.at
         return None
+
+
+class MemoryDownstreamSubscriptions:
+    def __init__(self, tx: MemoryTransaction) -> None:
+        self.tx = tx
+
+    def get(self, system: str) -> DownstreamSubscription | None:
+        return self.tx.data.subscriptions.get(system)
+
+    def all(self) -> list[DownstreamSubscription]:
+        return [self.tx.data.subscriptions[s] for s in sorted(self.tx.data.subscriptions)]
+
+    def put(self, subscription: DownstreamSubscription) -> None:
+        self.tx._write()
+        self.tx.data.subscriptions[subscription.system] = subscription
+
+    def forget(self, system: str) -> None:
+        self.tx._write()
+        self.tx.data.subscriptions.pop(system, None)
 
 
 def _page(documents: list[str], query: Query, *, newest_first: str) -> Page:

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import http.client
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 
-from provtrack.adapters.http_connections import KeepAliveConnections
+from provtrack.adapters.http_connections import KeepAliveConnections, StaleConnection
 
 RESOURCE_ORDER = "resourceOrder"
 ACCEPT_JSON = {"Accept": "application/json"}
@@ -25,7 +26,21 @@ SEND_JSON = {"Accept": "application/json", "Content-Type": "application/json"}
 
 
 class DownstreamUnavailable(Exception):
-    """The system could not be reached or failed (5xx): try again later."""
+    """The system could not be reached or failed (5xx): try again later. `answered`: it said so
+    itself (a 5xx), rather than leaving the request without an answer."""
+
+    def __init__(self, message: str, *, answered: bool = False, stale: bool = False) -> None:
+        self.answered = answered
+        self.stale = stale
+        super().__init__(message)
+
+
+class OutcomeUnknown(DownstreamUnavailable):
+    """A POST may have reached the system and nothing came back: look it up before sending again.
+    `stale`: a kept-alive connection the system had closed, most likely before reading the request."""
+
+    def __init__(self, message: str, *, stale: bool) -> None:
+        super().__init__(message, stale=stale)
 
 
 class DownstreamRefused(Exception):
@@ -41,11 +56,10 @@ class ResourceOrderingClient:
     """Keep-alive connections per worker thread, shared by the calls to every system.
 
     A request that meets a kept-alive connection the system closed meanwhile is sent once more on a
-    new connection. Usually the system never read it (it closed the idle connection first); should it
-    have read it and failed before answering, the repeat is still harmless: a resource order POST
-    carries the externalId the system recognises (a repeat returns the existing order), a TMF638
-    service POST its order item, PATCH and GET are idempotent, and a hub POST at worst registers the
-    callback twice, as a subscribe job retried after a timeout already can.
+    new connection, except a resource order POST: the system may have read it before closing, and not
+    every system drops a repeated externalId, so that one raises `OutcomeUnknown` and the engine looks
+    the order up (`find`) before it sends it again. A TMF638 service POST carries its order item,
+    PATCH and GET are idempotent, and a hub POST is checked by its id (`subscription_exists`).
     """
 
     def __init__(self, *, timeout: float = 10.0, connect_timeout: float = 3.0) -> None:
@@ -55,7 +69,38 @@ class ResourceOrderingClient:
         self._connections.close()
 
     def create(self, base_url: str, body: dict[str, Any]) -> dict[str, Any]:
-        return self._call("POST", f"{base_url}/{RESOURCE_ORDER}", json=body)
+        """POST a resource order. Anything but an answer (a timeout, a reset, a stale connection) is
+        `OutcomeUnknown`: the order may exist at the system."""
+        try:
+            return self._call("POST", f"{base_url}/{RESOURCE_ORDER}", json=body, repeat_if_stale=False)
+        except DownstreamUnavailable as exc:
+            if exc.answered:
+                raise
+            raise OutcomeUnknown(str(exc), stale=exc.stale) from None
+
+    def find(self, base_url: str, external_id: str) -> dict[str, Any] | None:
+        """The resource order a POST with this externalId created, or None (TMF630 filtering; the
+        answer is checked, since a system may ignore a filter it does not know)."""
+        found = self._call_list("GET", f"{base_url}/{RESOURCE_ORDER}?externalId={quote(external_id)}")
+        matching = [o for o in found if isinstance(o, dict) and o.get("externalId") == external_id]
+        return matching[0] if matching else None
+
+    def subscription_exists(self, base_url: str, hub_id: str) -> bool:
+        """Whether the system still has our hub subscription `hub_id` (404: it is gone)."""
+        try:
+            self._call("GET", f"{base_url}/hub/{quote(hub_id)}")
+        except DownstreamRefused as exc:
+            if exc.status in (404, 410):
+                return False
+            raise
+        return True
+
+    def unsubscribe(self, base_url: str, hub_id: str) -> None:
+        try:
+            self._request("DELETE", f"{base_url}/hub/{quote(hub_id)}")
+        except DownstreamRefused as exc:
+            if exc.status not in (404, 410):
+                raise
 
     def get(self, base_url: str, resource_order_id: str) -> dict[str, Any]:
         return self._call("GET", f"{base_url}/{RESOURCE_ORDER}/{resource_order_id}")
@@ -65,21 +110,39 @@ class ResourceOrderingClient:
         body = {"callback": callback, "query": "eventType=ResourceOrderStateChangeEvent"}
         return self._call("POST", f"{base_url}/hub", json=body)
 
-    def _call(self, method: str, url: str, json: Any = None) -> dict[str, Any]:
+    def _call(
+        self, method: str, url: str, json: Any = None, *, repeat_if_stale: bool = True
+    ) -> dict[str, Any]:
+        payload = self._request(method, url, json, repeat_if_stale=repeat_if_stale)
+        if not isinstance(payload, dict):
+            raise DownstreamUnavailable(f"{method} {url}: the answer is not a JSON object", answered=True)
+        return payload
+
+    def _call_list(self, method: str, url: str) -> list[Any]:
+        payload = self._request(method, url)
+        if not isinstance(payload, list):
+            raise DownstreamUnavailable(f"{method} {url}: the answer is not a JSON array", answered=True)
+        return payload
+
+    def _request(self, method: str, url: str, json: Any = None, *, repeat_if_stale: bool = True) -> Any:
         content = None if json is None else orjson.dumps(json)
         headers = ACCEPT_JSON if content is None else SEND_JSON
         try:
-            response = self._connections.exchange(method, url, body=content, headers=headers)
+            response = self._connections.exchange(
+                method, url, body=content, headers=headers, repeat_if_stale=repeat_if_stale
+            )
+        except StaleConnection as exc:
+            raise DownstreamUnavailable(str(exc), stale=True) from None
         except (OSError, http.client.HTTPException) as exc:
             raise DownstreamUnavailable(f"{method} {url}: {type(exc).__name__}: {exc}") from None
         if response.status >= 500:
-            raise DownstreamUnavailable(f"{method} {url}: HTTP {response.status}: {response.text()[:500]}")
+            raise DownstreamUnavailable(
+                f"{method} {url}: HTTP {response.status}: {response.text()[:500]}", answered=True
+            )
         try:
             payload = orjson.loads(response.body) if response.body else {}
         except orjson.JSONDecodeError:
             payload = response.text()[:4000]
         if response.status >= 400:
             raise DownstreamRefused(response.status, payload, f"{method} {url}: HTTP {response.status}")
-        if not isinstance(payload, dict):
-            raise DownstreamUnavailable(f"{method} {url}: the answer is not a JSON object")
         return payload

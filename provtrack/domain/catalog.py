@@ -44,6 +44,9 @@ class System:
     url: str  # TMF652 base URL, e.g. http://host/tmf-api/resourceOrderingManagement/v4
     progress: Progress
     poll_interval: timedelta  # polling period; with a hub, the period of the safety poll
+    # Answers `GET resourceOrder?externalId=`: a POST whose outcome is unknown is looked up there
+    # before it is sent again. A system that cannot be searched must itself drop a repeated externalId.
+    searchable: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,7 +226,13 @@ def _read_systems(r: _Reader, raw: dict[str, Any]) -> dict[str, System]:
         if interval is not None and interval <= timedelta(0):
             r.problem(body, "pollInterval", f"{where}.pollInterval: must be positive")
             continue
-        systems[str(name)] = System(str(name), url.rstrip("/"), progress, interval or DEFAULT_HUB_SAFETY_POLL)
+        searchable = body.get("searchable", True)
+        if not isinstance(searchable, bool):
+            r.problem(body, "searchable", f"{where}.searchable: must be true or false")
+            continue
+        systems[str(name)] = System(
+            str(name), url.rstrip("/"), progress, interval or DEFAULT_HUB_SAFETY_POLL, searchable
+        )
     return systems
 
 

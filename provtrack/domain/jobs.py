@@ -45,6 +45,8 @@ class Job:
     due_at: datetime
     payload: dict[str, Any]
     attempts: int  # earlier attempts that failed
+    # Claimed from a holder whose lease ran out: an earlier run may have done part of the work.
+    taken_over: bool = False
 
 
 class RetryLater(Exception):

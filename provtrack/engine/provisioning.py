@@ -15,19 +15,25 @@ import traceback
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 import structlog
 
 from provtrack.adapters.clock import new_id
 from provtrack.adapters.tmf638 import ServiceInventoryClient
-from provtrack.adapters.tmf652 import DownstreamRefused, DownstreamUnavailable, ResourceOrderingClient
-from provtrack.domain.catalog import Catalog
+from provtrack.adapters.tmf652 import (
+    DownstreamRefused,
+    DownstreamUnavailable,
+    OutcomeUnknown,
+    ResourceOrderingClient,
+)
+from provtrack.domain.catalog import Catalog, System
 from provtrack.domain.clock import format_datetime
 from provtrack.domain.jobs import GiveUp, Job, Lease, RetryLater, backoff
 from provtrack.engine.worker import Handler
 from provtrack.services import provisioning
 from provtrack.services.inventory import inventory_update, record_inventory
-from provtrack.services.ports import Context, Store
+from provtrack.services.ports import Context, DownstreamSubscription, Store
 from provtrack.services.provisioning import DispatchRequest
 
 ACTOR = "provtrack-engine"
@@ -63,6 +69,7 @@ class ProvisioningEngine:
             provisioning.DISPATCH_JOB: self.dispatch,
             provisioning.POLL_JOB: self.poll,
             provisioning.SUBSCRIBE_JOB: self.subscribe,
+            provisioning.UNSUBSCRIBE_JOB: self.unsubscribe,
             provisioning.INVENTORY_JOB: self.update_inventory,
         }
 
@@ -88,7 +95,9 @@ class ProvisioningEngine:
     def dispatch(self, job: Job, now: datetime) -> None:
         request = provisioning.dispatch_request(self.store, job.key, job.payload)
         if request is not None:
-            self._send_now(self._send(request, now), now)
+            # An earlier run failed, or its holder died: its POST may have reached the system.
+            unknown = job.attempts > 0 or job.taken_over
+            self._send_now(self._send(request, now, look_up_first=unknown), now)
 
     def _send_now(self, requests: list[DispatchRequest], now: datetime) -> None:
         """Send the resource orders whose dispatch jobs this engine holds, and those they start in
@@ -122,14 +131,16 @@ class ProvisioningEngine:
             self.store, request.activity_id, owner=self.owner, due_at=due_at, error=error, failed=failed
         )
 
-    def _send(self, request: DispatchRequest, now: datetime) -> list[DispatchRequest]:
+    def _send(
+        self, request: DispatchRequest, now: datetime, *, look_up_first: bool = False
+    ) -> list[DispatchRequest]:
         """POST one resource order and record the answer; returns the dispatches it started."""
         catalog = self._catalog()
         system = catalog.systems.get(request.system)
         if system is None:
             raise GiveUp(f"activity {request.activity_id}: system {request.system!r} is not in the catalog")
         try:
-            resource_order = self.client.create(system.url, request.body)
+            resource_order = self._create_once(system, request, look_up_first=look_up_first)
         except DownstreamUnavailable as exc:
             raise RetryLater(str(exc)) from None
         except DownstreamRefused as exc:
@@ -153,6 +164,29 @@ class ProvisioningEngine:
             order_id=request.order_id,
             lease=self._lease(now),
         )
+
+    def _create_once(
+        self, system: System, request: DispatchRequest, *, look_up_first: bool
+    ) -> dict[str, Any]:
+        """The resource order of this attempt at the system: the one there already, when a POST
+        whose outcome is unknown may have created it, else a new one. A POST that gets no answer
+        raises, and the job's next run looks first; one that met a connection the system had closed
+        (most likely unread) is looked up and sent again at once. A system that cannot be searched
+        (`searchable: false`) must drop a repeated externalId itself (docs/engine.md)."""
+        if look_up_first and system.searchable:
+            found = self.client.find(system.url, request.external_id)
+            if found is not None:
+                log.info(
+                    "resource order found, not sent again", activity=request.activity_id, id=found.get("id")
+                )
+                return found
+        try:
+            return self.client.create(system.url, request.body)
+        except OutcomeUnknown as exc:
+            if not (exc.stale and system.searchable):
+                raise
+        found = self.client.find(system.url, request.external_id)
+        return found if found is not None else self.client.create(system.url, request.body)
 
     def _lease(self, now: datetime) -> Lease:
         return Lease(self.owner, now + self.lease)
@@ -192,20 +226,49 @@ class ProvisioningEngine:
         record_inventory(self.store, order_id, item_id, service, ctx=_ctx(now))
 
     def subscribe(self, job: Job, now: datetime) -> None:
-        catalog = self._catalog()
-        system = catalog.systems.get(job.key)
+        """Our subscription at the system's hub: the one we have, if the system still has it and it
+        still points at us; else a new one (the old one ended first). One per system, however often
+        provtrack restarts."""
+        system = self._catalog().systems.get(job.key)
         if system is None or self.listener_base_url is None:
             return
         callback = f"{self.listener_base_url}/provtrack/v1/tmf652/{system.name}"
+        known = provisioning.downstream_subscription(self.store, system.name)
         try:
-            self.client.subscribe(system.url, callback)
+            if known is not None and (known.callback, known.base_url) == (callback, system.url):
+                if self.client.subscription_exists(system.url, known.hub_id):
+                    log.info("hub subscription in place", system=system.name, hub=known.hub_id)
+                    return
+            elif known is not None:
+                self.client.unsubscribe(known.base_url, known.hub_id)
+            answer = self.client.subscribe(system.url, callback)
         except DownstreamUnavailable as exc:
             raise RetryLater(str(exc)) from None
         except DownstreamRefused as exc:
             raise GiveUp(
                 f"{system.name} refused the hub subscription: HTTP {exc.status} {exc.body}"
             ) from None
-        log.info("subscribed to resource order notifications", system=system.name, callback=callback)
+        hub_id = str(answer.get("id") or "")
+        if hub_id:
+            subscription = DownstreamSubscription(system.name, hub_id, callback, system.url)
+            provisioning.record_subscription(self.store, subscription)
+        log.info(
+            "subscribed to resource order notifications", system=system.name, callback=callback, hub=hub_id
+        )
+
+    def unsubscribe(self, job: Job, now: datetime) -> None:
+        """The system left the catalog, or no longer notifies us by its hub: end our subscription."""
+        known = provisioning.downstream_subscription(self.store, job.key)
+        if known is None:
+            return
+        try:
+            self.client.unsubscribe(known.base_url, known.hub_id)
+        except DownstreamUnavailable as exc:
+            raise RetryLater(str(exc)) from None
+        except DownstreamRefused as exc:
+            log.warning("hub subscription not ended", system=job.key, status=exc.status)
+        provisioning.forget_subscription(self.store, job.key)
+        log.info("hub subscription ended", system=job.key, hub=known.hub_id)
 
 
 def _ctx(now: datetime) -> Context:

@@ -26,7 +26,7 @@ from provtrack.domain.model import Change, ServiceOrder
 from provtrack.domain.plan import OrderNotFeasible, Plan
 from provtrack.domain.states import OrderState
 from provtrack.services.orders import PLAN_ORDER_JOB
-from provtrack.services.ports import ActivityNotFound, Context, Store, Transaction
+from provtrack.services.ports import ActivityNotFound, Context, DownstreamSubscription, Store, Transaction
 from provtrack.services.unit_of_work import change_order, plan_order_change
 
 PLAN_JOB = PLAN_ORDER_JOB  # key: order id; scheduled by create_order
@@ -34,6 +34,7 @@ START_JOB = "provisioning.start"  # key: order id, due at requestedStartDate
 DISPATCH_JOB = "provisioning.dispatch"  # key: activity id
 POLL_JOB = "provisioning.poll"  # key: activity id
 SUBSCRIBE_JOB = "provisioning.subscribe"  # key: system name
+UNSUBSCRIBE_JOB = "provisioning.unsubscribe"  # key: system name, no longer notifying us by its hub
 INVENTORY_JOB = "provisioning.inventory"  # key: <order id>/<item id>; TMF638 after an item completes
 T = TypeVar("T")
 
@@ -48,6 +49,11 @@ class DispatchRequest:
     system: str
     body: dict[str, Any]
 
+    @property
+    def external_id(self) -> str:
+        """What the system knows this attempt by (`Activity.request_id`)."""
+        return str(self.body["externalId"])
+
 
 class Planned(NamedTuple):
     """What planning did (for the log), and the resource orders to send now (see `hand_out`)."""
@@ -57,11 +63,31 @@ class Planned(NamedTuple):
 
 
 def subscribe_to_hubs(store: Store, catalog: Catalog, *, ctx: Context) -> None:
-    """At start: a job per hub-notifying system registers our listener with its hub."""
+    """At start: a job per hub-notifying system checks our subscription at its hub (or makes one),
+    and a job per system we are subscribed at that left the catalog, or stopped notifying, ends it."""
+    now = _now(ctx)
+    notifying = {name for name, system in catalog.systems.items() if system.progress is Progress.HUB}
     with store.transaction(write=True) as tx:
-        for system in catalog.systems.values():
-            if system.progress is Progress.HUB:
-                tx.schedule_job(JobRequest(SUBSCRIBE_JOB, system.name, _now(ctx)), now=_now(ctx))
+        for name in sorted(notifying):
+            tx.schedule_job(JobRequest(SUBSCRIBE_JOB, name, now), now=now)
+        for known in tx.subscriptions.all():
+            if known.system not in notifying:
+                tx.schedule_job(JobRequest(UNSUBSCRIBE_JOB, known.system, now), now=now)
+
+
+def downstream_subscription(store: Store, system: str) -> DownstreamSubscription | None:
+    with store.transaction(write=False) as tx:
+        return tx.subscriptions.get(system)
+
+
+def record_subscription(store: Store, subscription: DownstreamSubscription) -> None:
+    with store.transaction(write=True) as tx:
+        tx.subscriptions.put(subscription)
+
+
+def forget_subscription(store: Store, system: str) -> None:
+    with store.transaction(write=True) as tx:
+        tx.subscriptions.forget(system)
 
 
 # --- planning and starting ---------------------------------------------------------------------

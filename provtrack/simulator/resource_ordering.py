@@ -6,10 +6,13 @@ Every system lives under its own prefix: `/{system}/tmf-api/resourceOrderingMana
 Subscribers get ResourceOrderStateChangeEvent notifications at `{callback}/listener/...`: one per
 state change, in order, each carrying the state it announces, ending in the order's final state.
 
-A POST with an `externalId` the system has already seen returns the existing order (200), so a client
-that retries a POST after a crash never creates a second order. Faults for tests and demos: the next
-N POSTs answer 500, some resource specifications are refused with 400, POST answers can be slow, and
-notifications can be sent before the POST that created the order has answered.
+A POST with an `externalId` the system has already seen returns the existing order (200), unless
+`deduplicate` is off: then, like many real systems, it creates another order, and only provtrack's
+look-up before a re-send (`GET resourceOrder?externalId=`, which the simulator answers) keeps a
+retried POST from creating a second one. `hub/{id}` answers GET, so a subscriber can check its
+subscription is still there. Faults for tests and demos: the next N POSTs answer 500, some resource
+specifications are refused with 400, POST answers can be slow, and notifications can be sent before
+the POST that created the order has answered.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ class Behaviour:
     refuse_specs: list[str] = field(default_factory=list)  # resource specifications answered with 400
     post_latency: float = 0.0  # seconds a POST takes to answer, after the order is created
     notify_before_response: bool = False  # the POST answers after the first state change is sent
+    deduplicate: bool = True  # a POST repeating an externalId gets the existing order, not a new one
     seed: int | None = None
 
 
@@ -167,6 +171,7 @@ class ResourceOrderingSimulator:
         app.add_api_route(f"{BASE}/resourceOrder", self.list_orders, methods=["GET"])
         app.add_api_route(f"{BASE}/resourceOrder/{{order_id}}", self.get_order, methods=["GET"])
         app.add_api_route(f"{BASE}/hub", self.subscribe, methods=["POST"], status_code=201)
+        app.add_api_route(f"{BASE}/hub/{{hub_id}}", self.get_subscription, methods=["GET"])
         app.add_api_route(f"{BASE}/hub/{{hub_id}}", self.unsubscribe, methods=["DELETE"], status_code=204)
         app.add_api_route(f"{INVENTORY}/service", self.create_service, methods=["POST"], status_code=201)
         app.add_api_route(f"{INVENTORY}/service/{{service_id}}", self.get_service, methods=["GET"])
@@ -189,7 +194,7 @@ class ResourceOrderingSimulator:
         if not isinstance(body, dict) or not body.get("orderItem"):
             return _json({"code": "400", "reason": "Bad request", "message": "orderItem is required"}, 400)
         external_id = body.get("externalId")
-        if external_id and (system, external_id) in self.by_external_id:
+        if b.deduplicate and external_id and (system, external_id) in self.by_external_id:
             existing = self.orders[(system, self.by_external_id[(system, external_id)])]
             self.repeated_posts += 1
             return _json(self._view(existing), 200)
@@ -217,8 +222,15 @@ class ResourceOrderingSimulator:
             await asyncio.sleep(b.post_latency)  # created already: a client that gives up may POST again
         return _json(self._view(order) if b.instant else document, 201)
 
-    async def list_orders(self, system: str) -> Response:
-        return _json([self._view(o) for (s, _), o in self.orders.items() if s == system])
+    async def list_orders(self, system: str, externalId: str | None = None) -> Response:  # noqa: N803
+        """The system's orders; `externalId=` (TMF630 filtering) selects those a client sent with it."""
+        return _json(
+            [
+                self._view(o)
+                for (s, _), o in self.orders.items()
+                if s == system and (externalId is None or o.document.get("externalId") == externalId)
+            ]
+        )
 
     async def get_order(self, system: str, order_id: str) -> Response:
         order = self.orders.get((system, order_id))
@@ -236,6 +248,12 @@ class ResourceOrderingSimulator:
         hub_id = uuid.uuid4().hex[:12]
         self.subscribers.setdefault(system, {})[hub_id] = callback
         return _json({"id": hub_id, "callback": callback, "query": body.get("query")}, 201)
+
+    async def get_subscription(self, system: str, hub_id: str) -> Response:
+        callback = self.subscribers.get(system, {}).get(hub_id)
+        if callback is None:
+            return _json({"code": "404", "reason": "Not found", "message": f"no subscription {hub_id}"}, 404)
+        return _json({"id": hub_id, "callback": callback})
 
     async def unsubscribe(self, system: str, hub_id: str) -> Response:
         self.subscribers.get(system, {}).pop(hub_id, None)

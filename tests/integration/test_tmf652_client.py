@@ -19,7 +19,12 @@ import orjson
 import pytest
 
 from provtrack.adapters.tmf638 import ServiceInventoryClient
-from provtrack.adapters.tmf652 import DownstreamRefused, DownstreamUnavailable, ResourceOrderingClient
+from provtrack.adapters.tmf652 import (
+    DownstreamRefused,
+    DownstreamUnavailable,
+    OutcomeUnknown,
+    ResourceOrderingClient,
+)
 from provtrack.simulator.resource_ordering import Behaviour, ResourceOrderingSimulator
 from provtrack.simulator.serving import serving_in_thread
 
@@ -342,15 +347,27 @@ def test_calls_from_one_thread_share_one_kept_alive_connection(
     assert server.accepted == 1
 
 
-def test_a_kept_alive_connection_the_server_closed_is_retried_once_on_a_new_one(
+def test_a_read_on_a_kept_alive_connection_the_server_closed_is_retried_once_on_a_new_one(
+    serve: Serve, client: ResourceOrderingClient
+) -> None:
+    server = serve(lambda request: json_reply(200, {"id": f"RO-{request.connection}"}, close_after=True))
+    assert client.get(server.url, "RO-1")["id"] == "RO-1"
+    server.wait_until(lambda: server.closed_by_server == {1})
+    assert client.get(server.url, "RO-1")["id"] == "RO-2"
+    assert client.get(server.url, "RO-1")["id"] == "RO-3"
+    assert [request.connection for request in server.received] == [1, 2, 3]
+
+
+def test_a_post_on_a_kept_alive_connection_the_server_closed_is_not_repeated_blindly(
     serve: Serve, client: ResourceOrderingClient
 ) -> None:
     server = serve(lambda request: json_reply(201, {"id": f"RO-{request.connection}"}, close_after=True))
     assert client.create(server.url, ORDER)["id"] == "RO-1"
     server.wait_until(lambda: server.closed_by_server == {1})
-    assert client.create(server.url, ORDER)["id"] == "RO-2"
-    assert client.get(server.url, "RO-2")["id"] == "RO-3"
-    assert [request.connection for request in server.received] == [1, 2, 3]
+    with pytest.raises(OutcomeUnknown) as unknown:
+        client.create(server.url, ORDER)
+    assert unknown.value.stale
+    assert len(server.received) == 1  # not sent again on a new connection: the engine looks it up first
 
 
 def test_a_new_connection_the_server_hangs_up_on_is_not_retried(
@@ -363,11 +380,11 @@ def test_a_new_connection_the_server_hangs_up_on_is_not_retried(
 
 
 def test_a_stale_connection_is_retried_only_once(serve: Serve, client: ResourceOrderingClient) -> None:
-    server = serve(replies(json_reply(201, {"id": "RO-1"}, close_after=True), Reply(hang_up=True)))
-    client.create(server.url, ORDER)
+    server = serve(replies(json_reply(200, {"id": "RO-1"}, close_after=True), Reply(hang_up=True)))
+    client.get(server.url, "RO-1")
     server.wait_until(lambda: server.closed_by_server == {1})
     with pytest.raises(DownstreamUnavailable, match="RemoteDisconnected"):
-        client.create(server.url, ORDER)
+        client.get(server.url, "RO-1")
     assert server.accepted == 2
 
 

@@ -37,6 +37,7 @@ from provtrack.adapters.store.order_rows import (
     order_row,
 )
 from provtrack.adapters.store.provisioning import SqlPlans
+from provtrack.adapters.store.subscriptions import SqlDownstreamSubscriptions
 from provtrack.adapters.store.tables import audit_record, cancel_service_order, service_order
 from provtrack.domain.cancellation import CancelServiceOrder
 from provtrack.domain.jobs import Job, JobRequest
@@ -195,6 +196,7 @@ class SqlTransaction:
         self._durations = durations
         self._plans: SqlPlans | None = None
         self._jeopardy: SqlJeopardyRecords | None = None
+        self._subscriptions: SqlDownstreamSubscriptions | None = None
         self.scheduled_jobs = False
         # Optimistic (SqlStore.transaction): writes wait here for the end of the transaction.
         self.queued_writes: list[Write] | None = None
@@ -239,6 +241,12 @@ class SqlTransaction:
         if self._jeopardy is None:
             self._jeopardy = SqlJeopardyRecords(self.conn, cache=self._durations, write=self.write)
         return self._jeopardy
+
+    @property
+    def subscriptions(self) -> SqlDownstreamSubscriptions:
+        if self._subscriptions is None:
+            self._subscriptions = SqlDownstreamSubscriptions(self)
+        return self._subscriptions
 
     @property
     def events(self) -> event_store.SqlEventsTransaction:

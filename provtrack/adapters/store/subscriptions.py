@@ -1,0 +1,65 @@
+"""Our hub subscriptions at downstream systems, one row per system: kept so that a restart checks
+and reuses the one it has instead of subscribing again (docs/engine.md)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Column, Connection, Table, Text, delete, insert, select, update
+
+from provtrack.adapters.store.tables import metadata
+from provtrack.services.ports import DownstreamSubscription
+
+if TYPE_CHECKING:
+    from provtrack.adapters.store.repository import SqlTransaction
+
+downstream_subscription = Table(
+    "downstream_subscription",
+    metadata,
+    Column("system", Text, primary_key=True),
+    Column("hub_id", Text, nullable=False),
+    Column("callback", Text, nullable=False),
+    Column("base_url", Text, nullable=False),
+)
+
+
+class SqlDownstreamSubscriptions:
+    def __init__(self, tx: SqlTransaction) -> None:
+        self.tx = tx
+
+    def get(self, system: str) -> DownstreamSubscription | None:
+        row = self.tx.conn.execute(
+            select(downstream_subscription).where(downstream_subscription.c.system == system)
+        ).first()
+        return (
+            None
+            if row is None
+            else DownstreamSubscription(row.system, row.hub_id, row.callback, row.base_url)
+        )
+
+    def all(self) -> list[DownstreamSubscription]:
+        rows = self.tx.conn.execute(
+            select(downstream_subscription).order_by(downstream_subscription.c.system)
+        )
+        return [DownstreamSubscription(r.system, r.hub_id, r.callback, r.base_url) for r in rows]
+
+    def put(self, subscription: DownstreamSubscription) -> None:
+        values = {
+            "hub_id": subscription.hub_id,
+            "callback": subscription.callback,
+            "base_url": subscription.base_url,
+        }
+
+        def put(conn: Connection) -> None:
+            table = downstream_subscription
+            changed = conn.execute(
+                update(table).where(table.c.system == subscription.system).values(**values)
+            )
+            if changed.rowcount == 0:
+                conn.execute(insert(table).values(system=subscription.system, **values))
+
+        self.tx.write(put)
+
+    def forget(self, system: str) -> None:
+        table = downstream_subscription
+        self.tx.write(lambda conn: conn.execute(delete(table).where(table.c.system == system)))
