@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -28,11 +27,11 @@ from provtrack.api.http import new_id, utc_now
 from provtrack.api.hub import events_config
 from provtrack.domain.catalog import Catalog
 from provtrack.domain.clock import format_datetime
-from provtrack.domain.events import DELIVER_JOB, REDELIVER_JOB
+from provtrack.engine.events import EventDelivery
 from provtrack.engine.jeopardy import JeopardyEngine
 from provtrack.engine.provisioning import ProvisioningEngine
 from provtrack.engine.worker import Handler, Worker
-from provtrack.services import events, jeopardy, provisioning
+from provtrack.services import delivery, events, jeopardy, provisioning
 from provtrack.services.orders import Context
 from provtrack.settings import Settings
 
@@ -150,19 +149,16 @@ def start_provisioning(
 def event_handlers(
     settings: Settings, store: SqlStore, *, sender: events.Sender | None = None
 ) -> dict[str, Handler]:
-    """Webhook delivery: one job per (subscription, order) stream, and operators' replays."""
-    config = events_config(settings)
+    """Webhook delivery: one job per (subscription, order) stream, replays, outbox pruning."""
     sender = sender or HttpSender(
         timeout=settings.events_attempt_timeout_seconds,
         per_subscriber=settings.events_max_in_flight_per_subscriber,
     )
-    return {
-        DELIVER_JOB: functools.partial(events.deliver_stream, store, sender, config),
-        REDELIVER_JOB: functools.partial(events.redeliver, store, sender, config),
-    }
+    return EventDelivery(store, sender, events_config(settings)).handlers()
 
 
 def build_worker(settings: Settings, store: SqlStore, *, clock: Callable[[], datetime] = utc_now) -> Worker:
+    delivery.schedule_pruning(store, now=clock())  # the outbox prune job, unless it is there
     return Worker(
         store,
         build_handlers(settings, store),

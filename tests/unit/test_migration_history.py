@@ -8,7 +8,7 @@ from provtrack.adapters.store.migrate import alembic_config
 
 
 def test_the_migrations_have_a_single_head() -> None:
-    assert ScriptDirectory.from_config(alembic_config()).get_heads() == ["0005"]
+    assert ScriptDirectory.from_config(alembic_config()).get_heads() == ["0006"]
 
 
 def test_each_migration_follows_the_one_before_it() -> None:
@@ -20,4 +20,5 @@ def test_each_migration_follows_the_one_before_it() -> None:
         ("0003", "0002"),
         ("0004", "0003"),
         ("0005", "0004"),
+        ("0006", "0005"),
     ]
