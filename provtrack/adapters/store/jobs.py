@@ -49,7 +49,8 @@ from provtrack.adapters.store.tables import job
 from provtrack.domain.clock import format_datetime, parse_datetime
 from provtrack.domain.jobs import Job, JobRequest
 
-# A running job's due time must differ from the one it was claimed with for it to run again.
+# A running job's due time must differ from the one it was claimed with for it to run again: a
+# millisecond earlier, so that it is due at once when it ends.
 _NUDGE = timedelta(milliseconds=1)
 
 # For the SQLite wake-up watcher (notify.py), on its own sqlite3 connection: is a job nobody runs due?
@@ -71,7 +72,7 @@ def schedule(conn: Connection, request: JobRequest, *, now: datetime, replace: b
         "created_at": format_datetime(now),
     }
     if request.run_again:
-        values["nudged"] = format_datetime(request.due_at + _NUDGE)
+        values["nudged"] = format_datetime(request.due_at - _NUDGE)
         _run_again_statement(conn.dialect.name).execute(conn, values).close()
         return
     if request.lease is not None:
@@ -127,7 +128,7 @@ def run_now(
 ) -> int:
     """Bring the pending jobs of `kind` (with `key`, or keys starting with `key_prefix`) that are due
     later forward to `now`; running ones run again when they end. Returns how many moved."""
-    stamp, nudged = format_datetime(now), format_datetime(now + _NUDGE)
+    stamp, nudged = format_datetime(now), format_datetime(now - _NUDGE)
     chosen = job.c.key == key if key is not None else job.c.key.startswith(key_prefix, autoescape=True)
     return conn.execute(
         update(job)
