@@ -142,7 +142,7 @@ def _stream_delivered(run: _StreamRun, position: int, _attempt: Attempt) -> bool
 
 def _stream_refused(run: _StreamRun, position: int, attempt: Attempt) -> bool:
     run.stream.failing_since = None  # it answered: reachable, only this event is refused
-    _dead_letter(run, run.rest(position)[:1], error=attempt.describe(), sent_now=True)
+    _dead_letter(run, run.rest(position)[:1], error=attempt.describe(), sent_now=attempt.sent)
     return True
 
 
@@ -179,7 +179,7 @@ def _stream_failed(run: _StreamRun, position: int, attempt: Attempt) -> bool:
     failing_since = parse_datetime(stream.failing_since) if stream.failing_since else run.now
     if run.now - failing_since >= run.config.horizon:
         # Failing for longer than the horizon: this event and the rest of the batch are dead.
-        _dead_letter(run, run.rest(position), error=attempt.describe(), sent_now=True, last=run.last)
+        _dead_letter(run, run.rest(position), error=attempt.describe(), sent_now=attempt.sent, last=run.last)
         return False
     # The subscriber pauses as long as its longest-waiting failed stream: when the others come due
     # they find it paused and park, so a dead subscriber gets about one attempt per backoff.
@@ -305,12 +305,12 @@ def _replay_delivered(run: _ReplayRun, position: int, _attempt: Attempt) -> bool
 
 
 def _replay_refused(run: _ReplayRun, position: int, attempt: Attempt) -> bool:
-    _update_letter(run, run.letters[position][0], error=attempt.describe(), sent=True)
+    _update_letter(run, run.letters[position][0], error=attempt.describe(), sent=attempt.sent)
     return True
 
 
 def _replay_gone(run: _ReplayRun, position: int, attempt: Attempt) -> bool:
-    _update_letter(run, run.letters[position][0], error=attempt.describe(), sent=True)
+    _update_letter(run, run.letters[position][0], error=attempt.describe(), sent=attempt.sent)
     with run.store.transaction(write=True) as tx:
         tx.events.disable_subscription(
             run.subscription.id, reason=f"the callback answered 410 Gone at {run.stamp}"
@@ -328,7 +328,7 @@ def _replay_busy(run: _ReplayRun, _position: int, attempt: Attempt) -> bool:
 
 
 def _replay_blocked(run: _ReplayRun, position: int, attempt: Attempt) -> bool:
-    _update_letter(run, run.letters[position][0], error=attempt.describe(), sent=False, unqueue=False)
+    _update_letter(run, run.letters[position][0], error=attempt.describe(), sent=attempt.sent, unqueue=False)
     _pause(run, until=run.now + PARK_LIMIT, failed=True)
     _park_replays(run)
     return False
@@ -336,7 +336,7 @@ def _replay_blocked(run: _ReplayRun, position: int, attempt: Attempt) -> bool:
 
 def _replay_failed(run: _ReplayRun, position: int, attempt: Attempt) -> bool:
     letter = run.letters[position][0]
-    _update_letter(run, letter, error=attempt.describe(), sent=True, unqueue=False)
+    _update_letter(run, letter, error=attempt.describe(), sent=attempt.sent, unqueue=False)
     if _replay_expired(run, attempt.describe()):
         return False
     delay = backoff(run.subscription.failures, base=BACKOFF_BASE, cap=BACKOFF_CAP)

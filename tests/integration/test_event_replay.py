@@ -104,3 +104,26 @@ def test_a_replay_that_fails_for_the_whole_horizon_leaves_the_letters_dead_and_r
     assert hub.replay(subscription=subscription["id"]) == [letter["id"] for letter in letters]
     worker.run_until_idle()
     assert receiver.event_types() == [EventType.ORDER_CREATE] * 2
+
+
+def test_a_replay_parked_behind_a_failing_subscriber_goes_as_soon_as_a_delivery_to_it_succeeds(
+    hub: Hub, receiver: Receiver
+) -> None:
+    subscription = hub.subscribe(receiver.url)
+    letters = dead_letters_of(hub, receiver, orders=2, patches=0)
+    worker = hub.worker(threads=1)
+    receiver.answers.append(503)
+    live = hub.create_order(description="fails once, pausing the subscriber")
+    worker.run_until_idle()
+
+    hub.replay(subscription=subscription["id"])
+    worker.run_until_idle()  # the subscriber is paused: the replay parks, for up to 10 minutes
+    assert [
+        j["due_at"] > "2026-11-27T09:05:00.000Z" for j in hub.store.pending_jobs(kind="events.redeliver")
+    ] == [True]
+    hub.clock.advance(seconds=5)  # the live stream's backoff is over: it is delivered, and wakes the replay
+    worker.run_until_idle()
+
+    first, *replayed = receiver.accepted
+    assert first.event["correlationId"] == live
+    assert [r.event["eventId"] for r in replayed] == [letter["eventId"] for letter in letters]

@@ -11,8 +11,9 @@ of three rules, chosen by the request:
   parked), and a running one is moved so that it runs once more when it ends (work was added while
   it ran: a delivery stream's new events, a subscription's newly queued replays).
 
-Besides: `cancel`/`cancel_prefix` delete pending jobs, `run_now` brings pending jobs forward
-(a running one runs again), `move_if` moves a job only while a condition holds in the same statement.
+Besides: `cancel`/`cancel_prefix` delete jobs, `run_now` brings pending jobs forward (a running
+one runs again), `move_if` moves a job only while a condition holds in the same statement, and
+`exists_for` is the clause other tables' statements use to ask whether a job exists.
 
 Claiming takes due jobs whose lease is free or expired. PostgreSQL uses FOR UPDATE SKIP LOCKED so
 many workers share the table; SQLite has one writer at a time, so a plain UPDATE ... RETURNING under
@@ -36,6 +37,7 @@ from sqlalchemy import (
     bindparam,
     case,
     delete,
+    exists,
     func,
     or_,
     select,
@@ -43,6 +45,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.sql.expression import Exists
 
 from provtrack.adapters.store.prepared import Prepared
 from provtrack.adapters.store.tables import job
@@ -148,6 +151,11 @@ def move_if(
         .values(due_at=format_datetime(due_at))
     )
     return bool(moved.rowcount == 1)
+
+
+def exists_for(kind: str, key: ColumnElement[str]) -> Exists:
+    """For other tables' statements: a job of `kind` with key `key` exists (pending or running)."""
+    return exists().where(job.c.kind == kind, job.c.key == key).correlate_except(job)
 
 
 def cancel_prefix(conn: Connection, kind: str, key_prefix: str) -> int:

@@ -29,7 +29,7 @@ from provtrack.adapters.store.event_tables import (
     outbox_event,
 )
 from provtrack.adapters.store.prepared import Prepared
-from provtrack.adapters.store.tables import job, service_order
+from provtrack.adapters.store.tables import service_order
 from provtrack.domain.cancellation import CancelServiceOrder
 from provtrack.domain.clock import parse_datetime
 from provtrack.domain.events import (
@@ -192,16 +192,11 @@ def prune_delivered(conn: Connection, *, before: str, limit: int) -> int:
 
 def _prune_statement() -> Any:
     event = outbox_event.alias("e")
+    stream_key = event_subscription.c.id.concat("/").concat(event.c.service_order_id)
     owed = exists(
         select(1)
         .select_from(
-            event_subscription.join(
-                job,
-                and_(
-                    job.c.kind == DELIVER_JOB,
-                    job.c.key == event_subscription.c.id.concat("/").concat(event.c.service_order_id),
-                ),
-            ).outerjoin(
+            event_subscription.outerjoin(
                 event_stream,
                 and_(
                     event_stream.c.subscription_id == event_subscription.c.id,
@@ -209,7 +204,10 @@ def _prune_statement() -> Any:
                 ),
             )
         )
-        .where(event.c.id > func.coalesce(event_stream.c.delivered_through, event_subscription.c.after_event))
+        .where(
+            jobs.exists_for(DELIVER_JOB, stream_key),
+            event.c.id > func.coalesce(event_stream.c.delivered_through, event_subscription.c.after_event),
+        )
     )
     awaiting_replay = exists(
         select(1).where(
