@@ -10,9 +10,15 @@ in this process on loopback. Measures, for ServiceOrderCreateEvent:
 3. throughput: a burst of --burst orders from 8 concurrent clients; events delivered per second from
    the first create to the last arrival (bounded by how fast orders are created);
 4. backlog drain: a subscriber that was down while --burst orders were created comes back; events
-   delivered per second from its first to its last arrival (delivery alone).
+   delivered per second from its first to its last arrival (delivery alone);
+5. replay: a subscriber refused (422) the events of --replay orders, so they are dead letters; it
+   answers 204 again and the operator replays them all (POST /deadLetter/replay) while orders keep
+   being created at --rate, whose events go to the same subscriber: the time from the replay request
+   to the last replayed arrival, whether they arrived in dead-letter order, and the live events'
+   commit->delivery delays meanwhile.
 
-    python bench/notifications.py [--orders 300] [--rate 20] [--burst 2000]
+    python bench/notifications.py [--orders 300] [--rate 20] [--burst 2000] [--replay 1000]
+                                  [--phases light,dead,burst,drain,replay]
                                   [--database postgresql://postgres@127.0.0.1:5432/test]
 """
 
@@ -30,6 +36,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -49,10 +56,12 @@ def free_port() -> int:
 
 
 class Receiver:
-    """Records (arrival wall time, eventTime, correlationId) of every event; answers 204."""
+    """Records (arrival wall time, eventTime, correlationId, eventId) of every event it accepts;
+    answers `status` (204)."""
 
     def __init__(self, port: int = 0) -> None:
-        self.arrivals: list[tuple[float, str, str]] = []
+        self.arrivals: list[tuple[float, str, str, str]] = []
+        self.status = 204
         self.lock = threading.Lock()
         receiver = self
 
@@ -63,9 +72,13 @@ class Receiver:
                 body = self.rfile.read(int(self.headers["content-length"]))
                 arrived = time.time()
                 event = orjson.loads(body)
-                with receiver.lock:
-                    receiver.arrivals.append((arrived, event["eventTime"], event["correlationId"]))
-                self.send_response(204)
+                status = receiver.status
+                if status < 300:
+                    with receiver.lock:
+                        receiver.arrivals.append(
+                            (arrived, event["eventTime"], event["correlationId"], event["eventId"])
+                        )
+                self.send_response(status)
                 self.send_header("content-length", "0")
                 self.end_headers()
 
@@ -84,7 +97,7 @@ class Receiver:
     def delays_ms(self, since: int) -> list[float]:
         with self.lock:
             rows = self.arrivals[since:]
-        return [(arrived - datetime.fromisoformat(stamp).timestamp()) * 1000 for arrived, stamp, _ in rows]
+        return [(arrived - datetime.fromisoformat(stamp).timestamp()) * 1000 for arrived, stamp, *_ in rows]
 
 
 @contextmanager
@@ -165,7 +178,7 @@ def burst(base: str, live: Receiver, *, orders: int) -> float:
         list(pool.map(create, [range(i, orders, 8) for i in range(8)]))
     wait_until(live, start + orders)
     with live.lock:
-        last = max(a for a, _, _ in live.arrivals[start:])
+        last = max(a for a, *_ in live.arrivals[start:])
     return orders / (last - began)
 
 
@@ -185,10 +198,86 @@ def drain(base: str, *, orders: int) -> float:
     try:
         wait_until(back, orders, timeout=300)
         with back.lock:
-            arrivals = [a for a, _, _ in back.arrivals]
+            arrivals = [a for a, *_ in back.arrivals]
     finally:
         back.server.shutdown()
     return orders / (max(arrivals) - min(arrivals))
+
+
+def create_orders(base: str, count: int) -> None:
+    def create(chunk: range) -> None:
+        with httpx.Client(base_url=base) as client:
+            for n in chunk:
+                client.post(f"{API}/serviceOrder", json=order_body(n))
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(create, [range(i, count, 8) for i in range(8)]))
+
+
+def dead_letters(base: str, subscription: str, count: int, *, timeout: float = 300) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while True:
+        letters = httpx.get(f"{base}/provtrack/v1/deadLetter", params={"subscription": subscription}).json()
+        if len(letters) >= count:
+            return letters  # type: ignore[no-any-return]
+        if time.monotonic() > deadline:
+            raise SystemExit(f"only {len(letters)} of {count} dead letters")
+        time.sleep(0.2)
+
+
+@dataclass
+class Replayed:
+    seconds: float  # from the replay request to the last replayed arrival
+    in_order: bool
+    live: list[float]  # commit->delivery of the live events created during the replay, ms
+
+
+def replay(base: str, *, letters: int, rate: float) -> Replayed:
+    target = Receiver()
+    target.status = 422  # refused: each event is dead-lettered at once
+    subscription = httpx.post(f"{base}{API}/hub", json={"callback": target.url}).json()["id"]
+    create_orders(base, letters)
+    dead = [d["eventId"] for d in dead_letters(base, subscription, letters)]
+    target.status = 204
+    live_orders: set[str] = set()
+    stop = threading.Event()
+
+    def live_load() -> None:
+        with httpx.Client(base_url=base) as client:
+            n = 0
+            while not stop.is_set():
+                due = time.monotonic() + 1 / rate
+                live_orders.add(client.post(f"{API}/serviceOrder", json=order_body(n)).json()["id"])
+                n += 1
+                stop.wait(max(0.0, due - time.monotonic()))
+
+    loader = threading.Thread(target=live_load)
+    loader.start()
+    time.sleep(0.5)  # live load running before the replay starts
+    began = time.time()
+    queued = httpx.post(f"{base}/provtrack/v1/deadLetter/replay", json={"subscription": subscription}).json()
+    assert len(queued["queued"]) == letters
+    wanted = set(dead)
+    deadline = time.monotonic() + 300
+    while True:
+        with target.lock:
+            replayed = [(a, e) for a, _, _, e in target.arrivals if e in wanted]
+        if len({e for _, e in replayed}) == letters:
+            break
+        if time.monotonic() > deadline:
+            raise SystemExit(f"only {len(replayed)} of {letters} dead letters replayed")
+        time.sleep(0.005)
+    stop.set()
+    loader.join()
+    ended = max(a for a, _ in replayed)
+    with target.lock:
+        live = [
+            (arrived - datetime.fromisoformat(stamp).timestamp()) * 1000
+            for arrived, stamp, order, _ in target.arrivals
+            if order in live_orders and began <= arrived <= ended
+        ]
+    target.server.shutdown()
+    return Replayed(ended - began, [e for _, e in replayed] == dead, live)
 
 
 def summary(name: str, delays: list[float]) -> str:
@@ -203,9 +292,13 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=300, help="orders per light-load phase")
     parser.add_argument("--rate", type=float, default=20.0, help="orders per second at light load")
     parser.add_argument("--burst", type=int, default=2000, help="orders in the throughput burst")
+    parser.add_argument("--replay", type=int, default=1000, help="dead letters in the replay phase")
+    parser.add_argument("--phases", default="light,dead,burst,drain,replay", help="which phases to run")
     parser.add_argument("--database", help="default: a fresh SQLite file")
     args = parser.parse_args()
+    phases = set(args.phases.split(","))
 
+    results: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         database = args.database or f"sqlite:///{workdir / 'provtrack.db'}"
@@ -213,21 +306,36 @@ def main() -> None:
         with server(database, workdir) as base:
             assert httpx.post(f"{base}{API}/hub", json={"callback": live.url}).status_code == 201
             light_load(base, live, orders=20, rate=args.rate)  # warm-up
-            alone = light_load(base, live, orders=args.orders, rate=args.rate)
-            with blackhole() as dead_url:
-                dead = httpx.post(f"{base}{API}/hub", json={"callback": dead_url}).json()
-                with_dead = light_load(base, live, orders=args.orders, rate=args.rate)
-                httpx.delete(f"{base}{API}/hub/{dead['id']}")
-            rate = burst(base, live, orders=args.burst)
-            drained = drain(base, orders=args.burst)
+            if "light" in phases:
+                alone = light_load(base, live, orders=args.orders, rate=args.rate)
+                results.append(summary("commit->delivery, one live subscriber", alone))
+            if "dead" in phases:
+                with blackhole() as dead_url:
+                    dead = httpx.post(f"{base}{API}/hub", json={"callback": dead_url}).json()
+                    with_dead = light_load(base, live, orders=args.orders, rate=args.rate)
+                    httpx.delete(f"{base}{API}/hub/{dead['id']}")
+                results.append(summary("commit->delivery, live beside a dead subscriber", with_dead))
+            if "burst" in phases:
+                rate = burst(base, live, orders=args.burst)
+                label = f"throughput, burst of {args.burst} orders (8 clients)"
+                results.append(f"{label:<44} {rate:7.0f} events/s")
+            if "drain" in phases:
+                drained = drain(base, orders=args.burst)
+                results.append(
+                    f"{'backlog drain after an outage, ' + str(args.burst) + ' events':<44} {drained:7.0f} events/s"
+                )
+            if "replay" in phases:
+                replayed = replay(base, letters=args.replay, rate=args.rate)
+                label = f"replay of {args.replay} dead letters"
+                order = "in order" if replayed.in_order else "OUT OF ORDER"
+                results.append(f"{label:<44} {replayed.seconds:7.2f} s ({order})")
+                results.append(summary("commit->delivery of live events meanwhile", replayed.live))
         live.server.shutdown()
 
     store = "SQLite" if database.startswith("sqlite") else "PostgreSQL"
     print(f"provtrack notifications, {store}, {os.cpu_count()} CPUs, {args.rate:g} orders/s light load")
-    print(summary("commit->delivery, one live subscriber", alone))
-    print(summary("commit->delivery, live beside a dead subscriber", with_dead))
-    print(f"{'throughput, burst of ' + str(args.burst) + ' orders (8 clients)':<44} {rate:7.0f} events/s")
-    print(f"{'backlog drain after an outage, ' + str(args.burst) + ' events':<44} {drained:7.0f} events/s")
+    for line in results:
+        print(line)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ kinds to the worker (`Assembly.handlers`). Nothing is built at import time.
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
@@ -34,11 +33,11 @@ from provtrack.api.app import create_app
 from provtrack.api.hub import events_config
 from provtrack.domain.catalog import Catalog
 from provtrack.domain.clock import format_datetime
-from provtrack.domain.events import DELIVER_JOB, REDELIVER_JOB
+from provtrack.engine.events import EventDelivery
 from provtrack.engine.jeopardy import JeopardyEngine
 from provtrack.engine.provisioning import ProvisioningEngine
 from provtrack.engine.worker import Handler, JobHandlers, Worker
-from provtrack.services import events, provisioning
+from provtrack.services import delivery, events, provisioning
 from provtrack.services.jeopardy import JeopardyMonitor
 from provtrack.services.ports import Context
 from provtrack.settings import Settings
@@ -110,7 +109,15 @@ class Assembly:
         """Every feature with job kinds: event delivery, the provisioning engine, jeopardy."""
         settings = self.settings
         return [
-            EventDelivery(self.store, settings, sender=sender),
+            EventDelivery(
+                self.store,
+                sender
+                or HttpSender(
+                    timeout=settings.events_attempt_timeout_seconds,
+                    per_subscriber=settings.events_max_in_flight_per_subscriber,
+                ),
+                events_config(settings),
+            ),
             ProvisioningEngine(
                 self.store,
                 self.catalog,
@@ -144,11 +151,14 @@ class Assembly:
         )
 
     def start(self) -> None:
-        """What every role does once at start: subscribe to the hubs of the catalog's systems (a job
-        per system, run by whichever worker claims it, retried until it works)."""
+        """What every role does once at start: the hub subscriptions of the catalog's systems (a
+        job per system, run by whichever worker claims it, retried until it works), and the outbox
+        prune job (kept if it is there)."""
+        now = self.clock()
         if self.catalog is not None:
-            ctx = Context(format_datetime(self.clock()), "provtrack", new_id)
+            ctx = Context(format_datetime(now), "provtrack", new_id)
             provisioning.subscribe_to_hubs(self.store, self.catalog, ctx=ctx)
+        delivery.schedule_pruning(self.store, now=now)
 
     @contextmanager
     def running(self, *, with_worker: bool) -> Iterator[Worker | None]:
@@ -213,24 +223,6 @@ class Assembly:
             catalog=self.catalog,
             jeopardy=self.jeopardy,
         )
-
-
-class EventDelivery:
-    """Webhook delivery: one job per (subscription, order) stream, and operators' replays."""
-
-    def __init__(self, store: SqlStore, settings: Settings, *, sender: events.Sender | None = None) -> None:
-        self.store = store
-        self.config = events_config(settings)
-        self.sender = sender or HttpSender(
-            timeout=settings.events_attempt_timeout_seconds,
-            per_subscriber=settings.events_max_in_flight_per_subscriber,
-        )
-
-    def handlers(self) -> dict[str, Handler]:
-        return {
-            DELIVER_JOB: functools.partial(events.deliver_stream, self.store, self.sender, self.config),
-            REDELIVER_JOB: functools.partial(events.redeliver, self.store, self.sender, self.config),
-        }
 
 
 def merge_handlers(

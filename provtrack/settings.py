@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     events_secret_overlap_seconds: float = Field(
         default=24 * 3600, description="how long the old secret still signs after a rotation"
     )
+    events_outbox_retention_seconds: float = Field(
+        default=7 * 24 * 3600,
+        description="delivered events older than this leave the outbox (asOf and the timeline keep working)",
+    )
     catalog: str | None = Field(
         default=None,
         description="provisioning catalog YAML file (docs/catalog.md), or `demo` for the shipped one",

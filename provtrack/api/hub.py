@@ -43,6 +43,7 @@ def events_config(settings: Settings) -> events.EventsConfig:
         horizon=timedelta(seconds=settings.events_retry_horizon_seconds),
         secret_overlap=timedelta(seconds=settings.events_secret_overlap_seconds),
         busy_delay=timedelta(seconds=settings.events_attempt_timeout_seconds),
+        retention=timedelta(seconds=settings.events_outbox_retention_seconds),
     )
 
 
@@ -154,6 +155,7 @@ def dead_letter_document(letter: DeadLetter) -> dict[str, Any]:
     return {
         "id": letter.id,
         "subscriptionId": letter.subscription_id,
+        "eventId": letter.event_id,
         "serviceOrderId": letter.service_order_id,
         "eventType": letter.event_type,
         "deadAt": letter.dead_at,

@@ -1,4 +1,5 @@
-"""TMF641 notifications: the v4 event envelope, subscription filters, listener paths, callback checks.
+"""TMF641 notifications: the v4 event envelope, subscription filters, routing, listener paths, callback
+checks.
 
 Pure functions: the store keeps the events (outbox) and subscriptions, the worker delivers them.
 """
@@ -6,7 +7,7 @@ Pure functions: the store keeps the events (outbox) and subscriptions, the worke
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
@@ -14,8 +15,8 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
-from provtrack.domain.clock import InvalidDateTime, normalise_datetime
-from provtrack.domain.model import EventType
+from provtrack.domain.clock import InvalidDateTime, format_datetime, normalise_datetime, parse_datetime
+from provtrack.domain.model import EventType, OrderEvent
 from provtrack.domain.query import Condition, InvalidQuery, Value, parse_query
 
 ALL_EVENT_TYPES: tuple[str, ...] = tuple(
@@ -32,7 +33,14 @@ _PAGING = ("fields", "offset", "limit", "sort", "asOf")
 # A stream of a failing subscriber waits ("parks") until a delivery to it succeeds, at most this long.
 PARK_LIMIT = timedelta(minutes=10)
 DELIVER_JOB = "events.deliver"  # key: <subscription id>/<order id>, one job per delivery stream
-REDELIVER_JOB = "events.redeliver"  # key: dead letter id, an operator's replay
+REDELIVER_JOB = "events.redeliver"  # key: subscription id; posts its dead letters queued for replay
+PRUNE_JOB = "events.prune"  # key: PRUNE_KEY; deletes delivered outbox rows, then reschedules itself
+PRUNE_KEY = "outbox"
+
+
+def stream_key(subscription_id: str, order_id: str) -> str:
+    """The delivery job's key of a (subscription, order) stream."""
+    return f"{subscription_id}/{order_id}"
 
 
 class DeliverTo(StrEnum):
@@ -130,12 +138,13 @@ class DeadLetter:
     id: int
     subscription_id: str
     outbox_id: int
+    event_id: str  # the eventId (and webhook-id) the receiver saw; a replay sends it again
     service_order_id: str
     event_type: str
     dead_at: str
-    attempts: int
+    attempts: int  # POSTs of this event that reached the network, replays included
     last_error: str
-    replayed_at: str | None
+    replayed_at: str | None  # queued for replay since then (None: not queued)
     delivered_at: str | None
 
 
@@ -213,6 +222,84 @@ def _compare(actual: Any, expected: Value) -> int | None:
     return (text > expected.text) - (text < expected.text)
 
 
+# --- routing: which subscription's stream gets which events ----------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveSubscription:
+    """What routing needs of an active subscription."""
+
+    id: str
+    query: str | None
+    paused_until: str | None  # a failing subscriber: no stream of it posts before then
+
+
+@dataclass(frozen=True, slots=True)
+class RaisedEvents:
+    """The events one transaction raised about one order: changes of the order or of its cancel task."""
+
+    order_id: str
+    resource: str  # ORDER_RESOURCE or TASK_RESOURCE: where the document sits in the envelope
+    events: Sequence[OrderEvent]
+    # The order (or task) as the transaction leaves it; built only if some subscription looks at it.
+    document: Callable[[], dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamDue:
+    """The delivery job of the (subscription, order) stream, due at `due_at`."""
+
+    subscription_id: str
+    order_id: str
+    due_at: str
+
+    @property
+    def key(self) -> str:
+        return stream_key(self.subscription_id, self.order_id)
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        return {"subscription": self.subscription_id, "order": self.order_id}
+
+
+def route_events(
+    subscriptions: Sequence[ActiveSubscription], raised: Sequence[RaisedEvents]
+) -> list[StreamDue]:
+    """The streams that must run: one per subscription whose filter selects any of an order's events.
+
+    Due when the order's last event happened; a paused subscriber's new streams park at once, for
+    PARK_LIMIT (a delivery to it that succeeds wakes them earlier).
+    """
+    due: list[StreamDue] = []
+    if not subscriptions:
+        return due
+    for batch in raised:
+        if not batch.events:
+            continue
+        document = batch.document()
+        envelopes = [
+            {
+                "eventType": e.event_type,
+                "eventTime": e.at,
+                "correlationId": batch.order_id,
+                "event": {batch.resource: document},
+            }
+            for e in batch.events
+        ]
+        at = batch.events[-1].at
+        for subscription in subscriptions:
+            event_filter = parse_event_filter(subscription.query)
+            if any(event_filter.matches(e) for e in envelopes):
+                due.append(StreamDue(subscription.id, batch.order_id, _stream_due_at(subscription, at)))
+    return due
+
+
+def _stream_due_at(subscription: ActiveSubscription, at: str) -> str:
+    if subscription.paused_until and subscription.paused_until > at:
+        return format_datetime(parse_datetime(at) + PARK_LIMIT)
+    return at
+
+
 # --- callback URL checks -------------------------------------------------------------------------
 
 
@@ -272,14 +359,20 @@ def callback_host(url: str) -> str:
 
 def check_callback(url: str, addresses: Iterable[str], policy: CallbackPolicy) -> None:
     """Refuse a callback the operator has not allowed; `addresses` are what its host resolves to."""
-    host = callback_host(url)
+    check_addresses(callback_host(url), addresses, policy)
+
+
+def check_addresses(host: str, addresses: Iterable[str], policy: CallbackPolicy) -> None:
+    """Refuse a callback host whose addresses the operator has not allowed: at registration, and
+    again at delivery for the addresses actually connected to (DNS may have changed meanwhile)."""
     addresses = list(addresses)
     if not addresses:
         raise RefusedCallback(f"callback host {host!r} does not resolve to any address")
     named = policy.host_listed(host)
-    if policy.allow and not named and not all(policy.address_listed(a) for a in addresses):
+    unlisted = [a for a in addresses if not policy.address_listed(a)]
+    if policy.allow and not named and unlisted:
         raise RefusedCallback(
-            f"callback host {host!r} is not in the operator's allow-list "
+            f"callback host {host!r} (at {', '.join(unlisted)}) is not in the operator's allow-list "
             f"(PROVTRACK_EVENTS_CALLBACK_ALLOW={','.join(policy.allow)})"
         )
     for address in addresses:

@@ -26,13 +26,17 @@ class JobRequest:
     """Run `kind` for `key` at `due_at`; a request with the same kind and key replaces the pending one.
 
     With a `lease`, the job is scheduled already held: the one scheduling it runs it at once (and the
-    job stays, durable, for another worker to run should that one die before it is done)."""
+    job stays, durable, for another worker to run should that one die before it is done).
+
+    With `run_again`, an existing job is not replaced: a pending one keeps its due time (it may be
+    backing off), and a running one runs once more when it ends, for the work added meanwhile."""
 
     kind: str
     key: str
     due_at: datetime
     payload: dict[str, Any] = field(default_factory=dict)
     lease: Lease | None = None
+    run_again: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,6 +71,7 @@ class Outcome(StrEnum):
     GONE = "gone"  # 410: the subscriber wants no more; the subscription is disabled
     REFUSED = "refused"  # any other answer: retrying will not help; dead-letter now
     BUSY = "busy"  # not attempted: this subscriber already has slow deliveries in flight
+    BLOCKED = "blocked"  # not attempted: the callback's host now resolves to an address not allowed
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,11 +82,19 @@ class Attempt:
     error: str | None = None
     busy: bool = False
     stalled: bool = False  # busy because its POSTs in flight hang, not merely because it is loaded
+    blocked: bool = False  # refused before connecting: the address is outside the callback policy
+
+    @property
+    def sent(self) -> bool:
+        """Whether the POST went out on the network (only those count as delivery attempts)."""
+        return not (self.busy or self.blocked)
 
     @property
     def outcome(self) -> Outcome:
         if self.busy:
             return Outcome.BUSY
+        if self.blocked:
+            return Outcome.BLOCKED
         if self.status is None:
             return Outcome.RETRY
         if 200 <= self.status < 300:

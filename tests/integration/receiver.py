@@ -35,13 +35,14 @@ def free_port() -> int:
 
 class Receiver:
     """`answers` is a queue of statuses for the next requests; when it is empty the receiver answers
-    `default`. Only requests answered 2xx are kept in `accepted`."""
+    `default`. Requests answered 2xx are kept in `accepted`, every answered one in `seen`."""
 
     def __init__(self, port: int | None = None, *, default: int = 200) -> None:
         self.port = port or free_port()
         self.default = default
         self.answers: deque[int] = deque()
         self.accepted: list[Received] = []
+        self.seen: list[Received] = []
         self.requests = 0
         self.stall = 0  # the next N requests get no answer until `release` is set
         self.release = threading.Event()
@@ -68,10 +69,10 @@ class Receiver:
                     return
                 with receiver._lock:
                     status = receiver.answers.popleft() if receiver.answers else receiver.default
+                    received = Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                    receiver.seen.append(received)
                     if 200 <= status < 300:
-                        receiver.accepted.append(
-                            Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
-                        )
+                        receiver.accepted.append(received)
                         receiver._arrived.notify_all()
                 self.send_response(status)
                 self.send_header("content-length", "0")

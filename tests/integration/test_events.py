@@ -16,13 +16,14 @@ from fastapi.testclient import TestClient
 from provtrack.adapters.store.repository import SqlStore
 from provtrack.adapters.webhooks import HttpSender
 from provtrack.api.app import create_app
-from provtrack.bootstrap import EventDelivery
+from provtrack.api.hub import events_config
 from provtrack.domain.cancellation import CancelServiceOrder
 from provtrack.domain.clock import format_datetime
 from provtrack.domain.events import ALL_EVENT_TYPES
 from provtrack.domain.model import EventType, OrderEvent, ServiceOrder
 from provtrack.domain.states import OrderState
 from provtrack.domain.webhooks import InvalidSignature, verify
+from provtrack.engine.events import EventDelivery
 from provtrack.engine.worker import Worker
 from provtrack.settings import Settings
 from tests.conftest import FakeClock
@@ -53,7 +54,9 @@ def api(settings: Settings, store: SqlStore, clock: FakeClock) -> Iterator[TestC
 @pytest.fixture
 def worker(settings: Settings, store: SqlStore, clock: FakeClock) -> Iterator[Worker]:
     sender = HttpSender(timeout=settings.events_attempt_timeout_seconds)
-    worker = Worker(store, EventDelivery(store, settings, sender=sender).handlers(), clock=clock, threads=4)
+    worker = Worker(
+        store, EventDelivery(store, sender, events_config(settings)).handlers(), clock=clock, threads=4
+    )
     yield worker
     worker.stop()
     sender.close()
@@ -414,7 +417,7 @@ def test_a_failing_subscribers_other_streams_wait_parked_and_its_recovery_wakes_
     first, second = create_order(api), create_order(api)
     sender = HttpSender(timeout=5)
     one_at_a_time = Worker(
-        store, EventDelivery(store, settings, sender=sender).handlers(), clock=clock, batch=1
+        store, EventDelivery(store, sender, events_config(settings)).handlers(), clock=clock, batch=1
     )
     try:
         one_at_a_time.run_until_idle()  # the first stream fails and pauses the subscriber...

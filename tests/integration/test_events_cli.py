@@ -44,7 +44,8 @@ def test_an_operator_lists_dead_letters_and_queues_them_for_replay(
     replayed = runner.invoke(app, ["events", "replay", str(dead.id), "--database", database_url])
     assert replayed.exit_code == 0, replayed.output
     assert "queued 1 dead letter" in replayed.output
-    assert [j["key"] for j in store.pending_jobs(kind="events.redeliver")] == [str(dead.id)]
+    assert [j["key"] for j in store.pending_jobs(kind="events.redeliver")] == ["sub-1"]  # its replay job
+    assert events.list_dead_letters(store)[0].replayed_at is not None
 
     missing = runner.invoke(app, ["events", "replay", "999999", "--database", database_url])
     assert missing.exit_code == 1

@@ -21,16 +21,13 @@ import structlog
 from sqlalchemy import Engine
 
 from provtrack.adapters.store.database import sqlite_file
+from provtrack.adapters.store.jobs import DUE_JOB_WAITING_SQL
 from provtrack.adapters.store.repository import JOBS_CHANNEL
 from provtrack.domain.clock import format_datetime
 
 SQLITE_WATCH_SECONDS = 0.005
 SQLITE_IDLE_WATCH_SECONDS = 0.05
 SQLITE_IDLE_AFTER_SECONDS = 1.0
-_DUE_JOB = (
-    "SELECT 1 FROM job WHERE due_at <= ? AND failed_at IS NULL "
-    "AND (lease_expires_at IS NULL OR lease_expires_at < ?) LIMIT 1"
-)
 log = structlog.get_logger("provtrack.notify")
 
 
@@ -88,7 +85,7 @@ class DataVersionWatch:
             return None
         self._seen = version
         now = format_datetime(self.clock())
-        return self._conn.execute(_DUE_JOB, (now, now)).fetchone() is not None
+        return self._conn.execute(DUE_JOB_WAITING_SQL, (now, now)).fetchone() is not None
 
     def close(self) -> None:
         self._conn.close()

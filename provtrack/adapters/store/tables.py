@@ -69,6 +69,8 @@ job = Table(
     Column("due_at", Text, nullable=False),
     Column("payload", Text, nullable=False),
     Column("attempts", Integer, nullable=False),
+    # Claims since it was last given back: more than one means a holder died with it (taken over).
+    Column("claims", Integer, nullable=False, server_default="0"),
     Column("lease_owner", Text),
     Column("lease_expires_at", Text),
     Column("last_error", Text),
