@@ -3,7 +3,7 @@ and the pruning of delivered events.
 
 A stream's job posts its undelivered events in outbox order and moves the stream's cursor after
 each one, so a crash re-sends at most the event in flight (at least once, in order). A replay job
-posts the dead letters an operator queued for one subscription, oldest first, the same way. Both go
+posts the dead letters an operator queued for one subscription, oldest first, one at a time. Both go
 through the same sender, slots and pause: a failed attempt backs off and pauses the whole
 subscription, so a dead subscriber costs one attempt per backoff, not one per order or letter; and
 each run posts at most `config.batch` before it yields its thread to the jobs due meanwhile.
