@@ -3,7 +3,7 @@ and the pruning of delivered events.
 
 A stream's job posts its undelivered events in outbox order and moves the stream's cursor after
 each one, so a crash re-sends at most the event in flight (at least once, in order). A replay job
-posts the dead letters an operator queued for one subscription, oldest first, the same way. Both go
+posts the dead letters an operator queued for one subscription, oldest first, one at a time. Both go
 through the same sender, slots and pause: a failed attempt backs off and pauses the whole
 subscription, so a dead subscriber costs one attempt per backoff, not one per order or letter; and
 each run posts at most `config.batch` before it yields its thread to the jobs due meanwhile.
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import orjson
@@ -40,6 +40,9 @@ from provtrack.services.events import EventsConfig, Sender, Store, signing_secre
 BACKOFF_BASE = timedelta(seconds=1)
 BACKOFF_CAP = timedelta(hours=1)
 BUSY_RETRY = timedelta(milliseconds=200)  # a healthy subscriber's delivery slots were all taken
+# Replays delivered are recorded this many at a time: one write per letter was most of a replay's
+# time on PostgreSQL. A crash re-sends at most these (with the same webhook-id).
+REPLAYS_PER_WRITE = 20
 
 
 @dataclass(slots=True)
@@ -263,6 +266,7 @@ def _pause(run: _Run, *, until: datetime, failed: bool, stream: Stream | None = 
 @dataclass(slots=True)
 class _ReplayRun(_Run):
     letters: list[tuple[DeadLetter, StoredEvent | None]]  # queued, oldest first; None: event gone
+    delivered: list[DeadLetter] = field(default_factory=list)  # not recorded yet
 
 
 def deliver_replays(store: Store, sender: Sender, config: EventsConfig, job: Job, now: datetime) -> None:
@@ -290,18 +294,32 @@ def deliver_replays(store: Store, sender: Sender, config: EventsConfig, job: Job
             _update_letter(run, letter, error="not replayed: the event is no longer stored", sent=False)
             continue
         attempt = run.post(event, orjson.dumps(built))
+        if attempt.outcome != Outcome.DELIVERED:
+            _record_delivered(run)  # before whatever this outcome writes or raises
         if not _ON_REPLAY_OUTCOME[attempt.outcome](run, position, attempt):
             return
+    _record_delivered(run)
     if run.full:
         raise RetryLater("more dead letters are queued for replay", delay=timedelta(0))
 
 
 def _replay_delivered(run: _ReplayRun, position: int, _attempt: Attempt) -> bool:
-    letter = run.letters[position][0]
-    with run.store.transaction(write=True) as tx:
-        tx.events.update_dead_letter(letter.id, delivered_at=run.stamp, attempts=letter.attempts + 1)
-        tx.events.resume_subscription(run.subscription.id, now=run.stamp)
+    run.delivered.append(run.letters[position][0])
+    # At once after failures: the success resumes the subscriber and wakes its parked streams.
+    if len(run.delivered) >= REPLAYS_PER_WRITE or run.subscription.failures or run.subscription.paused_until:
+        _record_delivered(run)
     return True
+
+
+def _record_delivered(run: _ReplayRun) -> None:
+    if not run.delivered:
+        return
+    with run.store.transaction(write=True) as tx:
+        for letter in run.delivered:
+            tx.events.update_dead_letter(letter.id, delivered_at=run.stamp, attempts=letter.attempts + 1)
+        tx.events.resume_subscription(run.subscription.id, now=run.stamp)
+    run.delivered.clear()
+    run.subscription.failures, run.subscription.paused_until = 0, None  # as resumed
 
 
 def _replay_refused(run: _ReplayRun, position: int, attempt: Attempt) -> bool:
