@@ -215,7 +215,10 @@ class ProvisioningEngine:
             return
         try:
             if update.operation == "create":
-                service = self.inventory.create_service(inventory_url, update.body)
+                # An earlier run may have created it (a POST without an answer, a holder that died).
+                unknown = job.attempts > 0 or job.taken_over
+                found = self.inventory.find_service(inventory_url, order_id, item_id) if unknown else None
+                service = found or self.inventory.create_service(inventory_url, update.body)
             else:
                 assert update.service_id is not None
                 service = self.inventory.update_service(inventory_url, update.service_id, update.body)

@@ -104,6 +104,7 @@ class ResourceOrderingSimulator:
         self.posts_received = 0
         self.repeated_posts = 0  # POSTs answered with the order an earlier POST created (same externalId)
         self.notifications_sent = 0
+        self.service_posts = 0  # TMF638 creates received
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
         self._client: httpx.AsyncClient | None = None
@@ -174,6 +175,7 @@ class ResourceOrderingSimulator:
         app.add_api_route(f"{BASE}/hub/{{hub_id}}", self.get_subscription, methods=["GET"])
         app.add_api_route(f"{BASE}/hub/{{hub_id}}", self.unsubscribe, methods=["DELETE"], status_code=204)
         app.add_api_route(f"{INVENTORY}/service", self.create_service, methods=["POST"], status_code=201)
+        app.add_api_route(f"{INVENTORY}/service", self.list_services, methods=["GET"])
         app.add_api_route(f"{INVENTORY}/service/{{service_id}}", self.get_service, methods=["GET"])
         app.add_api_route(f"{INVENTORY}/service/{{service_id}}", self.update_service, methods=["PATCH"])
         app.add_api_route("/simulator/behaviour", self.get_behaviour, methods=["GET"])
@@ -262,6 +264,7 @@ class ResourceOrderingSimulator:
     # --- TMF638 service inventory ---------------------------------------------------------------
 
     async def create_service(self, system: str, request: Request) -> Response:
+        self.service_posts += 1
         body = orjson.loads(await request.body())
         if not isinstance(body, dict):
             return _json(
@@ -276,6 +279,20 @@ class ResourceOrderingSimulator:
         document = {**body, "id": service_id, "href": href}
         self.services[(system, service_id)] = document
         return _json(document, 201)
+
+    async def list_services(self, system: str, request: Request) -> Response:
+        """The inventory's services; `serviceOrderItem.serviceOrderId=` and `serviceOrderItem.itemId=`
+        select those an order item created."""
+        order_id = request.query_params.get("serviceOrderItem.serviceOrderId")
+        item_id = request.query_params.get("serviceOrderItem.itemId")
+
+        def selected(service: dict[str, Any]) -> bool:
+            return any(
+                order_id in (None, r.get("serviceOrderId")) and item_id in (None, r.get("itemId"))
+                for r in service.get("serviceOrderItem") or [{}]
+            )
+
+        return _json([d for (s, _), d in self.services.items() if s == system and selected(d)])
 
     async def get_service(self, system: str, service_id: str) -> Response:
         service = self.services.get((system, service_id))

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import itertools
 
+from provtrack.adapters.tmf652 import ResourceOrderingClient
 from provtrack.domain.clock import parse_datetime
+from provtrack.domain.jobs import Job
+from provtrack.engine.provisioning import ProvisioningEngine
+from provtrack.services.provisioning import INVENTORY_JOB
 from tests.integration.engine_harness import Engine, body, engine, fibre, simulator, tv
 
 __all__ = ["engine", "simulator"]
@@ -136,6 +140,22 @@ def test_a_completed_item_creates_its_service_in_the_inventory(engine: Engine) -
     assert stored["state"] == "active"
     assert stored["serviceSpecification"] == {"id": "fibre"}
     assert stored["serviceOrderItem"] == [{"serviceOrderId": order_id, "itemId": "1"}]
+
+
+def test_an_inventory_create_run_again_finds_the_service_an_earlier_run_created(engine: Engine) -> None:
+    engine.simulator.behaviour.instant = True
+    order_id = engine.create(body(fibre()))
+    engine.run_until(lambda: engine.state(order_id) == "completed", step_seconds=10)
+    [created] = engine.simulator.services.values()  # by the first run of the inventory job
+    assert engine.simulator.service_posts == 1
+    handler = ProvisioningEngine(engine.store, engine.catalog, ResourceOrderingClient()).update_inventory
+    # The same job taken over from a worker that died before recording the answer.
+    handler(
+        Job(1, INVENTORY_JOB, f"{order_id}/1", engine.clock.now, {}, 0, taken_over=True), engine.clock.now
+    )
+
+    assert engine.simulator.service_posts == 1  # found, not posted again
+    assert engine.order(order_id)["serviceOrderItem"][0]["service"]["id"] == created["id"]
 
 
 def test_a_deleted_service_is_terminated_in_the_inventory(engine: Engine) -> None:
