@@ -86,6 +86,9 @@ class MemoryStore:
             yield MemoryTransaction(working, write=True)
             self.data = working  # committed: nothing raised
 
+    def answers_at_once(self, *, write: bool) -> bool:
+        return not (write and self._writer.locked())
+
     def pending_jobs(self, *, kind: str | None = None) -> list[StoredJob]:
         return sorted(
             (j for j in self.data.jobs.values() if kind is None or j.kind == kind), key=lambda j: j.due_at

@@ -9,6 +9,7 @@ from datetime import datetime
 from fastapi import FastAPI
 
 from provtrack.adapters.clock import utc_now
+from provtrack.adapters.webhooks import resolve
 from provtrack.api import hub, operations, service_orders
 from provtrack.api.errors import install_error_handlers
 from provtrack.api.http import BodyLimit
@@ -53,6 +54,7 @@ def create_app(
     app.state.worker_in_process = worker_in_process
     app.state.catalog = catalog  # the TMF652 listener and activity actions need the systems
     app.state.jeopardy = jeopardy  # the jeopardy extension API reads its policy
+    app.state.resolve = resolve  # the hub checks a callback's addresses (tests give their own)
     app.include_router(service_orders.router)
     hub.install(app)
     install_provisioning(app)

@@ -192,6 +192,11 @@ class Store(Protocol):
     @property
     def after_change(self) -> Sequence[AfterChange]: ...
 
+    def answers_at_once(self, *, write: bool) -> bool:
+        """A use case on one order would finish without waiting: no network, no other writer. The API
+        runs such a one on its event loop instead of a thread (api/http.call_store)."""
+        ...
+
     def transaction(
         self, *, write: bool, optimistic_on: str | None = None
     ) -> AbstractContextManager[Transaction]: ...

@@ -142,6 +142,10 @@ class SqlStore:
             else:
                 idle.append(conn)
 
+    def answers_at_once(self, *, write: bool) -> bool:
+        """SQLite, when no other transaction holds the writer (PostgreSQL waits on the network)."""
+        return self.sqlite and not (write and self._write_lock.busy())
+
     def writer_busy(self) -> bool:
         """SQLite: another transaction (of this process or another) writes now. Never waits."""
         return self.sqlite and self._write_lock.busy()
