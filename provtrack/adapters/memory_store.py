@@ -28,7 +28,15 @@ from provtrack.domain.jobs import JobRequest
 from provtrack.domain.model import Change, OrderEvent, ServiceOrder
 from provtrack.domain.plan import Plan
 from provtrack.domain.query import Query
-from provtrack.services.ports import AfterChange, ConcurrentUpdate, FinishedActivity, Page, Store
+from provtrack.domain.tasks import ManualTask, TaskState
+from provtrack.services.ports import (
+    AfterChange,
+    ConcurrentUpdate,
+    FinishedActivity,
+    Page,
+    Store,
+    TaskSelection,
+)
 
 HISTORY_WINDOW = 500  # as the SQL store: learned durations read the newest samples only
 
@@ -60,6 +68,7 @@ class MemoryData:
     parked: list[tuple[str, str, str, str | None]] = field(default_factory=list)
     escalations: dict[tuple[str, str], Escalation] = field(default_factory=dict)
     durations: dict[str, FinishedActivity] = field(default_factory=dict)
+    manual_tasks: dict[str, tuple[str, int]] = field(default_factory=dict)  # document, version
 
 
 class MemoryStore:
@@ -93,6 +102,7 @@ class MemoryTransaction:
         self.writing = write
         self.plans = MemoryPlans(self)
         self.jeopardy = MemoryJeopardyRecords(self)
+        self.tasks = MemoryTasks(self)
 
     def _write(self) -> None:
         if not self.writing:
@@ -319,6 +329,62 @@ class MemoryJeopardyRecords:
             if o == order_id and change.subject == "serviceOrder" and change.attribute == "state":
                 return change.at
         return None
+
+
+class MemoryTasks:
+    def __init__(self, tx: MemoryTransaction) -> None:
+        self.tx = tx
+        self.data = tx.data
+
+    def add(self, task: ManualTask) -> None:
+        self.tx._write()
+        task.version = 1
+        self._put(task)
+
+    def get(self, task_id: str) -> ManualTask | None:
+        row = self.data.manual_tasks.get(task_id)
+        return None if row is None else ManualTask.from_document(orjson.loads(row[0]), version=row[1])
+
+    def save(self, task: ManualTask) -> None:
+        self.tx._write()
+        stored = self.data.manual_tasks.get(task.id)
+        if stored is None or stored[1] != task.version:
+            raise ConcurrentUpdate(f"manual task {task.id} changed while it was updated")
+        task.version += 1
+        self._put(task)
+
+    def _put(self, task: ManualTask) -> None:
+        self.data.manual_tasks[task.id] = (_dumps(task.to_document()), task.version)
+        self.tx.record_changes(task.order_id, task.changes)
+
+    def _all(self) -> list[ManualTask]:
+        return [
+            ManualTask.from_document(orjson.loads(d), version=v) for d, v in self.data.manual_tasks.values()
+        ]
+
+    def of_order(self, order_id: str) -> list[ManualTask]:
+        return sorted((t for t in self._all() if t.order_id == order_id), key=lambda t: (t.created, t.id))
+
+    def select(self, selection: TaskSelection) -> tuple[int, list[ManualTask]]:
+        found = [
+            t
+            for t in self._all()
+            if selection.work_group in (None, t.work_group)
+            and (not selection.states or t.state in selection.states)
+            and selection.assignee in (None, t.assignee)
+            and selection.order_id in (None, t.order_id)
+        ]
+        found.sort(key=lambda t: (*t.queue_key(), t.id))
+        return len(found), found[selection.offset : selection.offset + selection.limit]
+
+    def in_progress(self, work_group: str, assignee: str | None = None) -> int:
+        return sum(
+            1
+            for t in self._all()
+            if t.work_group == work_group
+            and t.state == TaskState.IN_PROGRESS
+            and assignee in (None, t.assignee)
+        )
 
 
 def _page(documents: list[str], query: Query, *, newest_first: str) -> Page:

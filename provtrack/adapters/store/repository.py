@@ -38,6 +38,7 @@ from provtrack.adapters.store.order_rows import (
 )
 from provtrack.adapters.store.provisioning import SqlPlans
 from provtrack.adapters.store.tables import audit_record, cancel_service_order, service_order
+from provtrack.adapters.store.tasks import SqlTasks
 from provtrack.domain.cancellation import CancelServiceOrder
 from provtrack.domain.jobs import Job, JobRequest
 from provtrack.domain.model import Change, ServiceOrder
@@ -195,6 +196,7 @@ class SqlTransaction:
         self._durations = durations
         self._plans: SqlPlans | None = None
         self._jeopardy: SqlJeopardyRecords | None = None
+        self._tasks: SqlTasks | None = None
         self.scheduled_jobs = False
         # Optimistic (SqlStore.transaction): writes wait here for the end of the transaction.
         self.queued_writes: list[Write] | None = None
@@ -239,6 +241,12 @@ class SqlTransaction:
         if self._jeopardy is None:
             self._jeopardy = SqlJeopardyRecords(self.conn, cache=self._durations, write=self.write)
         return self._jeopardy
+
+    @property
+    def tasks(self) -> SqlTasks:
+        if self._tasks is None:
+            self._tasks = SqlTasks(self)
+        return self._tasks
 
     @property
     def events(self) -> event_store.SqlEventsTransaction:

@@ -1,0 +1,282 @@
+"""Manual tasks and work queues (docs/coordination.md): the use cases of the work API, and the
+after-change hook that keeps every order's tasks in step with it.
+
+Each action is one change of the task's order through the unit of work (`change_plan`, holding the
+writer lock on SQLite and a lock on the work group on PostgreSQL while it counts the group's work),
+checked by the task's tables before it changes anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from provtrack.domain import task_work
+from provtrack.domain.activities import OPEN, Activity
+from provtrack.domain.catalog import ActivityKind, Catalog
+from provtrack.domain.clock import parse_datetime
+from provtrack.domain.model import Change, ServiceOrder
+from provtrack.domain.plan import Plan
+from provtrack.domain.states import OrderState
+from provtrack.domain.tasks import (
+    ManualTask,
+    TaskAction,
+    TaskState,
+    check_appointment,
+    check_capacity,
+    check_member,
+    follow_order,
+)
+from provtrack.domain.work_groups import WorkGroup
+from provtrack.services.ports import (
+    Context,
+    ManualTaskNotFound,
+    Store,
+    TaskSelection,
+    Transaction,
+)
+from provtrack.services.provisioning import change_plan, hand_out
+
+TaskStep = Callable[[Transaction, ServiceOrder, Plan, ManualTask], list[Activity]]
+# What in a change of an order can concern its tasks (anything else spares the hook a query).
+_FOLLOWED = frozenset({"priority", "jeopardyAlert", "requestedCompletionDate", "state"})
+
+
+class UnknownWorkGroup(LookupError):
+    """No work group by that name in the catalog."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no work group {name!r} in the catalog")
+
+
+@dataclass(frozen=True, slots=True)
+class TaskQueue:
+    """Manual tasks as a feature: the catalog's work groups, and the after-change hook the assembly
+    gives the store."""
+
+    catalog: Catalog | None
+
+    def after_change(self, tx: Transaction, order: ServiceOrder, plan: Plan | None, ctx: Context) -> None:
+        follow_tasks(tx, order, plan, ctx)
+
+    def group(self, name: str) -> WorkGroup:
+        return work_group(self.catalog, name)
+
+
+def work_group(catalog: Catalog | None, name: str) -> WorkGroup:
+    """The group's definition; a group the catalog no longer has takes no limits."""
+    group = catalog.work_groups.get(name) if catalog is not None else None
+    return group or WorkGroup(name)
+
+
+def follow_tasks(tx: Transaction, order: ServiceOrder, plan: Plan | None, ctx: Context) -> None:
+    """After every change of an order: its open tasks take its priority, jeopardy level and due
+    date; a task whose activity no longer waits for it (skipped, failed, cancelled, the order
+    ended) is withdrawn; a task waiting for information the order now has goes on."""
+    if plan is None or not any(a.kind is ActivityKind.MANUAL_TASK for a in plan.activities):
+        return
+    moved = {c.subject for c in plan.changes if c.attribute == "state"}
+    relevant = any(c.subject == "serviceOrder" and c.attribute in _FOLLOWED for c in order.changes) or any(
+        a.kind is ActivityKind.MANUAL_TASK and a.subject in moved for a in plan.activities
+    )
+    supplied = order.state == OrderState.PENDING and any(
+        c.subject.startswith("serviceOrderItem[") and c.attribute == "attributes" for c in order.changes
+    )
+    if not (relevant or supplied):
+        return
+    tasks = [t for t in tx.tasks.of_order(order.id) if t.is_open]
+    for task in tasks:
+        activity = plan.activity(task.activity_id)
+        if order.is_terminal or activity.state not in OPEN or activity.attempt != task.attempt:
+            why = f"the order is {order.state}" if order.is_terminal else f"its activity is {activity.state}"
+            task.act(TaskAction.WITHDRAW, now=ctx.now, actor=ctx.actor)
+            task.changes.append(Change(task.subject, "withdrawnBecause", None, why, ctx.now, ctx.actor))
+        else:
+            follow_order(task, order)
+            if task.state == TaskState.WAITING and supplied and task_work.supplied(order, task):
+                others = [t for t in tasks if t is not task and t.state == TaskState.WAITING]
+                task_work.resume(plan, order, task, now=ctx.now, actor=ctx.actor, last=not others)
+        tx.tasks.save(task)
+
+
+# --- reads ------------------------------------------------------------------------------------
+
+
+def get_task(store: Store, task_id: str, *, now: datetime) -> dict[str, Any]:
+    with store.transaction(write=False) as tx:
+        task = tx.tasks.get(task_id)
+    if task is None:
+        raise ManualTaskNotFound(task_id)
+    return task.to_document(now)
+
+
+def list_tasks(store: Store, selection: TaskSelection, *, now: datetime) -> tuple[int, list[dict[str, Any]]]:
+    """Tasks in queue order: the order's priority, then jeopardy (worst first), then due date."""
+    with store.transaction(write=False) as tx:
+        total, tasks = tx.tasks.select(selection)
+    return total, [t.to_document(now) for t in tasks]
+
+
+def work_group_view(store: Store, catalog: Catalog | None, name: str) -> dict[str, Any]:
+    """A group's definition and its load: open tasks by state, in progress by member."""
+    if catalog is None or name not in catalog.work_groups:
+        raise UnknownWorkGroup(name)
+    group = catalog.work_groups[name]
+    open_states = frozenset(TaskState) - {TaskState.COMPLETED, TaskState.FAILED, TaskState.WITHDRAWN}
+    with store.transaction(write=False) as tx:
+        total, tasks = tx.tasks.select(TaskSelection(work_group=name, states=open_states, limit=10_000))
+    by_state = {s.value: sum(1 for t in tasks if t.state == s) for s in sorted(open_states)}
+    working = {
+        m: sum(1 for t in tasks if t.assignee == m and t.state == TaskState.IN_PROGRESS)
+        for m in group.members
+    }
+    return {
+        **group.to_document(),
+        "openTasks": total,
+        "tasksByState": by_state,
+        "inProgressByMember": working,
+    }
+
+
+# --- actions ----------------------------------------------------------------------------------
+
+
+def assign_task(
+    store: Store,
+    task_id: str,
+    assignee: str,
+    *,
+    ctx: Context,
+    catalog: Catalog | None,
+    reassign: bool = False,
+) -> dict[str, Any]:
+    """A dispatcher gives the task to a member; `reassign` hands it back from its holder first."""
+
+    def step(tx: Transaction, order: ServiceOrder, plan: Plan, task: ManualTask) -> list[Activity]:
+        if reassign and task.state in (TaskState.ASSIGNED, TaskState.IN_PROGRESS):
+            task.check(TaskAction.HAND_BACK, actor=ctx.actor)
+            check_member(work_group(catalog, task.work_group), assignee)
+            _hand_back(plan, task, ctx, why=f"reassigned to {assignee}")
+        target = task.check(TaskAction.ASSIGN, actor=ctx.actor)
+        check_member(work_group(catalog, task.work_group), assignee)
+        task.move(target, now=ctx.now, actor=ctx.actor)
+        task.set("assignee", assignee, now=ctx.now, actor=ctx.actor)
+        return []
+
+    return _on_task(store, task_id, step, ctx=ctx, catalog=catalog)
+
+
+def claim_task(store: Store, task_id: str, *, ctx: Context, catalog: Catalog | None) -> dict[str, Any]:
+    """A member takes a queued task (the actor is the member)."""
+
+    def step(tx: Transaction, order: ServiceOrder, plan: Plan, task: ManualTask) -> list[Activity]:
+        target = task.check(TaskAction.CLAIM, actor=ctx.actor)
+        check_member(work_group(catalog, task.work_group), ctx.actor)
+        task.move(target, now=ctx.now, actor=ctx.actor)
+        task.set("assignee", ctx.actor, now=ctx.now, actor=ctx.actor)
+        return []
+
+    return _on_task(store, task_id, step, ctx=ctx, catalog=catalog)
+
+
+def start_task(store: Store, task_id: str, *, ctx: Context, catalog: Catalog | None) -> dict[str, Any]:
+    """The member who holds the task starts it: not before its appointment, within capacity."""
+
+    def step(tx: Transaction, order: ServiceOrder, plan: Plan, task: ManualTask) -> list[Activity]:
+        target = task.check(TaskAction.START, actor=ctx.actor)
+        check_appointment(task, parse_datetime(ctx.now))
+        group = work_group(catalog, task.work_group)
+        check_capacity(
+            group,
+            ctx.actor,
+            group_load=tx.tasks.in_progress(group.name),
+            member_load=tx.tasks.in_progress(group.name, ctx.actor),
+        )
+        task.move(target, now=ctx.now, actor=ctx.actor)
+        plan.activity(task.activity_id).work_started = ctx.now
+        return []
+
+    return _on_task(store, task_id, step, ctx=ctx, catalog=catalog)
+
+
+def note_task(
+    store: Store, task_id: str, text: str, *, ctx: Context, catalog: Catalog | None
+) -> dict[str, Any]:
+    def step(tx: Transaction, order: ServiceOrder, plan: Plan, task: ManualTask) -> list[Activity]:
+        task.notes.append({"author": ctx.actor, "date": ctx.now, "text": text, "@type": "Note"})
+        task.changes.append(Change(task.subject, "note", None, text, ctx.now, ctx.actor))
+        return []
+
+    return _on_task(store, task_id, step, ctx=ctx, catalog=catalog)
+
+
+def complete_task(
+    store: Store, task_id: str, checklist: Any, *, ctx: Context, catalog: Catalog | None
+) -> dict[str, Any]:
+    def step(tx: Transaction, order: ServiceOrder, plan: Plan, task: ManualTask) -> list[Activity]:
+        return task_work.complete(plan, order, task, checklist, now=ctx.now, actor=ctx.actor)
+
+    return _on_task(store, task_id, step, ctx=ctx, catalog=catalog)
+
+
+def fail_task(
+    store: Store, task_id: str, code: Any, reason: str | None, *, ctx: Context, catalog: Catalog | None
+) -> dict[str, Any]:
+    def step(tx: Transaction, order: ServiceOrder, plan: Plan, task: ManualTask) -> list[Activity]:
+        return task_work.fail(plan, order, task, code, reason, now=ctx.now, actor=ctx.actor)
+
+    return _on_task(store, task_id, step, ctx=ctx, catalog=catalog)
+
+
+def hand_back_task(
+    store: Store, task_id: str, reason: str | None, *, ctx: Context, catalog: Catalog | None
+) -> dict[str, Any]:
+    def step(tx: Transaction, order: ServiceOrder, plan: Plan, task: ManualTask) -> list[Activity]:
+        task.check(TaskAction.HAND_BACK, actor=ctx.actor)
+        _hand_back(plan, task, ctx, why=reason)
+        return []
+
+    return _on_task(store, task_id, step, ctx=ctx, catalog=catalog)
+
+
+def request_information(
+    store: Store, task_id: str, wanted: Any, *, ctx: Context, catalog: Catalog | None
+) -> dict[str, Any]:
+    def step(tx: Transaction, order: ServiceOrder, plan: Plan, task: ManualTask) -> list[Activity]:
+        task_work.request_information(plan, order, task, wanted, now=ctx.now, actor=ctx.actor)
+        return []
+
+    return _on_task(store, task_id, step, ctx=ctx, catalog=catalog)
+
+
+def _hand_back(plan: Plan, task: ManualTask, ctx: Context, *, why: str | None) -> None:
+    task.move(TaskState.QUEUED, now=ctx.now, actor=ctx.actor)
+    task.set("assignee", None, now=ctx.now, actor=ctx.actor)
+    task.started = None
+    plan.activity(task.activity_id).work_started = None
+    if why:
+        task.notes.append(
+            {"author": ctx.actor, "date": ctx.now, "text": f"handed back: {why}", "@type": "Note"}
+        )
+
+
+def _on_task(
+    store: Store, task_id: str, step: TaskStep, *, ctx: Context, catalog: Catalog | None
+) -> dict[str, Any]:
+    with store.transaction(write=False) as read:
+        found = read.tasks.get(task_id)
+    if found is None:
+        raise ManualTaskNotFound(task_id)
+
+    def change(tx: Transaction, order: ServiceOrder, plan: Plan) -> dict[str, Any]:
+        task = tx.tasks.get(task_id)
+        if task is None:
+            raise ManualTaskNotFound(task_id)
+        started = step(tx, order, plan, task)
+        tx.tasks.save(task)
+        hand_out(tx, order, plan, started, ctx)
+        return task.to_document(parse_datetime(ctx.now))
+
+    return change_plan(store, found.order_id, change, ctx=ctx, catalog=catalog, optimistic=False)
