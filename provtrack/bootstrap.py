@@ -91,6 +91,7 @@ class Assembly:
     catalog: Catalog | None
     policy: ReloadingPolicy
     jeopardy: JeopardyMonitor
+    tasks: TaskQueue
     clock: Callable[[], datetime] = utc_now
 
     @classmethod
@@ -113,7 +114,7 @@ class Assembly:
         # Jeopardy first: the task queues take the level it has just assessed.
         tasks = TaskQueue(catalog)
         store = SqlStore(engine, after_change=(jeopardy.after_change, tasks.after_change))
-        return cls(settings, store, catalog, policy, jeopardy, clock)
+        return cls(settings, store, catalog, policy, jeopardy, tasks, clock)
 
     # --- the worker -------------------------------------------------------------------------------
 

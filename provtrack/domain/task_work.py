@@ -135,10 +135,12 @@ def set_characteristics(
 
 
 def _characteristics_path(order: ServiceOrder, item_id: str) -> str | None:
-    """The JSON pointer a JSON patch adds a characteristic at (a top-level item; None for a nested one)."""
+    """Where a JSON patch adds the characteristic (a top-level item; None for a nested one): at the
+    end of the item's list, or the list itself when the item has none yet."""
     for index, item in enumerate(order.items):
         if item.id == item_id:
-            return f"/serviceOrderItem/{index}/service/serviceCharacteristic/-"
+            has_list = isinstance((item.attributes.get("service") or {}).get("serviceCharacteristic"), list)
+            return f"/serviceOrderItem/{index}/service/serviceCharacteristic" + ("/-" if has_list else "")
     return None
 
 

@@ -59,7 +59,7 @@ class TaskQueue:
     catalog: Catalog | None
 
     def after_change(self, tx: Transaction, order: ServiceOrder, plan: Plan | None, ctx: Context) -> None:
-        follow_tasks(tx, order, plan, ctx)
+        follow_tasks(tx, order, plan, ctx, catalog=self.catalog)
 
     def group(self, name: str) -> WorkGroup:
         return work_group(self.catalog, name)
@@ -71,10 +71,13 @@ def work_group(catalog: Catalog | None, name: str) -> WorkGroup:
     return group or WorkGroup(name)
 
 
-def follow_tasks(tx: Transaction, order: ServiceOrder, plan: Plan | None, ctx: Context) -> None:
+def follow_tasks(
+    tx: Transaction, order: ServiceOrder, plan: Plan | None, ctx: Context, *, catalog: Catalog | None = None
+) -> None:
     """After every change of an order: its open tasks take its priority, jeopardy level and due
     date; a task whose activity no longer waits for it (skipped, failed, cancelled, the order
-    ended) is withdrawn; a task waiting for information the order now has goes on."""
+    ended) is withdrawn; a task waiting for information the order now has goes on; an escalation
+    step's `assign` (earlier in this change, docs/policy.md) assigns the tasks nobody works on yet."""
     if plan is None or not any(a.kind is ActivityKind.MANUAL_TASK for a in plan.activities):
         return
     moved = {c.subject for c in plan.changes if c.attribute == "state"}
@@ -84,7 +87,12 @@ def follow_tasks(tx: Transaction, order: ServiceOrder, plan: Plan | None, ctx: C
     supplied = order.state == OrderState.PENDING and any(
         c.subject.startswith("serviceOrderItem[") and c.attribute == "attributes" for c in order.changes
     )
-    if not (relevant or supplied):
+    assignments = [
+        (c.subject, c.new)
+        for c in order.changes
+        if c.subject.startswith("escalation[") and c.attribute == "assignedTo" and isinstance(c.new, dict)
+    ]
+    if not (relevant or supplied or assignments):
         return
     tasks = [t for t in tx.tasks.of_order(order.id) if t.is_open]
     for task in tasks:
@@ -93,12 +101,40 @@ def follow_tasks(tx: Transaction, order: ServiceOrder, plan: Plan | None, ctx: C
             why = f"the order is {order.state}" if order.is_terminal else f"its activity is {activity.state}"
             task.act(TaskAction.WITHDRAW, now=ctx.now, actor=ctx.actor)
             task.changes.append(Change(task.subject, "withdrawnBecause", None, why, ctx.now, ctx.actor))
-        else:
-            follow_order(task, order)
+        elif follow_order(task, order):
+            queue = {"priority": task.priority, "jeopardyLevel": task.jeopardy, "dueDate": task.due}
+            task.changes.append(Change(task.subject, "queue", None, queue, ctx.now, ctx.actor))
+        if task.is_open:
             if task.state == TaskState.WAITING and supplied and task_work.supplied(order, task):
                 others = [t for t in tasks if t is not task and t.state == TaskState.WAITING]
                 task_work.resume(plan, order, task, now=ctx.now, actor=ctx.actor, last=not others)
-        tx.tasks.save(task)
+            for rule, assignment in assignments:
+                _assign_by_escalation(plan, task, rule, assignment, ctx, catalog)
+        if task.changes:
+            tx.tasks.save(task)
+
+
+def _assign_by_escalation(
+    plan: Plan, task: ManualTask, rule: str, assignment: dict[str, Any], ctx: Context, catalog: Catalog | None
+) -> None:
+    """`assign: {person: P}` gives P a task nobody has started (handing it back from its holder);
+    `assign: {workGroup: G}` moves a queued task to G's queue. Work in progress is left alone, and
+    an assignment the task's group cannot take (P not a member, G not a work group) is ignored."""
+    why = f"assigned by {rule}"
+    person, group_name = assignment.get("person"), assignment.get("workGroup")
+    if isinstance(person, str) and task.state in (TaskState.QUEUED, TaskState.ASSIGNED):
+        if task.assignee == person or not work_group(catalog, task.work_group).admits(person):
+            return
+        if task.state == TaskState.ASSIGNED:
+            _hand_back(plan, task, ctx, why=why)
+        task.act(TaskAction.ASSIGN, now=ctx.now, actor=ctx.actor)
+        task.set("assignee", person, now=ctx.now, actor=ctx.actor)
+    elif isinstance(group_name, str) and task.state == TaskState.QUEUED and task.work_group != group_name:
+        group = catalog.work_groups.get(group_name) if catalog is not None else None
+        if group is not None:
+            task.set("work_group", group_name, now=ctx.now, actor=ctx.actor)
+            task.working_hours = None if group.hours.always else group.hours
+            task.notes.append({"author": ctx.actor, "date": ctx.now, "text": why, "@type": "Note"})
 
 
 # --- reads ------------------------------------------------------------------------------------

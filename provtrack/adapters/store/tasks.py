@@ -85,12 +85,14 @@ class SqlTasks:
         self.tx = tx
         self.conn = tx.conn
         self._written: dict[str, ManualTask] = {}
+        self._added: set[str] = set()
 
     def add(self, task: ManualTask) -> None:
         task.version = 1
         row = {"id": task.id, **_columns(task)}
         self.tx.write(lambda conn: conn.execute(insert(manual_task).values(**row)))
         self._written[task.id] = task
+        self._added.add(task.id)
         self.tx.record_changes(task.order_id, task.changes)
 
     def get(self, task_id: str) -> ManualTask | None:
@@ -115,7 +117,16 @@ class SqlTasks:
             if result.rowcount != 1:
                 raise ConcurrentUpdate(f"manual task {task.id} changed while it was updated")
 
-        self.tx.write(save, check=True)
+        if task.id in self._added:
+            # Inserted in this transaction: nobody else can have changed it; the update must come
+            # after the insert, which an optimistic transaction has not run yet.
+            self.tx.write(
+                lambda conn: conn.execute(
+                    update(manual_task).where(manual_task.c.id == task.id).values(**row)
+                )
+            )
+        else:
+            self.tx.write(save, check=True)
         self._written[task.id] = task
         self.tx.record_changes(task.order_id, task.changes)
 
