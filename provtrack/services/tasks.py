@@ -109,13 +109,19 @@ def follow_tasks(
                 others = [t for t in tasks if t is not task and t.state == TaskState.WAITING]
                 task_work.resume(plan, order, task, now=ctx.now, actor=ctx.actor, last=not others)
             for rule, assignment in assignments:
-                _assign_by_escalation(plan, task, rule, assignment, ctx, catalog)
+                _assign_by_escalation(plan, task, rule, assignment, ctx, catalog=catalog)
         if task.changes:
             tx.tasks.save(task)
 
 
 def _assign_by_escalation(
-    plan: Plan, task: ManualTask, rule: str, assignment: dict[str, Any], ctx: Context, catalog: Catalog | None
+    plan: Plan,
+    task: ManualTask,
+    rule: str,
+    assignment: dict[str, Any],
+    ctx: Context,
+    *,
+    catalog: Catalog | None,
 ) -> None:
     """`assign: {person: P}` gives P a task nobody has started (handing it back from its holder);
     `assign: {workGroup: G}` moves a queued task to G's queue. Work in progress is left alone, and

@@ -207,7 +207,7 @@ def partner_behaviour() -> PartnerBehaviour:
 
 
 @pytest.fixture
-def coordination(
+def coordination(  # noqa: PLR0917 - pytest passes fixtures by name
     store: SqlStore,
     clock: FakeClock,
     database_url: str,
