@@ -54,8 +54,8 @@ partners:
     progress: hub
     pollInterval: PT1H
     credentials: {{type: bearer, token: {{env: {token}}}}}
-  wholesale:
-    url: {partners}/wholesale/tmf-api/serviceOrdering/v4
+  wholesale-access:
+    url: {partners}/wholesale-access/tmf-api/serviceOrdering/v4
     progress: hub
     pollInterval: PT10M
   donor:
@@ -100,7 +100,7 @@ services:
       - {{id: survey, kind: manualTask, workGroup: techs, expectedDuration: PT40H}}
   access:
     add:
-      - {{id: access, kind: partnerOrder, partner: wholesale, serviceSpecification: ethernet-access,
+      - {{id: access, kind: partnerOrder, partner: wholesale-access, serviceSpecification: ethernet-access,
          expectedDuration: P10D}}
   port-in:
     add:
@@ -198,12 +198,22 @@ class Coordination:
         return str(self.order(order_id)["state"])
 
 
-@pytest.fixture
-def partner_behaviour() -> PartnerBehaviour:
-    """Instant partners (day_seconds 0) that never hold, fail or raise jeopardy unless a test says."""
-    return PartnerBehaviour(
+def instant_partners(**changes: Any) -> PartnerBehaviour:
+    """Partners whose orders are done at once (day_seconds 0), that never hold, fail or raise a
+    jeopardy unless told; logistics wants its bearer token."""
+    behaviour = PartnerBehaviour(
         day_seconds=0, hold_rate=0, jeopardy_rate=0, failure_rate=0, seed=3, tokens={"logistics": "s3cret"}
     )
+    for name, value in changes.items():
+        setattr(behaviour, name, value)
+    return behaviour
+
+
+@pytest.fixture
+def partner_behaviour(request: pytest.FixtureRequest) -> PartnerBehaviour:
+    """`instant_partners()`, or what a test gives with `parametrize(..., indirect=True)`."""
+    given: PartnerBehaviour | None = getattr(request, "param", None)
+    return given or instant_partners()
 
 
 @pytest.fixture
