@@ -18,9 +18,10 @@ from provtrack.domain.patching import NotPatchable
 from provtrack.domain.plan import Plan
 from provtrack.domain.query import parse_query
 from provtrack.domain.states import OrderState
-from provtrack.services import activities, orders, provisioning
+from provtrack.domain.tasks import CapacityReached
+from provtrack.services import activities, orders, provisioning, tasks
 from provtrack.services.jeopardy import JeopardyMonitor
-from provtrack.services.ports import AfterChange, Context, OrderNotFound, Store, Transaction
+from provtrack.services.ports import AfterChange, Context, OrderNotFound, Store, TaskSelection, Transaction
 
 StoreFactory = Callable[[Sequence[AfterChange]], Store]
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
@@ -224,3 +225,51 @@ def test_jeopardy_as_a_hook_alerts_an_order_that_will_miss_its_date(stores: Stor
     assert saved is not None
     assert saved.jeopardy_level == "inJeopardy"
     assert saved.expected_completion_date == format_datetime(T0 + timedelta(hours=3))
+
+
+VISIT_CATALOG = parse_catalog_text(
+    """
+workGroups:
+  techs: {members: [amelie], capacity: 1}
+services:
+  visit:
+    add:
+      - {id: install, kind: manualTask, workGroup: techs, expectedDuration: PT3H,
+         checklist: [{name: ontSerial}]}
+      - {id: install-2, kind: manualTask, workGroup: techs, expectedDuration: PT1H}
+""",
+    source="use-case-visit.yaml",
+)
+
+
+def test_manual_tasks_are_queued_worked_and_complete_their_order(stores: StoreFactory) -> None:
+    queue = tasks.TaskQueue(VISIT_CATALOG)
+    store = stores((queue.after_change,))
+    item = {"id": "1", "action": "add", "service": {"serviceSpecification": {"id": "visit"}}}
+    order = orders.create_order(store, {"serviceOrderItem": [item], "priority": "2"}, ctx=ctx())
+    provisioning.plan_order(store, order.id, VISIT_CATALOG, ctx=ctx())
+
+    total, queued = tasks.list_tasks(store, TaskSelection(work_group="techs"), now=T0)
+    assert total == 2
+    assert {t["state"] for t in queued} == {"queued"}
+    assert {t["priority"] for t in queued} == {"2"}
+    first, second = (t["id"] for t in queued)
+    amelie = ctx(actor="amelie")
+    for task_id in (first, second):
+        tasks.claim_task(store, task_id, ctx=amelie, catalog=VISIT_CATALOG)
+    tasks.start_task(store, first, ctx=amelie, catalog=VISIT_CATALOG)
+    with pytest.raises(CapacityReached):
+        tasks.start_task(store, second, ctx=amelie, catalog=VISIT_CATALOG)
+
+    checklist = {"ontSerial": "SN-1"} if queued[0]["checklist"] else None
+    tasks.complete_task(store, first, checklist, ctx=amelie, catalog=VISIT_CATALOG)
+    tasks.start_task(store, second, ctx=amelie, catalog=VISIT_CATALOG)
+    remaining = {"ontSerial": "SN-1"} if queued[1]["checklist"] else None
+    tasks.complete_task(store, second, remaining, ctx=amelie, catalog=VISIT_CATALOG)
+
+    saved = read(store, order.id)
+    assert saved is not None
+    assert saved.state == OrderState.COMPLETED
+    assert {t["state"] for t in tasks.list_tasks(store, TaskSelection(order_id=order.id), now=T0)[1]} == {
+        "completed"
+    }

@@ -55,16 +55,11 @@ def read_work_groups(r: Reporter, raw: dict[str, Any]) -> dict[str, WorkGroup]:
             members = []
         capacity = _positive(r, body, "capacity", where)
         member_capacity = _positive(r, body, "memberCapacity", where)
-        hours = _hours(r, body, where)
-        if hours is not None:
-            groups[str(name)] = WorkGroup(
-                str(name),
-                str(body.get("description") or ""),
-                tuple(members),
-                capacity,
-                member_capacity,
-                hours,
-            )
+        # A group whose hours are refused is still declared: its activities are not refused again.
+        hours = _hours(r, body, where) or WorkingHours()
+        groups[str(name)] = WorkGroup(
+            str(name), str(body.get("description") or ""), tuple(members), capacity, member_capacity, hours
+        )
     return groups
 
 

@@ -44,7 +44,9 @@ def test_a_partner_order_is_followed_by_polling_when_the_partners_hub_is_unreach
     coordination: Coordination,
 ) -> None:
     c = coordination
-    [subscription] = [j for j in c.store.pending_jobs(kind="partners.subscribe") if j["key"] == "wholesale-access"]
+    [subscription] = [
+        j for j in c.store.pending_jobs(kind="partners.subscribe") if j["key"] == "wholesale-access"
+    ]
     assert "HTTP 503" in subscription["last_error"]
     c.partners.behaviour.day_seconds = DAY
     order_id = c.create(order(item("access")))
@@ -61,7 +63,9 @@ def test_a_partner_order_is_followed_by_polling_when_the_partners_hub_is_unreach
     assert c.activity(order_id, "access")["externalState"] == "completed"
 
 
-def test_the_partners_states_milestones_jeopardy_and_date_show_on_our_order(coordination: Coordination) -> None:
+def test_the_partners_states_milestones_jeopardy_and_date_show_on_our_order(
+    coordination: Coordination,
+) -> None:
     c = coordination
     b = c.partners.behaviour
     b.day_seconds, b.hold_rate, b.jeopardy_rate, b.hub_unreachable = DAY, 1.0, 1.0, True  # read by polls
@@ -77,7 +81,11 @@ def test_the_partners_states_milestones_jeopardy_and_date_show_on_our_order(coor
 
     at_partner_day(2.5)  # held for a site survey
     held = c.activity(order_id, "access")
-    assert (held["state"], held["externalState"], held["reason"]) == ("blocked", "held", "waiting for a site survey")
+    assert (held["state"], held["externalState"], held["reason"]) == (
+        "blocked",
+        "held",
+        "waiting for a site survey",
+    )
 
     at_partner_day(6.5)  # a jeopardy with a later date: ours follows
     resumed = c.order(order_id)
@@ -110,7 +118,9 @@ def test_a_partner_order_that_fails_becomes_fallout_on_our_order(coordination: C
     ]
 
 
-def test_a_send_whose_outcome_is_unknown_is_looked_up_before_it_is_sent_again(coordination: Coordination) -> None:
+def test_a_send_whose_outcome_is_unknown_is_looked_up_before_it_is_sent_again(
+    coordination: Coordination,
+) -> None:
     c = coordination
     c.partners.behaviour.fail_after_create = 1  # the first POST creates the order, then answers 503
     order_id = c.create(order(item("access")))

@@ -146,3 +146,23 @@ def test_a_failed_task_makes_its_activity_fall_out_with_the_reason_code(coordina
     assert c.api.post(f"/provtrack/v1/activity/{activity['id']}/retry").status_code == 200
     queued = c.tasks(serviceOrderId=order_id, state="queued")
     assert [(t["activity"]["attempt"], t["state"]) for t in queued] == [(2, "queued")]
+
+
+def test_a_task_whose_activity_an_operator_skips_is_withdrawn_from_the_queue(
+    coordination: Coordination,
+) -> None:
+    c = coordination
+    [task_id] = _visits(c, 1)
+    assert c.act(task_id, "claim", "amelie").status_code == 200
+    order_id = c.api.get(f"/provtrack/v1/task/{task_id}").json()["serviceOrder"]["id"]
+    activity = c.activity(order_id, "install")
+
+    skipped = c.api.post(
+        f"/provtrack/v1/activity/{activity['id']}/skip", json={"reason": "installed by the customer"}
+    )
+
+    assert skipped.status_code == 200, skipped.text
+    assert c.api.get(f"/provtrack/v1/task/{task_id}").json()["state"] == "withdrawn"
+    assert c.tasks(workGroup="techs", state="queued,assigned,inProgress") == []
+    assert c.act(task_id, "start", "amelie").status_code == 409
+    assert c.state(order_id) == "completed"
