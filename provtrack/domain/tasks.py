@@ -163,7 +163,7 @@ class ManualTask:
         """The state `action` moves the task to; IllegalTaskMove, saying why, when it may not."""
         rule = TASK_ACTIONS[action]
         if self.state not in rule.allowed_from:
-            held = f" by {self.assignee}" if self.state in HELD and self.assignee else ""
+            held = f" (held by {self.assignee})" if self.state in HELD and self.assignee else ""
             allowed = ", ".join(sorted(rule.allowed_from))
             raise IllegalTaskMove(
                 f"cannot {action} task {self.id}: it is {self.state}{held}; {action} is allowed from {allowed}"

@@ -11,7 +11,9 @@ __all__ = ["coordination", "partner_behaviour"]
 AT_ONCE = (0.0, 0.0)
 
 
-def test_the_work_force_claims_starts_and_completes_tasks_with_their_checklists(coordination: Coordination) -> None:
+def test_the_work_force_claims_starts_and_completes_tasks_with_their_checklists(
+    coordination: Coordination,
+) -> None:
     c = coordination
     force = WorkForce(c.api, Pace(AT_ONCE, AT_ONCE, AT_ONCE, 0.0, 0.0, 0.0), random.Random(5))
     orders = [c.create(order(item("fibre"), externalId=f"BSS-{n}")) for n in range(3)]

@@ -81,13 +81,13 @@ def test_who_may_do_what_to_a_task_follows_its_table(coordination: Coordination)
     assert taken.status_code == 409
     assert taken.json()["code"] == "ILLEGAL_STATE_TRANSITION"
     assert taken.json()["message"] == (
-        f"cannot claim task {task_id}: it is assigned by amelie; claim is allowed from queued"
+        f"cannot claim task {task_id}: it is assigned (held by amelie); claim is allowed from queued"
     )
     assert c.act(task_id, "claim", "amelie").status_code == 409  # no move into the state it is in
     assert "held by amelie, not bruno" in c.act(task_id, "start", "bruno").json()["message"]
     early = c.act(task_id, "complete", "amelie", checklist={"ontSerial": "SN-1"})
     assert early.status_code == 409
-    assert "it is assigned by amelie; complete is allowed from inProgress" in early.json()["message"]
+    assert "it is assigned (held by amelie); complete is allowed from inProgress" in early.json()["message"]
 
     # A dispatcher reassigns: a hand-back and an assignment, both on the order's timeline.
     reassigned = c.api.post(f"/provtrack/v1/task/{task_id}/reassign", json={"assignee": "bruno"})
@@ -166,3 +166,19 @@ def test_a_task_whose_activity_an_operator_skips_is_withdrawn_from_the_queue(
     assert c.tasks(workGroup="techs", state="queued,assigned,inProgress") == []
     assert c.act(task_id, "start", "amelie").status_code == 409
     assert c.state(order_id) == "completed"
+
+
+def test_the_tasks_of_an_order_that_ends_are_withdrawn(coordination: Coordination) -> None:
+    c = coordination
+    [task_id] = _visits(c, 1)
+    order_id = c.api.get(f"/provtrack/v1/task/{task_id}").json()["serviceOrder"]["id"]
+
+    cancelled = c.api.patch(
+        f"/tmf-api/serviceOrdering/v4/serviceOrder/{order_id}", json={"state": "cancelled"}
+    )
+
+    assert cancelled.status_code == 200, cancelled.text
+    assert c.api.get(f"/provtrack/v1/task/{task_id}").json()["state"] == "withdrawn"
+    with c.store.transaction(write=False) as tx:
+        [why] = [ch.new for ch in tx.audit_trail(order_id) if ch.attribute == "withdrawnBecause"]
+    assert why == "the order is cancelled"
