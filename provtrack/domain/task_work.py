@@ -97,15 +97,14 @@ def supplied(order: ServiceOrder, task: ManualTask) -> bool:
     return all(entry["name"] in present for entry in task.information_required)
 
 
-def resume(plan: Plan, order: ServiceOrder, task: ManualTask, *, now: str, actor: str, last: bool) -> None:
-    """The information came: the task and its activity go on; the order too when nothing else waits."""
+def resume(plan: Plan, order: ServiceOrder, task: ManualTask, *, now: str, actor: str) -> None:
+    """The information came: the task and its activity go on (the order, when nothing else waits for
+    the customer: the caller sees all the order's tasks)."""
     task.act(TaskAction.RESUME, now=now, actor=actor)
     activity = plan.activity(task.activity_id)
     if activity.state == ActivityState.BLOCKED:
         activity.reason = None
         activity.move(ActivityState.IN_PROGRESS, now=now, actor=actor, changes=plan.changes)
-    if last and order.state == OrderState.PENDING:
-        order.move_to(OrderState.IN_PROGRESS, now=now, actor=actor)
 
 
 def characteristics_of(order: ServiceOrder, item_id: str) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from provtrack.domain.jobs import GiveUp, Job, RetryLater
 from provtrack.domain.partners import DISPATCH_JOB, POLL_JOB, SUBSCRIBE_JOB, Partner
 from provtrack.engine.worker import Handler
 from provtrack.services import partners
-from provtrack.services.ports import Context, Store
+from provtrack.services.ports import ActivityNotFound, Context, OrderNotFound, Store
 
 ACTOR = "provtrack-partners"
 LISTENER_PATH = "/provtrack/v1/partner"
@@ -84,7 +84,10 @@ class PartnerEngine:
             partner_order = self.client.get(partner, target[1])
         except (DownstreamUnavailable, DownstreamRefused) as exc:
             raise RetryLater(str(exc)) from None
-        partners.record_partner_state(self.store, job.key, partner_order, catalog, ctx=_ctx(now))
+        try:
+            partners.record_partner_state(self.store, job.key, partner_order, catalog, ctx=_ctx(now))
+        except (ActivityNotFound, OrderNotFound):
+            return  # the order was deleted meanwhile: nothing to follow
 
     def subscribe(self, job: Job, now: datetime) -> None:
         _catalog, partner = self._partner(job.key)

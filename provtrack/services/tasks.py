@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from provtrack.domain import plan as planning
 from provtrack.domain import task_work
 from provtrack.domain.activities import OPEN, Activity
 from provtrack.domain.catalog import ActivityKind, Catalog
@@ -95,23 +96,32 @@ def follow_tasks(
     if not (relevant or supplied or assignments):
         return
     tasks = [t for t in tx.tasks.of_order(order.id) if t.is_open]
+    waited = any(t.state == TaskState.WAITING for t in tasks)
     for task in tasks:
-        activity = plan.activity(task.activity_id)
-        if order.is_terminal or activity.state not in OPEN or activity.attempt != task.attempt:
-            why = f"the order is {order.state}" if order.is_terminal else f"its activity is {activity.state}"
-            task.act(TaskAction.WITHDRAW, now=ctx.now, actor=ctx.actor)
-            task.changes.append(Change(task.subject, "withdrawnBecause", None, why, ctx.now, ctx.actor))
-        elif follow_order(task, order):
-            queue = {"priority": task.priority, "jeopardyLevel": task.jeopardy, "dueDate": task.due}
-            task.changes.append(Change(task.subject, "queue", None, queue, ctx.now, ctx.actor))
-        if task.is_open:
-            if task.state == TaskState.WAITING and supplied and task_work.supplied(order, task):
-                others = [t for t in tasks if t is not task and t.state == TaskState.WAITING]
-                task_work.resume(plan, order, task, now=ctx.now, actor=ctx.actor, last=not others)
-            for rule, assignment in assignments:
-                _assign_by_escalation(plan, task, rule, assignment, ctx, catalog=catalog)
+        _follow_one(plan, order, task, ctx)
+        if task.state == TaskState.WAITING and supplied and task_work.supplied(order, task):
+            task_work.resume(plan, order, task, now=ctx.now, actor=ctx.actor)
+        for rule, assignment in assignments if task.is_open else ():
+            _assign_by_escalation(plan, task, rule, assignment, ctx, catalog=catalog)
         if task.changes:
             tx.tasks.save(task)
+    if waited and order.state == OrderState.PENDING and not any(t.state == TaskState.WAITING for t in tasks):
+        # Nothing waits for the customer any more: the order goes on and catches up with its items.
+        order.move_to(OrderState.IN_PROGRESS, now=ctx.now, actor=ctx.actor)
+        hand_out(tx, order, plan, planning.advance(plan, order, now=ctx.now, actor=ctx.actor), ctx)
+
+
+def _follow_one(plan: Plan, order: ServiceOrder, task: ManualTask, ctx: Context) -> None:
+    """Withdraw a task its activity (or the order) no longer needs; else take the order's priority,
+    jeopardy level and due date."""
+    activity = plan.activity(task.activity_id)
+    if order.is_terminal or activity.state not in OPEN or activity.attempt != task.attempt:
+        why = f"the order is {order.state}" if order.is_terminal else f"its activity is {activity.state}"
+        task.act(TaskAction.WITHDRAW, now=ctx.now, actor=ctx.actor)
+        task.changes.append(Change(task.subject, "withdrawnBecause", None, why, ctx.now, ctx.actor))
+    elif follow_order(task, order):
+        queue = {"priority": task.priority, "jeopardyLevel": task.jeopardy, "dueDate": task.due}
+        task.changes.append(Change(task.subject, "queue", None, queue, ctx.now, ctx.actor))
 
 
 def _assign_by_escalation(

@@ -151,3 +151,21 @@ def test_an_escalation_step_assigns_the_task_of_a_late_order(coordination: Coord
 
     late = c.task_of(order_id)
     assert (late["state"], late["assignee"], late["jeopardyLevel"]) == ("assigned", "bruno", "late")
+
+
+def test_skipping_a_task_that_waits_for_information_lets_the_order_go_on(coordination: Coordination) -> None:
+    c = coordination
+    order_id = c.create(order(item("visit")))
+    c.run_until(lambda: bool(c.tasks(serviceOrderId=order_id)))
+    task_id = c.task_of(order_id)["id"]
+    for action in ("claim", "start"):
+        assert c.act(task_id, action).status_code == 200
+    assert c.act(task_id, "requestInformation", informationRequired=[{"name": "accessCode"}]).status_code == 200
+    assert c.state(order_id) == "pending"
+
+    activity = c.activity(order_id, "install")
+    skipped = c.api.post(f"/provtrack/v1/activity/{activity['id']}/skip", json={"reason": "done without the code"})
+
+    assert skipped.status_code == 200, skipped.text
+    assert c.api.get(f"/provtrack/v1/task/{task_id}").json()["state"] == "withdrawn"
+    assert c.state(order_id) == "completed"
