@@ -160,11 +160,15 @@ def test_skipping_a_task_that_waits_for_information_lets_the_order_go_on(coordin
     task_id = c.task_of(order_id)["id"]
     for action in ("claim", "start"):
         assert c.act(task_id, action).status_code == 200
-    assert c.act(task_id, "requestInformation", informationRequired=[{"name": "accessCode"}]).status_code == 200
+    assert (
+        c.act(task_id, "requestInformation", informationRequired=[{"name": "accessCode"}]).status_code == 200
+    )
     assert c.state(order_id) == "pending"
 
     activity = c.activity(order_id, "install")
-    skipped = c.api.post(f"/provtrack/v1/activity/{activity['id']}/skip", json={"reason": "done without the code"})
+    skipped = c.api.post(
+        f"/provtrack/v1/activity/{activity['id']}/skip", json={"reason": "done without the code"}
+    )
 
     assert skipped.status_code == 200, skipped.text
     assert c.api.get(f"/provtrack/v1/task/{task_id}").json()["state"] == "withdrawn"
