@@ -21,6 +21,7 @@ import orjson
 
 from provtrack.domain.activities import Activity
 from provtrack.domain.cancellation import CancelServiceOrder
+from provtrack.domain.coordination_catalog import read_work_group
 from provtrack.domain.escalation import Escalation
 from provtrack.domain.events import EventFilter
 from provtrack.domain.jeopardy import learned_from_sorted
@@ -29,6 +30,7 @@ from provtrack.domain.model import Change, OrderEvent, ServiceOrder
 from provtrack.domain.plan import Plan
 from provtrack.domain.query import Query
 from provtrack.domain.tasks import ManualTask, TaskState
+from provtrack.domain.work_groups import WorkGroup
 from provtrack.services.ports import (
     AfterChange,
     ConcurrentUpdate,
@@ -69,6 +71,7 @@ class MemoryData:
     escalations: dict[tuple[str, str], Escalation] = field(default_factory=dict)
     durations: dict[str, FinishedActivity] = field(default_factory=dict)
     manual_tasks: dict[str, tuple[str, int]] = field(default_factory=dict)  # document, version
+    work_groups: dict[str, dict[str, Any]] = field(default_factory=dict)  # definitions given to the API
 
 
 class MemoryStore:
@@ -376,6 +379,17 @@ class MemoryTasks:
         ]
         found.sort(key=lambda t: (*t.queue_key(), t.id))
         return len(found), found[selection.offset : selection.offset + selection.limit]
+
+    def work_group(self, name: str) -> WorkGroup | None:
+        definition = self.data.work_groups.get(name)
+        return None if definition is None else read_work_group(name, definition)
+
+    def work_groups(self) -> list[WorkGroup]:
+        return [read_work_group(n, d) for n, d in sorted(self.data.work_groups.items())]
+
+    def put_work_group(self, name: str, definition: dict[str, Any], *, at: str) -> None:
+        self.tx._write()
+        self.data.work_groups[name] = copy.deepcopy(definition)
 
     def in_progress(self, work_group: str, assignee: str | None = None) -> int:
         return sum(

@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from provtrack.domain.activities import IllegalActivityTransition
 from provtrack.domain.cancellation import TaskError
+from provtrack.domain.coordination_catalog import InvalidWorkGroup
 from provtrack.domain.events import RefusedCallback
 from provtrack.domain.patching import MalformedPatch, PatchConflict
 from provtrack.domain.query import InvalidQuery
@@ -50,6 +51,7 @@ ERRORS: dict[type[Exception], tuple[int, str, str]] = {
     RefusedCallback: (400, "REFUSED_CALLBACK", "Callback URL refused"),
     InvalidChecklist: (400, "INVALID_CHECKLIST", "Checklist not filled in"),
     InvalidTaskInput: (400, "INVALID_VALUE", "Invalid request"),
+    InvalidWorkGroup: (400, "INVALID_VALUE", "Invalid work group"),
     OrderNotFound: (404, "NOT_FOUND", "Service order not found"),
     TaskNotFound: (404, "NOT_FOUND", "Cancel request not found"),
     PlanNotFound: (404, "NOT_FOUND", "Plan not found"),

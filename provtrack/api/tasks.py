@@ -205,11 +205,21 @@ async def request_information(id: str, request: Request) -> Response:
     return await _act(request, tasks.request_information, id, wanted, person=True)
 
 
-@router.get("/workGroup", summary="The work groups of the catalog")
+@router.get("/workGroup", summary="The work groups: the catalog's, and those defined here")
 def list_work_groups(request: Request) -> Response:
-    catalog = _catalog(request)
-    groups = [g.to_document() for g in catalog.work_groups.values()] if catalog else []
+    groups = tasks.list_work_groups(request.app.state.store, _catalog(request))
     return json_response(orjson.dumps(groups).decode())
+
+
+@router.put(
+    "/workGroup/{name}",
+    summary="Define a work group, or redefine one of the catalog's (members, capacity, working hours)",
+)
+async def define_work_group(name: str, request: Request) -> Response:
+    body = await _body(request)
+    ctx = context(request, actor=_actor(request, person=False))
+    group = await run_in_threadpool(tasks.define_work_group, request.app.state.store, name, body, ctx=ctx)
+    return json_response(orjson.dumps(group).decode())
 
 
 @router.get("/workGroup/{name}", summary="A work group: members, capacity, working hours, load")

@@ -29,6 +29,39 @@ class Reporter(Protocol):
     def duration(self, node: dict[str, Any], key: str, where: str) -> timedelta | None: ...
 
 
+class InvalidWorkGroup(ValueError):
+    """A work group defined through the API is refused; `problems` says what is wrong with it."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+class _Problems:
+    """A reporter without lines, for a definition that comes as a request body."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def problem(self, node: Any, key: str | int | None, message: str) -> None:
+        self.problems.append(message)
+
+    def duration(self, node: dict[str, Any], key: str, where: str) -> timedelta | None:
+        return None
+
+
+def read_work_group(name: str, body: Any) -> WorkGroup:
+    """A work group from a catalog-shaped mapping (members, capacity, timeZone, workingHours, ...),
+    as the work API takes it; InvalidWorkGroup naming every problem."""
+    reporter = _Problems()
+    if not isinstance(name, str) or not valid_field_name(name):
+        reporter.problems.append(f"{name!r} is not a work group name (letters, digits, _ . -)")
+    groups = read_work_groups(reporter, {name: body})
+    if reporter.problems:
+        raise InvalidWorkGroup(reporter.problems)
+    return groups[name]
+
+
 def read_work_groups(r: Reporter, raw: dict[str, Any]) -> dict[str, WorkGroup]:
     groups: dict[str, WorkGroup] = {}
     for name, body in raw.items():

@@ -22,6 +22,7 @@ from provtrack.domain.model import Change, ServiceOrder
 from provtrack.domain.plan import Plan
 from provtrack.domain.query import Query
 from provtrack.domain.tasks import ManualTask, TaskState
+from provtrack.domain.work_groups import WorkGroup
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +142,13 @@ class TaskRecords(Protocol):
         """Tasks of the group (of that member) in progress, counted under a lock on the group that
         the transaction keeps: two starts in one group take turns (not in optimistic transactions)."""
         ...
+
+    def work_group(self, name: str) -> WorkGroup | None:
+        """The group as defined through the API (it takes precedence over the catalog's), or None."""
+        ...
+
+    def work_groups(self) -> list[WorkGroup]: ...
+    def put_work_group(self, name: str, definition: dict[str, Any], *, at: str) -> None: ...
 
 
 class JeopardyRecords(Protocol):

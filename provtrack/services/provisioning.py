@@ -86,6 +86,7 @@ def plan_order(
         except OrderNotFeasible as exc:
             planning.reject(order, exc.problems, now=ctx.now, actor=ctx.actor)
             return None, Planned("rejected", [])
+        _take_defined_hours(tx, plan)
         start_at = planning.requested_start(order)
         if start_at is not None and parse_datetime(start_at) > parse_datetime(ctx.now):
             planning.update_expected_completion(plan, order, now=ctx.now, actor=ctx.actor, start_at=start_at)
@@ -385,6 +386,15 @@ def hand_out(
             payload = {"attempt": activity.attempt, "body": partner_order_request(activity, order)}
             tx.schedule_job(JobRequest(PARTNER_DISPATCH_JOB, activity.id, now, payload), now=now)
     return dispatch_now
+
+
+def _take_defined_hours(tx: Transaction, plan: Plan) -> None:
+    """A work group redefined through the work API gives its manual tasks its working hours."""
+    for activity in plan.activities:
+        if activity.kind is ActivityKind.MANUAL_TASK:
+            defined = tx.tasks.work_group(activity.owner)
+            if defined is not None:
+                activity.working_hours = None if defined.hours.always else defined.hours
 
 
 def _follow(tx: Transaction, activity: Activity, catalog: Catalog, ctx: Context, *, followed: bool) -> None:

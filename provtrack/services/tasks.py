@@ -18,6 +18,7 @@ from provtrack.domain import task_work
 from provtrack.domain.activities import OPEN, Activity
 from provtrack.domain.catalog import ActivityKind, Catalog
 from provtrack.domain.clock import parse_datetime
+from provtrack.domain.coordination_catalog import read_work_group
 from provtrack.domain.model import Change, ServiceOrder
 from provtrack.domain.plan import Plan
 from provtrack.domain.states import OrderState
@@ -46,10 +47,10 @@ _FOLLOWED = frozenset({"priority", "jeopardyAlert", "requestedCompletionDate", "
 
 
 class UnknownWorkGroup(LookupError):
-    """No work group by that name in the catalog."""
+    """No work group by that name (in the catalog, or defined through the API)."""
 
     def __init__(self, name: str) -> None:
-        super().__init__(f"no work group {name!r} in the catalog")
+        super().__init__(f"no work group {name!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,14 +63,18 @@ class TaskQueue:
     def after_change(self, tx: Transaction, order: ServiceOrder, plan: Plan | None, ctx: Context) -> None:
         follow_tasks(tx, order, plan, ctx, catalog=self.catalog)
 
-    def group(self, name: str) -> WorkGroup:
-        return work_group(self.catalog, name)
+
+def work_group(tx: Transaction, catalog: Catalog | None, name: str) -> WorkGroup:
+    """The group's definition: given through the API, else the catalog's; a group neither knows
+    (any more) takes no limits."""
+    return known_group(tx, catalog, name) or WorkGroup(name)
 
 
-def work_group(catalog: Catalog | None, name: str) -> WorkGroup:
-    """The group's definition; a group the catalog no longer has takes no limits."""
-    group = catalog.work_groups.get(name) if catalog is not None else None
-    return group or WorkGroup(name)
+def known_group(tx: Transaction, catalog: Catalog | None, name: str) -> WorkGroup | None:
+    defined = tx.tasks.work_group(name)
+    if defined is not None:
+        return defined
+    return catalog.work_groups.get(name) if catalog is not None else None
 
 
 def follow_tasks(
@@ -102,7 +107,7 @@ def follow_tasks(
         if task.state == TaskState.WAITING and supplied and task_work.supplied(order, task):
             task_work.resume(plan, order, task, now=ctx.now, actor=ctx.actor)
         for rule, assignment in assignments if task.is_open else ():
-            _assign_by_escalation(plan, task, rule, assignment, ctx, catalog=catalog)
+            _assign_by_escalation(tx, plan, task, (rule, assignment), ctx, catalog=catalog)
         if task.changes:
             tx.tasks.save(task)
     if waited and order.state == OrderState.PENDING and not any(t.state == TaskState.WAITING for t in tasks):
@@ -125,10 +130,10 @@ def _follow_one(plan: Plan, order: ServiceOrder, task: ManualTask, ctx: Context)
 
 
 def _assign_by_escalation(
+    tx: Transaction,
     plan: Plan,
     task: ManualTask,
-    rule: str,
-    assignment: dict[str, Any],
+    step: tuple[str, dict[str, Any]],
     ctx: Context,
     *,
     catalog: Catalog | None,
@@ -136,17 +141,18 @@ def _assign_by_escalation(
     """`assign: {person: P}` gives P a task nobody has started (handing it back from its holder);
     `assign: {workGroup: G}` moves a queued task to G's queue. Work in progress is left alone, and
     an assignment the task's group cannot take (P not a member, G not a work group) is ignored."""
+    rule, assignment = step
     why = f"assigned by {rule}"
     person, group_name = assignment.get("person"), assignment.get("workGroup")
     if isinstance(person, str) and task.state in (TaskState.QUEUED, TaskState.ASSIGNED):
-        if task.assignee == person or not work_group(catalog, task.work_group).admits(person):
+        if task.assignee == person or not work_group(tx, catalog, task.work_group).admits(person):
             return
         if task.state == TaskState.ASSIGNED:
             _hand_back(plan, task, ctx, why=why)
         task.act(TaskAction.ASSIGN, now=ctx.now, actor=ctx.actor)
         task.set("assignee", person, now=ctx.now, actor=ctx.actor)
     elif isinstance(group_name, str) and task.state == TaskState.QUEUED and task.work_group != group_name:
-        group = catalog.work_groups.get(group_name) if catalog is not None else None
+        group = known_group(tx, catalog, group_name)
         if group is not None:
             task.set("work_group", group_name, now=ctx.now, actor=ctx.actor)
             task.working_hours = None if group.hours.always else group.hours
@@ -171,13 +177,31 @@ def list_tasks(store: Store, selection: TaskSelection, *, now: datetime) -> tupl
     return total, [t.to_document(now) for t in tasks]
 
 
+def list_work_groups(store: Store, catalog: Catalog | None) -> list[dict[str, Any]]:
+    """The catalog's groups and those defined through the API (which take precedence)."""
+    with store.transaction(write=False) as tx:
+        defined = {g.name: g for g in tx.tasks.work_groups()}
+    listed = {name: (g, "catalog") for name, g in (catalog.work_groups.items() if catalog else ())}
+    listed.update({name: (g, "api") for name, g in defined.items()})
+    return [{**g.to_document(), "source": source} for g, source in (listed[n] for n in sorted(listed))]
+
+
+def define_work_group(store: Store, name: str, definition: Any, *, ctx: Context) -> dict[str, Any]:
+    """Define a work group, or redefine one of the catalog's: members, capacity, working hours
+    (docs/coordination.md). Plans built from now on take its working hours."""
+    group = read_work_group(name, definition)
+    with store.transaction(write=True) as tx:
+        tx.tasks.put_work_group(name, definition, at=ctx.now)
+    return {**group.to_document(), "source": "api"}
+
+
 def work_group_view(store: Store, catalog: Catalog | None, name: str) -> dict[str, Any]:
     """A group's definition and its load: open tasks by state, in progress by member."""
-    if catalog is None or name not in catalog.work_groups:
-        raise UnknownWorkGroup(name)
-    group = catalog.work_groups[name]
     open_states = frozenset(TaskState) - {TaskState.COMPLETED, TaskState.FAILED, TaskState.WITHDRAWN}
     with store.transaction(write=False) as tx:
+        group = known_group(tx, catalog, name)
+        if group is None:
+            raise UnknownWorkGroup(name)
         total, tasks = tx.tasks.select(TaskSelection(work_group=name, states=open_states, limit=10_000))
     by_state = {s.value: sum(1 for t in tasks if t.state == s) for s in sorted(open_states)}
     working = {
@@ -209,10 +233,10 @@ def assign_task(
     def step(tx: Transaction, order: ServiceOrder, plan: Plan, task: ManualTask) -> list[Activity]:
         if reassign and task.state in (TaskState.ASSIGNED, TaskState.IN_PROGRESS):
             task.check(TaskAction.HAND_BACK, actor=ctx.actor)
-            check_member(work_group(catalog, task.work_group), assignee)
+            check_member(work_group(tx, catalog, task.work_group), assignee)
             _hand_back(plan, task, ctx, why=f"reassigned to {assignee}")
         target = task.check(TaskAction.ASSIGN, actor=ctx.actor)
-        check_member(work_group(catalog, task.work_group), assignee)
+        check_member(work_group(tx, catalog, task.work_group), assignee)
         task.move(target, now=ctx.now, actor=ctx.actor)
         task.set("assignee", assignee, now=ctx.now, actor=ctx.actor)
         return []
@@ -225,7 +249,7 @@ def claim_task(store: Store, task_id: str, *, ctx: Context, catalog: Catalog | N
 
     def step(tx: Transaction, order: ServiceOrder, plan: Plan, task: ManualTask) -> list[Activity]:
         target = task.check(TaskAction.CLAIM, actor=ctx.actor)
-        check_member(work_group(catalog, task.work_group), ctx.actor)
+        check_member(work_group(tx, catalog, task.work_group), ctx.actor)
         task.move(target, now=ctx.now, actor=ctx.actor)
         task.set("assignee", ctx.actor, now=ctx.now, actor=ctx.actor)
         return []
@@ -239,7 +263,7 @@ def start_task(store: Store, task_id: str, *, ctx: Context, catalog: Catalog | N
     def step(tx: Transaction, order: ServiceOrder, plan: Plan, task: ManualTask) -> list[Activity]:
         target = task.check(TaskAction.START, actor=ctx.actor)
         check_appointment(task, parse_datetime(ctx.now))
-        group = work_group(catalog, task.work_group)
+        group = work_group(tx, catalog, task.work_group)
         check_capacity(
             group,
             ctx.actor,

@@ -182,3 +182,36 @@ def test_the_tasks_of_an_order_that_ends_are_withdrawn(coordination: Coordinatio
     with c.store.transaction(write=False) as tx:
         [why] = [ch.new for ch in tx.audit_trail(order_id) if ch.attribute == "withdrawnBecause"]
     assert why == "the order is cancelled"
+
+
+def test_a_work_group_defined_through_the_api_takes_the_catalogs_place(coordination: Coordination) -> None:
+    c = coordination
+    redefined = c.api.put(
+        "/provtrack/v1/workGroup/techs",
+        json={"members": ["amelie", "bruno"], "capacity": 1, "timeZone": "UTC"},
+    )
+    assert redefined.status_code == 200, redefined.text
+    assert (redefined.json()["source"], redefined.json()["capacity"]) == ("api", 1)
+    groups = {g["name"]: g["source"] for g in c.api.get("/provtrack/v1/workGroup").json()}
+    assert groups == {"techs": "api", "noc": "catalog"}
+
+    first, second = _visits(c, 2)
+    # Round the clock now: three hours from 09:00 UTC, not the catalog's Paris office hours.
+    assert (
+        c.api.get(f"/provtrack/v1/task/{first}").json()["expectedCompletionDate"]
+        == "2026-11-27T12:00:00.000Z"
+    )
+    assert "chloe is not a member of techs" in c.act(first, "claim", "chloe").json()["message"]
+    for task_id, member in ((first, "amelie"), (second, "bruno")):
+        assert c.act(task_id, "claim", member).status_code == 200
+    assert c.act(first, "start", "amelie").status_code == 200
+    assert c.act(second, "start", "bruno").json()["code"] == "CAPACITY_REACHED"
+
+    refused = c.api.put("/provtrack/v1/workGroup/techs", json={"capacity": 0, "workingHours": {"mon": "8-5"}})
+    assert refused.status_code == 400
+    assert refused.json()["message"] == (
+        "workGroups.techs.capacity: must be a whole number of tasks, at least 1; "
+        "workGroups.techs.workingHours: '8-5' is not a range of local times such as 08:00-17:00"
+    )
+    assert c.api.put("/provtrack/v1/workGroup/night-shift", json={"members": ["nora"]}).status_code == 200
+    assert c.api.get("/provtrack/v1/workGroup/night-shift").json()["openTasks"] == 0

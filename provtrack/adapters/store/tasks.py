@@ -15,6 +15,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    delete,
     func,
     insert,
     select,
@@ -23,7 +24,9 @@ from sqlalchemy import (
 )
 
 from provtrack.adapters.store.tables import metadata
+from provtrack.domain.coordination_catalog import read_work_group
 from provtrack.domain.tasks import JEOPARDY_RANK, ManualTask, TaskState, priority_rank
+from provtrack.domain.work_groups import WorkGroup
 from provtrack.services.ports import ConcurrentUpdate, TaskSelection
 
 if TYPE_CHECKING:
@@ -48,6 +51,15 @@ manual_task = Table(
     UniqueConstraint("activity_id", "attempt", name="uq_manual_task_activity_attempt"),
     Index("ix_manual_task_queue", "work_group", "state", "priority_rank", "jeopardy_rank", "due_date"),
     Index("ix_manual_task_service_order_id", "service_order_id"),
+)
+
+# Work groups defined (or redefined) through the work API; they take precedence over the catalog's.
+work_group = Table(
+    "work_group",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("updated_at", Text, nullable=False),
+    Column("document", Text, nullable=False),  # the definition as given (catalog-shaped)
 )
 
 _QUEUE_ORDER = (
@@ -165,6 +177,20 @@ class SqlTasks:
             .limit(selection.limit)
         )
         return total, [ManualTask.from_document(orjson.loads(d), version=v) for d, v in rows]
+
+    def work_group(self, name: str) -> WorkGroup | None:
+        document = self.conn.execute(select(work_group.c.document).where(work_group.c.name == name)).scalar()
+        return None if document is None else read_work_group(name, orjson.loads(document))
+
+    def work_groups(self) -> list[WorkGroup]:
+        rows = self.conn.execute(select(work_group.c.name, work_group.c.document).order_by(work_group.c.name))
+        return [read_work_group(name, orjson.loads(document)) for name, document in rows]
+
+    def put_work_group(self, name: str, definition: dict[str, Any], *, at: str) -> None:
+        self.tx._not_optimistic("defining a work group")
+        self.conn.execute(delete(work_group).where(work_group.c.name == name))
+        row = {"name": name, "updated_at": at, "document": orjson.dumps(definition).decode()}
+        self.conn.execute(insert(work_group).values(**row))
 
     def in_progress(self, work_group: str, assignee: str | None = None) -> int:
         self.tx._not_optimistic("counting tasks in progress")

@@ -1,4 +1,4 @@
-"""Coordination: manual tasks in work group queues.
+"""Coordination: manual tasks in work group queues, and work groups defined through the API.
 
 Revision ID: 0008
 Revises: 0005
@@ -39,7 +39,14 @@ def upgrade() -> None:
         ["work_group", "state", "priority_rank", "jeopardy_rank", "due_date"],
     )
     op.create_index("ix_manual_task_service_order_id", "manual_task", ["service_order_id"])
+    op.create_table(
+        "work_group",
+        sa.Column("name", sa.Text, primary_key=True),
+        sa.Column("updated_at", sa.Text, nullable=False),
+        sa.Column("document", sa.Text, nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("work_group")
     op.drop_table("manual_task")
