@@ -13,7 +13,7 @@ import pytest
 from provtrack.adapters.catalog_file import parse_catalog_text
 from provtrack.adapters.policy_file import parse_policy_text
 from provtrack.domain.clock import format_datetime
-from provtrack.domain.model import ServiceOrder
+from provtrack.domain.model import Change, ServiceOrder
 from provtrack.domain.patching import NotPatchable
 from provtrack.domain.plan import Plan
 from provtrack.domain.query import parse_query
@@ -22,6 +22,7 @@ from provtrack.domain.tasks import CapacityReached
 from provtrack.services import activities, orders, provisioning, tasks
 from provtrack.services.jeopardy import JeopardyMonitor
 from provtrack.services.ports import AfterChange, Context, OrderNotFound, Store, TaskSelection, Transaction
+from provtrack.services.unit_of_work import change_order
 
 StoreFactory = Callable[[Sequence[AfterChange]], Store]
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
@@ -273,3 +274,47 @@ def test_manual_tasks_are_queued_worked_and_complete_their_order(stores: StoreFa
     assert {t["state"] for t in tasks.list_tasks(store, TaskSelection(order_id=order.id), now=T0)[1]} == {
         "completed"
     }
+
+
+def test_an_escalations_assignment_moves_queued_tasks_to_another_group_or_person(
+    stores: StoreFactory,
+) -> None:
+    catalog = parse_catalog_text(
+        """
+workGroups:
+  techs: {members: [amelie, bruno]}
+  leads: {members: [lea]}
+services:
+  visit:
+    add:
+      - {id: install, kind: manualTask, workGroup: techs, expectedDuration: PT3H}
+      - {id: check, kind: manualTask, workGroup: techs, expectedDuration: PT1H}
+""",
+        source="use-case-escalation.yaml",
+    )
+    store = stores((tasks.TaskQueue(catalog).after_change,))
+    item = {"id": "1", "action": "add", "service": {"serviceSpecification": {"id": "visit"}}}
+    order = orders.create_order(store, {"serviceOrderItem": [item]}, ctx=ctx())
+    provisioning.plan_order(store, order.id, catalog, ctx=ctx())
+    first, second = (t["id"] for t in tasks.list_tasks(store, TaskSelection(order_id=order.id), now=T0)[1])
+    tasks.claim_task(store, first, ctx=ctx(actor="amelie"), catalog=catalog)
+
+    def escalate(assignment: dict[str, str]) -> None:
+        def step(_tx: Transaction, changed: ServiceOrder, _plan: Plan | None) -> None:
+            changed.changes.append(
+                Change("escalation[slow]", "assignedTo", None, assignment, ctx().now, "policy")
+            )
+
+        change_order(store, order.id, step, ctx=ctx(actor="provtrack-jeopardy"))
+
+    escalate({"person": "bruno"})  # both tasks to bruno: the claimed one is handed back first
+    assert [
+        (t["assignee"], t["state"]) for t in (tasks.get_task(store, i, now=T0) for i in (first, second))
+    ] == [
+        ("bruno", "assigned"),
+        ("bruno", "assigned"),
+    ]
+    escalate({"person": "lea"})  # not a member of techs: nothing changes
+    tasks.hand_back_task(store, second, "going home", ctx=ctx(actor="bruno"), catalog=catalog)
+    escalate({"workGroup": "leads"})  # only the queued task moves
+    assert [tasks.get_task(store, i, now=T0)["workGroup"] for i in (first, second)] == ["techs", "leads"]
