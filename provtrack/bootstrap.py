@@ -27,6 +27,7 @@ from provtrack.adapters.store.migrate import upgrade_database
 from provtrack.adapters.store.notify import start_job_listener
 from provtrack.adapters.store.repository import SqlStore
 from provtrack.adapters.tmf638 import ServiceInventoryClient
+from provtrack.adapters.tmf641_partner import PartnerOrderingClient
 from provtrack.adapters.tmf652 import ResourceOrderingClient
 from provtrack.adapters.webhooks import HttpSender
 from provtrack.api.app import create_app
@@ -35,11 +36,13 @@ from provtrack.domain.catalog import Catalog
 from provtrack.domain.clock import format_datetime
 from provtrack.engine.events import EventDelivery
 from provtrack.engine.jeopardy import JeopardyEngine
+from provtrack.engine.partners import PartnerEngine
 from provtrack.engine.provisioning import ProvisioningEngine
 from provtrack.engine.worker import Handler, JobHandlers, Worker
-from provtrack.services import delivery, events, provisioning
+from provtrack.services import delivery, events, partners, provisioning
 from provtrack.services.jeopardy import JeopardyMonitor
 from provtrack.services.ports import Context
+from provtrack.services.tasks import TaskQueue
 from provtrack.settings import Settings
 
 
@@ -62,14 +65,20 @@ def build_catalog(settings: Settings) -> Catalog | None:
     """The provisioning catalog, validated (InvalidCatalog names file and line), or None."""
     if not settings.catalog:
         return None
-    overrides = None
+    overrides = partner_overrides = None
     if settings.simulator_url:
         base = settings.simulator_url.rstrip("/")
         catalog = load_catalog(settings.catalog)
         overrides = {name: f"{base}/{name}/tmf-api/resourceOrderingManagement/v4" for name in catalog.systems}
         if catalog.inventory_url:
             overrides["@inventory"] = f"{base}/inventory/tmf-api/serviceInventory/v4"
-    return load_catalog(settings.catalog, overrides=overrides)
+    if settings.partner_simulator_url:
+        base = settings.partner_simulator_url.rstrip("/")
+        partner_overrides = {
+            name: f"{base}/{name}/tmf-api/serviceOrdering/v4"
+            for name in load_catalog(settings.catalog).partners
+        }
+    return load_catalog(settings.catalog, overrides=overrides, partner_overrides=partner_overrides)
 
 
 @dataclass
@@ -81,6 +90,7 @@ class Assembly:
     catalog: Catalog | None
     policy: ReloadingPolicy
     jeopardy: JeopardyMonitor
+    tasks: TaskQueue
     clock: Callable[[], datetime] = utc_now
 
     @classmethod
@@ -100,13 +110,16 @@ class Assembly:
         engine = create_database_engine(settings.database_url)
         if migrate:
             upgrade_database(engine)
-        store = SqlStore(engine, after_change=(jeopardy.after_change,))
-        return cls(settings, store, catalog, policy, jeopardy, clock)
+        # Jeopardy first: the task queues take the level it has just assessed.
+        tasks = TaskQueue(catalog)
+        store = SqlStore(engine, after_change=(jeopardy.after_change, tasks.after_change))
+        return cls(settings, store, catalog, policy, jeopardy, tasks, clock)
 
     # --- the worker -------------------------------------------------------------------------------
 
     def features(self, *, sender: events.Sender | None = None) -> list[JobHandlers]:
-        """Every feature with job kinds: event delivery, the provisioning engine, jeopardy."""
+        """Every feature with job kinds: event delivery, the provisioning engine, partner orders,
+        jeopardy."""
         settings = self.settings
         return [
             EventDelivery(
@@ -126,6 +139,12 @@ class Assembly:
                 inventory_client=ServiceInventoryClient(timeout=settings.downstream_timeout_seconds),
                 lease=timedelta(seconds=settings.worker_lease_seconds),
                 clock=self.clock,
+            ),
+            PartnerEngine(
+                self.store,
+                self.catalog,
+                PartnerOrderingClient(timeout=settings.downstream_timeout_seconds),
+                listener_base_url=settings.listener_base_url(),
             ),
             JeopardyEngine(
                 self.store,
@@ -151,13 +170,14 @@ class Assembly:
         )
 
     def start(self) -> None:
-        """What every role does once at start: the hub subscriptions of the catalog's systems (a
-        job per system, run by whichever worker claims it, retried until it works), and the outbox
-        prune job (kept if it is there)."""
+        """What every role does once at start: the hub subscriptions of the catalog's systems and
+        partners (a job each, run by whichever worker claims it, retried until it works), and the
+        outbox prune job (kept if it is there)."""
         now = self.clock()
         if self.catalog is not None:
             ctx = Context(format_datetime(now), "provtrack", new_id)
             provisioning.subscribe_to_hubs(self.store, self.catalog, ctx=ctx)
+            partners.subscribe_to_partner_hubs(self.store, self.catalog, ctx=ctx)
         delivery.schedule_pruning(self.store, now=now)
 
     @contextmanager

@@ -65,6 +65,14 @@ class Settings(BaseSettings):
     demo_simulator_port: int = Field(
         default=8652, description="port of the simulated systems of `serve --demo`"
     )
+    partner_simulator_url: str | None = Field(
+        default=None,
+        description="points every catalog partner at this `provtrack simulate --mode partner` "
+        "(URL/<partner>/tmf-api/serviceOrdering/v4)",
+    )
+    demo_partner_port: int = Field(
+        default=8653, description="port of the simulated partners of `serve --demo`"
+    )
     downstream_timeout_seconds: float = Field(default=10.0, description="timeout of one TMF652 call")
     worker_lease_seconds: float = Field(
         default=60.0, description="how long a claimed job is kept from other workers before it is run again"

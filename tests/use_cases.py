@@ -13,14 +13,16 @@ import pytest
 from provtrack.adapters.catalog_file import parse_catalog_text
 from provtrack.adapters.policy_file import parse_policy_text
 from provtrack.domain.clock import format_datetime
-from provtrack.domain.model import ServiceOrder
+from provtrack.domain.model import Change, ServiceOrder
 from provtrack.domain.patching import NotPatchable
 from provtrack.domain.plan import Plan
 from provtrack.domain.query import parse_query
 from provtrack.domain.states import OrderState
-from provtrack.services import activities, orders, provisioning
+from provtrack.domain.tasks import CapacityReached
+from provtrack.services import activities, orders, provisioning, tasks
 from provtrack.services.jeopardy import JeopardyMonitor
-from provtrack.services.ports import AfterChange, Context, OrderNotFound, Store, Transaction
+from provtrack.services.ports import AfterChange, Context, OrderNotFound, Store, TaskSelection, Transaction
+from provtrack.services.unit_of_work import change_order
 
 StoreFactory = Callable[[Sequence[AfterChange]], Store]
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
@@ -224,3 +226,95 @@ def test_jeopardy_as_a_hook_alerts_an_order_that_will_miss_its_date(stores: Stor
     assert saved is not None
     assert saved.jeopardy_level == "inJeopardy"
     assert saved.expected_completion_date == format_datetime(T0 + timedelta(hours=3))
+
+
+VISIT_CATALOG = parse_catalog_text(
+    """
+workGroups:
+  techs: {members: [amelie], capacity: 1}
+services:
+  visit:
+    add:
+      - {id: install, kind: manualTask, workGroup: techs, expectedDuration: PT3H,
+         checklist: [{name: ontSerial}]}
+      - {id: install-2, kind: manualTask, workGroup: techs, expectedDuration: PT1H}
+""",
+    source="use-case-visit.yaml",
+)
+
+
+def test_manual_tasks_are_queued_worked_and_complete_their_order(stores: StoreFactory) -> None:
+    queue = tasks.TaskQueue(VISIT_CATALOG)
+    store = stores((queue.after_change,))
+    item = {"id": "1", "action": "add", "service": {"serviceSpecification": {"id": "visit"}}}
+    order = orders.create_order(store, {"serviceOrderItem": [item], "priority": "2"}, ctx=ctx())
+    provisioning.plan_order(store, order.id, VISIT_CATALOG, ctx=ctx())
+
+    total, queued = tasks.list_tasks(store, TaskSelection(work_group="techs"), now=T0)
+    assert total == 2
+    assert {t["state"] for t in queued} == {"queued"}
+    assert {t["priority"] for t in queued} == {"2"}
+    first, second = (t["id"] for t in queued)
+    amelie = ctx(actor="amelie")
+    for task_id in (first, second):
+        tasks.claim_task(store, task_id, ctx=amelie, catalog=VISIT_CATALOG)
+    tasks.start_task(store, first, ctx=amelie, catalog=VISIT_CATALOG)
+    with pytest.raises(CapacityReached):
+        tasks.start_task(store, second, ctx=amelie, catalog=VISIT_CATALOG)
+
+    checklist = {"ontSerial": "SN-1"} if queued[0]["checklist"] else None
+    tasks.complete_task(store, first, checklist, ctx=amelie, catalog=VISIT_CATALOG)
+    tasks.start_task(store, second, ctx=amelie, catalog=VISIT_CATALOG)
+    remaining = {"ontSerial": "SN-1"} if queued[1]["checklist"] else None
+    tasks.complete_task(store, second, remaining, ctx=amelie, catalog=VISIT_CATALOG)
+
+    saved = read(store, order.id)
+    assert saved is not None
+    assert saved.state == OrderState.COMPLETED
+    assert {t["state"] for t in tasks.list_tasks(store, TaskSelection(order_id=order.id), now=T0)[1]} == {
+        "completed"
+    }
+
+
+def test_an_escalations_assignment_moves_queued_tasks_to_another_group_or_person(
+    stores: StoreFactory,
+) -> None:
+    catalog = parse_catalog_text(
+        """
+workGroups:
+  techs: {members: [amelie, bruno]}
+  leads: {members: [lea]}
+services:
+  visit:
+    add:
+      - {id: install, kind: manualTask, workGroup: techs, expectedDuration: PT3H}
+      - {id: check, kind: manualTask, workGroup: techs, expectedDuration: PT1H}
+""",
+        source="use-case-escalation.yaml",
+    )
+    store = stores((tasks.TaskQueue(catalog).after_change,))
+    item = {"id": "1", "action": "add", "service": {"serviceSpecification": {"id": "visit"}}}
+    order = orders.create_order(store, {"serviceOrderItem": [item]}, ctx=ctx())
+    provisioning.plan_order(store, order.id, catalog, ctx=ctx())
+    first, second = (t["id"] for t in tasks.list_tasks(store, TaskSelection(order_id=order.id), now=T0)[1])
+    tasks.claim_task(store, first, ctx=ctx(actor="amelie"), catalog=catalog)
+
+    def escalate(assignment: dict[str, str]) -> None:
+        def step(_tx: Transaction, changed: ServiceOrder, _plan: Plan | None) -> None:
+            changed.changes.append(
+                Change("escalation[slow]", "assignedTo", None, assignment, ctx().now, "policy")
+            )
+
+        change_order(store, order.id, step, ctx=ctx(actor="provtrack-jeopardy"))
+
+    escalate({"person": "bruno"})  # both tasks to bruno: the claimed one is handed back first
+    assert [
+        (t["assignee"], t["state"]) for t in (tasks.get_task(store, i, now=T0) for i in (first, second))
+    ] == [
+        ("bruno", "assigned"),
+        ("bruno", "assigned"),
+    ]
+    escalate({"person": "lea"})  # not a member of techs: nothing changes
+    tasks.hand_back_task(store, second, "going home", ctx=ctx(actor="bruno"), catalog=catalog)
+    escalate({"workGroup": "leads"})  # only the queued task moves
+    assert [tasks.get_task(store, i, now=T0)["workGroup"] for i in (first, second)] == ["techs", "leads"]

@@ -21,6 +21,7 @@ import orjson
 
 from provtrack.domain.activities import Activity
 from provtrack.domain.cancellation import CancelServiceOrder
+from provtrack.domain.coordination_catalog import read_work_group
 from provtrack.domain.escalation import Escalation
 from provtrack.domain.events import EventFilter
 from provtrack.domain.jeopardy import learned_from_sorted
@@ -28,6 +29,8 @@ from provtrack.domain.jobs import JobRequest
 from provtrack.domain.model import Change, OrderEvent, ServiceOrder
 from provtrack.domain.plan import Plan
 from provtrack.domain.query import Query
+from provtrack.domain.tasks import ManualTask, TaskState
+from provtrack.domain.work_groups import WorkGroup
 from provtrack.services.ports import (
     AfterChange,
     ConcurrentUpdate,
@@ -35,6 +38,7 @@ from provtrack.services.ports import (
     FinishedActivity,
     Page,
     Store,
+    TaskSelection,
 )
 
 HISTORY_WINDOW = 500  # as the SQL store: learned durations read the newest samples only
@@ -68,6 +72,8 @@ class MemoryData:
     escalations: dict[tuple[str, str], Escalation] = field(default_factory=dict)
     durations: dict[str, FinishedActivity] = field(default_factory=dict)
     subscriptions: dict[str, DownstreamSubscription] = field(default_factory=dict)
+    manual_tasks: dict[str, tuple[str, int]] = field(default_factory=dict)  # document, version
+    work_groups: dict[str, dict[str, Any]] = field(default_factory=dict)  # definitions given to the API
 
 
 class MemoryStore:
@@ -105,6 +111,7 @@ class MemoryTransaction:
         self.plans = MemoryPlans(self)
         self.jeopardy = MemoryJeopardyRecords(self)
         self.subscriptions = MemoryDownstreamSubscriptions(self)
+        self.tasks = MemoryTasks(self)
 
     def _write(self) -> None:
         if not self.writing:
@@ -350,6 +357,73 @@ class MemoryDownstreamSubscriptions:
     def forget(self, system: str) -> None:
         self.tx._write()
         self.tx.data.subscriptions.pop(system, None)
+
+
+class MemoryTasks:
+    def __init__(self, tx: MemoryTransaction) -> None:
+        self.tx = tx
+        self.data = tx.data
+
+    def add(self, task: ManualTask) -> None:
+        self.tx._write()
+        task.version = 1
+        self._put(task)
+
+    def get(self, task_id: str) -> ManualTask | None:
+        row = self.data.manual_tasks.get(task_id)
+        return None if row is None else ManualTask.from_document(orjson.loads(row[0]), version=row[1])
+
+    def save(self, task: ManualTask) -> None:
+        self.tx._write()
+        stored = self.data.manual_tasks.get(task.id)
+        if stored is None or stored[1] != task.version:
+            raise ConcurrentUpdate(f"manual task {task.id} changed while it was updated")
+        task.version += 1
+        self._put(task)
+
+    def _put(self, task: ManualTask) -> None:
+        self.data.manual_tasks[task.id] = (_dumps(task.to_document()), task.version)
+        self.tx.record_changes(task.order_id, task.changes)
+
+    def _all(self) -> list[ManualTask]:
+        return [
+            ManualTask.from_document(orjson.loads(d), version=v) for d, v in self.data.manual_tasks.values()
+        ]
+
+    def of_order(self, order_id: str) -> list[ManualTask]:
+        return sorted((t for t in self._all() if t.order_id == order_id), key=lambda t: (t.created, t.id))
+
+    def select(self, selection: TaskSelection) -> tuple[int, list[ManualTask]]:
+        found = [
+            t
+            for t in self._all()
+            if selection.work_group in (None, t.work_group)
+            and (not selection.states or t.state in selection.states)
+            and selection.assignee in (None, t.assignee)
+            and selection.order_id in (None, t.order_id)
+        ]
+        found.sort(key=lambda t: (*t.queue_key(), t.id))
+        return len(found), found[selection.offset : selection.offset + selection.limit]
+
+    def work_group(self, name: str) -> WorkGroup | None:
+        definition = self.data.work_groups.get(name)
+        return None if definition is None else read_work_group(name, definition)
+
+    def work_groups(self) -> list[WorkGroup]:
+        return [read_work_group(n, d) for n, d in sorted(self.data.work_groups.items())]
+
+    def put_work_group(self, name: str, definition: dict[str, Any], *, at: str) -> None:
+        self.tx._write()
+        self.data.work_groups[name] = copy.deepcopy(definition)
+
+    def in_progress(self, work_group: str, assignee: str | None = None) -> int:
+        return sum(
+            1
+            for t in self._all()
+            if t.work_group == work_group
+            and t.state == TaskState.IN_PROGRESS
+            and assignee in (None, t.assignee)
+        )
 
 
 def _page(documents: list[str], query: Query, *, newest_first: str) -> Page:

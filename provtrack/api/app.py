@@ -15,6 +15,7 @@ from provtrack.api.errors import install_error_handlers
 from provtrack.api.http import BodyLimit
 from provtrack.api.jeopardy import install_jeopardy
 from provtrack.api.provisioning import install_provisioning
+from provtrack.api.tasks import install_tasks
 from provtrack.domain.catalog import Catalog
 from provtrack.services.jeopardy import JeopardyMonitor
 from provtrack.services.ports import Store
@@ -58,6 +59,7 @@ def create_app(
     app.include_router(service_orders.router)
     hub.install(app)
     install_provisioning(app)
+    install_tasks(app)
     install_jeopardy(app)
     app.include_router(operations.router)
     install_error_handlers(app)

@@ -93,29 +93,46 @@ _DEMO_PARTS: list[object] = []
 
 
 def _start_demo(settings: Settings) -> Settings:
-    """Simulated systems and an order feed in background threads, for `serve --demo`."""
+    """Simulated systems and partners, an order feed and a work force in background threads, for
+    `serve --demo`."""
     import logging
+    import os
     import threading
 
     from provtrack.simulator.demo_orders import feed_orders
+    from provtrack.simulator.partner_ordering import PartnerBehaviour, PartnerOrderingSimulator
     from provtrack.simulator.resource_ordering import Behaviour, ResourceOrderingSimulator
     from provtrack.simulator.serving import serving_in_thread
+    from provtrack.simulator.work_force import run_work_force
 
     simulator = ResourceOrderingSimulator(Behaviour(delay=4.0, failure_rate=0.05, hold_rate=0.05))
     serving = serving_in_thread(simulator.app(), host="127.0.0.1", port=settings.demo_simulator_port)
     base = serving.__enter__()
-    _DEMO_PARTS.append(serving)  # the simulator lives as long as the process
+    _DEMO_PARTS.append(serving)  # the simulators live as long as the process
+    # A day of a partner's work is 4 s: the ONT ships in about 8 s, the off-net access in about 40 s.
+    os.environ.setdefault("PROVTRACK_DEMO_WHOLESALE_TOKEN", "demo-token")  # the demo catalog's reference
+    partners = PartnerOrderingSimulator(PartnerBehaviour(day_seconds=4.0, hold_rate=0.3, jeopardy_rate=0.3))
+    partner_serving = serving_in_thread(partners.app(), host="127.0.0.1", port=settings.demo_partner_port)
+    partner_base = partner_serving.__enter__()
+    _DEMO_PARTS.append(partner_serving)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     own = f"http://{settings.host}:{settings.port}"
-    feeder = threading.Thread(
-        target=feed_orders,
-        kwargs={"base_url": own, "every": 3.0, "count": None, "stop": threading.Event()},
-        name="provtrack-demo-feed",
-        daemon=True,
-    )
-    feeder.start()
+    for name, target, kwargs in (
+        ("provtrack-demo-feed", feed_orders, {"base_url": own, "every": 3.0, "count": None}),
+        ("provtrack-demo-work-force", run_work_force, {"base_url": own}),
+    ):
+        threading.Thread(
+            target=target, kwargs={**kwargs, "stop": threading.Event()}, name=name, daemon=True
+        ).start()
     console.print(
-        f"demo: simulated systems at {base}, a new order every 3 s; watch "
+        f"demo: simulated systems at {base}, partners at {partner_base}, a new order every 3 s and a work "
+        f"force working the queues; watch {own}/provtrack/v1/task?state=queued,assigned,inProgress and "
         f"{own}/tmf-api/serviceOrdering/v4/serviceOrder?fields=state,externalId,expectedCompletionDate"
     )
-    return settings.model_copy(update={"catalog": settings.catalog or "demo", "simulator_url": base})
+    return settings.model_copy(
+        update={
+            "catalog": settings.catalog or "demo",
+            "simulator_url": base,
+            "partner_simulator_url": partner_base,
+        }
+    )

@@ -11,8 +11,14 @@ from provtrack.cli.options import console
 
 def simulate(
     *,
+    mode: Annotated[
+        str,
+        typer.Option(help="`resource`: TMF652 systems; `partner`: TMF641 partners (docs/coordination.md)"),
+    ] = "resource",
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="port to listen on")] = 8652,
+    port: Annotated[
+        int | None, typer.Option(help="port to listen on (8652 for systems, 8653 for partners)")
+    ] = None,
     delay: Annotated[
         float, typer.Option(help="seconds until a resource order reaches its final state")
     ] = 2.0,
@@ -22,9 +28,27 @@ def simulate(
         bool, typer.Option(help="with --delay 0: the POST answer is already completed")
     ] = False,
     seed: Annotated[int | None, typer.Option(help="random seed, for repeatable runs")] = None,
+    day_seconds: Annotated[
+        float, typer.Option(help="partner mode: real seconds per simulated day (time compression)")
+    ] = 5.0,
 ) -> None:
-    """Run simulated TMF652 resource ordering systems at http://HOST:PORT/<system>/tmf-api/resourceOrderingManagement/v4."""
+    """Run simulated TMF652 systems at http://HOST:PORT/<system>/tmf-api/resourceOrderingManagement/v4,
+    or with --mode partner simulated partners at http://HOST:PORT/<partner>/tmf-api/serviceOrdering/v4."""
     import uvicorn
+
+    if mode == "partner":
+        from provtrack.simulator.partner_ordering import PartnerBehaviour, PartnerOrderingSimulator
+
+        port = port or 8653
+        partners = PartnerOrderingSimulator(PartnerBehaviour(day_seconds=day_seconds, seed=seed))
+        console.print(
+            f"provtrack partner simulator on http://{host}:{port}/<partner>/tmf-api/serviceOrdering/v4"
+        )
+        uvicorn.run(partners.app(), host=host, port=port, log_level="warning")
+        return
+    if mode != "resource":
+        raise typer.BadParameter("--mode is `resource` or `partner`")
+    port = port or 8652
 
     from provtrack.simulator.resource_ordering import Behaviour, ResourceOrderingSimulator
 

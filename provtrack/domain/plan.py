@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from provtrack.domain.activities import (
@@ -19,7 +19,7 @@ from provtrack.domain.activities import (
     ActivityState,
     OperatorAction,
 )
-from provtrack.domain.catalog import Catalog
+from provtrack.domain.catalog import ActivityKind, Catalog
 from provtrack.domain.clock import format_datetime, parse_datetime
 from provtrack.domain.model import Change, EventType, OrderEvent, ServiceOrder
 from provtrack.domain.plan_building import ItemProblem, draft_activities
@@ -197,7 +197,8 @@ def record_downstream_state(
         activity.reason = reason or f"the downstream order is {downstream_state}"
     elif target == ActivityState.FALLOUT:
         detail = f": {reason}" if reason else ""
-        activity.reason = f"{activity.owner} reports the resource order {downstream_state}{detail}"
+        what = "partner order" if activity.kind is ActivityKind.PARTNER_ORDER else "resource order"
+        activity.reason = f"{activity.owner} reports the {what} {downstream_state}{detail}"
     else:
         activity.reason = None
     return finish_move(plan, order, activity, target, now=now, actor=actor)
@@ -363,13 +364,14 @@ def _path(current: OrderState, target: OrderState) -> list[OrderState]:
 
 def schedule(plan: Plan, *, now: datetime, start_at: datetime | None = None) -> tuple[datetime, list[str]]:
     """Forward pass over the graph: planned start and end of every open activity, and the
-    critical path (the chain of activities that ends last). Finished activities keep their dates."""
+    critical path (the chain of activities that ends last). Finished activities keep their dates.
+    An activity ends as `Activity.finish_after` says: in its group's working hours, not before its
+    appointment, or when its partner said."""
     by_id = {a.id: a for a in plan.activities}
     ends: dict[str, datetime] = {}
     via: dict[str, str | None] = {}
     floor = max(now, start_at) if start_at is not None else now
     for activity in _topological(plan.activities, by_id):
-        duration = timedelta(seconds=activity.expected_seconds)
         preds = [(ends[p], p) for p in activity.predecessors if p in ends]
         latest = max(preds, default=(floor, None))
         via[activity.id] = latest[1]
@@ -377,11 +379,13 @@ def schedule(plan: Plan, *, now: datetime, start_at: datetime | None = None) -> 
             ends[activity.id] = parse_datetime(activity.actual_end)
             continue
         if activity.actual_start is not None and activity.state != ActivityState.PLANNED:
-            begin = parse_datetime(activity.actual_start)
-            end = max(begin + duration, now)
+            begin = parse_datetime(activity.work_started or activity.actual_start)
+            end = max(activity.finish_after(begin), now)
         else:
             begin = max(latest[0], floor)
-            end = begin + duration
+            if activity.earliest_start is not None:
+                begin = max(begin, parse_datetime(activity.earliest_start))
+            end = activity.finish_after(begin)
             activity.planned_start = format_datetime(begin)
         activity.planned_end = format_datetime(end)
         ends[activity.id] = end

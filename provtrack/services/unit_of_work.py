@@ -102,7 +102,8 @@ def finish_change(
         hook(tx, order, plan, ctx)
     if plan is not None and new_plan:
         tx.plans.add(plan)
-    elif plan is not None and save_plan:
+    elif plan is not None and (save_plan or plan.changes):
+        # A hook that moved an activity (a task resumed by a PATCH) has the plan saved too.
         tx.plans.save(plan)
     if order.deleted:
         tx.delete_order(order.id, at=ctx.now)

@@ -7,6 +7,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -125,6 +126,22 @@ def _body(
     }
 
 
+def book_visits(body: dict[str, Any], at: datetime) -> dict[str, Any]:
+    """Give each new FTTH line a technician's appointment (TMF646 AppointmentRef) at `at`: the
+    install cannot start before it."""
+    for item in body["serviceOrderItem"]:
+        spec = (item["service"].get("serviceSpecification") or {}).get("id")
+        if spec == "ftth-residential" and item["action"] == "add":
+            start = at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            item["appointment"] = {
+                "id": f"APT-{uuid.uuid4().hex[:6]}",
+                "description": "technician visit for the ONT installation",
+                "validFor": {"startDateTime": start},
+                "@referredType": "Appointment",
+            }
+    return body
+
+
 def feed_orders(
     base_url: str, *, every: float, count: int | None, stop: threading.Event, seed: int | None = None
 ) -> int:
@@ -135,7 +152,8 @@ def feed_orders(
         _wait_until_serving(client, stop)
         while not stop.is_set() and (count is None or sent < count):
             try:
-                response = client.post(ORDERS_PATH, json=demo_order(rng))
+                visit = datetime.now(UTC) + timedelta(seconds=rng.randint(10, 30))
+                response = client.post(ORDERS_PATH, json=book_visits(demo_order(rng), visit))
                 if response.status_code != 201:
                     log.warning("demo order refused", status=response.status_code, body=response.text[:300])
                 sent += 1

@@ -39,6 +39,7 @@ from provtrack.adapters.store.order_rows import (
 from provtrack.adapters.store.provisioning import SqlPlans
 from provtrack.adapters.store.subscriptions import SqlDownstreamSubscriptions
 from provtrack.adapters.store.tables import audit_record, cancel_service_order, service_order
+from provtrack.adapters.store.tasks import SqlTasks
 from provtrack.domain.cancellation import CancelServiceOrder
 from provtrack.domain.jobs import Job, JobRequest
 from provtrack.domain.model import Change, ServiceOrder
@@ -201,6 +202,7 @@ class SqlTransaction:
         self._plans: SqlPlans | None = None
         self._jeopardy: SqlJeopardyRecords | None = None
         self._subscriptions: SqlDownstreamSubscriptions | None = None
+        self._tasks: SqlTasks | None = None
         self.scheduled_jobs = False
         # Optimistic (SqlStore.transaction): writes wait here for the end of the transaction.
         self.queued_writes: list[Write] | None = None
@@ -251,6 +253,12 @@ class SqlTransaction:
         if self._subscriptions is None:
             self._subscriptions = SqlDownstreamSubscriptions(self)
         return self._subscriptions
+
+    @property
+    def tasks(self) -> SqlTasks:
+        if self._tasks is None:
+            self._tasks = SqlTasks(self)
+        return self._tasks
 
     @property
     def events(self) -> event_store.SqlEventsTransaction:
