@@ -12,6 +12,7 @@ import base64
 import os
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -58,6 +59,23 @@ class PartnerOrderingClient:
     def subscribe(self, partner: Partner, callback: str) -> dict[str, Any]:
         body = {"callback": callback, "query": HUB_QUERY}
         return self._object(self._call(partner, "POST", "hub", json=body), partner)
+
+    def subscription_exists(self, partner: Partner, hub_id: str) -> bool:
+        """Whether the partner still has our hub subscription `hub_id` (404: it is gone)."""
+        try:
+            self._call(partner, "GET", f"hub/{quote(hub_id)}")
+        except DownstreamRefused as exc:
+            if exc.status in (404, 410):
+                return False
+            raise
+        return True
+
+    def unsubscribe(self, partner: Partner, hub_id: str) -> None:
+        try:
+            self._call(partner, "DELETE", f"hub/{quote(hub_id)}")
+        except DownstreamRefused as exc:
+            if exc.status not in (404, 410):
+                raise
 
     def _headers(self, partner: Partner) -> dict[str, str]:
         headers = {"Accept": "application/json"}

@@ -19,8 +19,9 @@ from provtrack.domain.clock import format_datetime
 from provtrack.domain.jobs import GiveUp, Job, RetryLater
 from provtrack.domain.partners import DISPATCH_JOB, POLL_JOB, SUBSCRIBE_JOB, Partner
 from provtrack.engine.worker import Handler
-from provtrack.services import partners
-from provtrack.services.ports import ActivityNotFound, Context, OrderNotFound, Store
+from provtrack.services import partners, provisioning
+from provtrack.services.ports import ActivityNotFound, Context, DownstreamSubscription, OrderNotFound, Store
+from provtrack.services.provisioning import partner_subscription_key
 
 ACTOR = "provtrack-partners"
 LISTENER_PATH = "/provtrack/v1/partner"
@@ -90,18 +91,31 @@ class PartnerEngine:
             return  # the order was deleted meanwhile: nothing to follow
 
     def subscribe(self, job: Job, now: datetime) -> None:
+        """Our subscription at the partner's hub: the one we have while the partner still has it and
+        it still points at us, else a new one; one per partner however often provtrack starts."""
         _catalog, partner = self._partner(job.key)
         if self.listener_base_url is None:
             return
         callback = f"{self.listener_base_url}{LISTENER_PATH}/{partner.name}"
+        key = partner_subscription_key(partner.name)
+        known = provisioning.downstream_subscription(self.store, key)
         try:
-            self.client.subscribe(partner, callback)
+            if known is not None and (known.callback, known.base_url) == (callback, partner.url):
+                if self.client.subscription_exists(partner, known.hub_id):
+                    log.info("partner hub subscription in place", partner=partner.name, hub=known.hub_id)
+                    return
+            elif known is not None:
+                self.client.unsubscribe(partner, known.hub_id)
+            answer = self.client.subscribe(partner, callback)
         except DownstreamUnavailable as exc:
             raise RetryLater(str(exc)) from None  # meanwhile the safety poll follows its orders
         except DownstreamRefused as exc:
             raise GiveUp(
                 f"{partner.name} refused the hub subscription: HTTP {exc.status} {exc.body}"
             ) from None
+        if hub_id := str(answer.get("id") or ""):
+            subscription = DownstreamSubscription(key, hub_id, callback, partner.url)
+            provisioning.record_subscription(self.store, subscription)
         log.info("subscribed to partner order notifications", partner=partner.name, callback=callback)
 
 

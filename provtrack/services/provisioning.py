@@ -75,8 +75,15 @@ def subscribe_to_hubs(store: Store, catalog: Catalog, *, ctx: Context) -> None:
         for name in sorted(notifying):
             tx.schedule_job(JobRequest(SUBSCRIBE_JOB, name, now), now=now)
         for known in tx.subscriptions.all():
-            if known.system not in notifying:
+            if known.system not in notifying and not known.system.startswith(PARTNER_PREFIX):
                 tx.schedule_job(JobRequest(UNSUBSCRIBE_JOB, known.system, now), now=now)
+
+
+PARTNER_PREFIX = "partner:"  # partners' hub subscriptions share the table, under this prefix
+
+
+def partner_subscription_key(partner: str) -> str:
+    return f"{PARTNER_PREFIX}{partner}"
 
 
 def downstream_subscription(store: Store, system: str) -> DownstreamSubscription | None:

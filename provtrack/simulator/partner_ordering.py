@@ -1,7 +1,7 @@
 """`provtrack simulate --mode partner`: other parties taking TMF641 service orders, as they behave.
 
 Every partner lives under its own prefix, `/{partner}/tmf-api/serviceOrdering/v4` (`serviceOrder`
-GET (with `?externalId=`) and POST, `hub` POST/DELETE). Its orders move through their states on a
+GET (with `?externalId=`) and POST, `hub` POST/GET/DELETE). Its orders move through their states on a
 timeline of simulated days, compressed by `day_seconds` (real seconds per day), and every subscriber
 hears of each step at `{callback}/listener/<eventName>`: state changes, milestones, jeopardy alerts.
 
@@ -243,6 +243,7 @@ class PartnerOrderingSimulator:
         app.add_api_route(f"{BASE}/serviceOrder", self.list_orders, methods=["GET"])
         app.add_api_route(f"{BASE}/serviceOrder/{{order_id}}", self.get_order, methods=["GET"])
         app.add_api_route(f"{BASE}/hub", self.subscribe, methods=["POST"], status_code=201)
+        app.add_api_route(f"{BASE}/hub/{{hub_id}}", self.get_subscription, methods=["GET"])
         app.add_api_route(f"{BASE}/hub/{{hub_id}}", self.unsubscribe, methods=["DELETE"], status_code=204)
         app.add_api_route("/simulator/behaviour", self.get_behaviour, methods=["GET"])
         app.add_api_route("/simulator/behaviour", self.set_behaviour, methods=["PUT"])
@@ -319,6 +320,12 @@ class PartnerOrderingSimulator:
         hub_id = uuid.uuid4().hex[:12]
         self.subscribers.setdefault(partner, {})[hub_id] = callback
         return _json({"id": hub_id, "callback": callback, "query": body.get("query")}, 201)
+
+    async def get_subscription(self, partner: str, hub_id: str) -> Response:
+        callback = self.subscribers.get(partner, {}).get(hub_id)
+        if callback is None:
+            return _error(404, "Not found", f"no subscription {hub_id}")
+        return _json({"id": hub_id, "callback": callback})
 
     async def unsubscribe(self, partner: str, hub_id: str) -> Response:
         self.subscribers.get(partner, {}).pop(hub_id, None)

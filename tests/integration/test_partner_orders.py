@@ -39,6 +39,21 @@ def test_a_partner_order_is_followed_by_its_notifications(coordination: Coordina
     assert milestones[:3] == ["access: orderAccepted", "access: circuitDesigned", "access: circuitHandedOver"]
 
 
+def test_starting_again_keeps_the_one_subscription_at_the_partners_hub(coordination: Coordination) -> None:
+    c = coordination
+    first = dict(c.partners.subscribers["wholesale-access"])
+    assert len(first) == 1
+    for _ in range(3):  # what every start of serve or worker does
+        c.assembly.start()
+        c.worker.run_until_idle()
+    assert c.partners.subscribers["wholesale-access"] == first
+
+    c.partners.subscribers["wholesale-access"].clear()  # the partner lost it
+    c.assembly.start()
+    c.worker.run_until_idle()
+    assert len(c.partners.subscribers["wholesale-access"]) == 1
+
+
 @pytest.mark.parametrize("partner_behaviour", [instant_partners(hub_unreachable=True)], indirect=True)
 def test_a_partner_order_is_followed_by_polling_when_the_partners_hub_is_unreachable(
     coordination: Coordination,
