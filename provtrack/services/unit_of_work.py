@@ -51,7 +51,7 @@ def change_order(
         if plan is None and changes_plan:
             raise PlanNotFound(order.id)
         result = change(tx, order, plan)
-        finish_change(store, tx, order, plan, ctx, save_plan=changes_plan)
+        _finish_change(store, tx, order, plan, ctx, save_plan=changes_plan)
         return result
 
     return _retried(store, order_id, attempt, optimistic=optimistic)
@@ -63,7 +63,7 @@ def plan_order_change(store: Store, order_id: str, build: NewPlan[T], *, ctx: Co
 
     def attempt(tx: Transaction, order: ServiceOrder, plan: Plan | None) -> T:
         new_plan, result = build(tx, order, plan)
-        finish_change(store, tx, order, new_plan or plan, ctx, new_plan=new_plan is not None)
+        _finish_change(store, tx, order, new_plan or plan, ctx, new_plan=new_plan is not None)
         return result
 
     return _retried(store, order_id, attempt, optimistic=True)
@@ -85,7 +85,7 @@ def _retried(store: Store, order_id: str, attempt: Change[T], *, optimistic: boo
     raise AssertionError("unreachable")
 
 
-def finish_change(
+def _finish_change(
     store: Store,
     tx: Transaction,
     order: ServiceOrder,
