@@ -35,10 +35,12 @@ from provtrack.api.hub import events_config
 from provtrack.domain.catalog import Catalog
 from provtrack.domain.clock import format_datetime
 from provtrack.domain.events import DELIVER_JOB, REDELIVER_JOB
+from provtrack.engine.cancellation import CancellationEngine
 from provtrack.engine.jeopardy import JeopardyEngine
 from provtrack.engine.provisioning import ProvisioningEngine
 from provtrack.engine.worker import Handler, JobHandlers, Worker
 from provtrack.services import events, provisioning
+from provtrack.services.cancellation import CancellationBookkeeping
 from provtrack.services.jeopardy import JeopardyMonitor
 from provtrack.services.ports import Context
 from provtrack.settings import Settings
@@ -101,13 +103,16 @@ class Assembly:
         engine = create_database_engine(settings.database_url)
         if migrate:
             upgrade_database(engine)
-        store = SqlStore(engine, after_change=(jeopardy.after_change,))
+        # Cancellation first: the jeopardy refresh then sees an order the cancellation has settled.
+        cancellation = CancellationBookkeeping(catalog)
+        store = SqlStore(engine, after_change=(cancellation.after_change, jeopardy.after_change))
         return cls(settings, store, catalog, policy, jeopardy, clock)
 
     # --- the worker -------------------------------------------------------------------------------
 
     def features(self, *, sender: events.Sender | None = None) -> list[JobHandlers]:
-        """Every feature with job kinds: event delivery, the provisioning engine, jeopardy."""
+        """Every feature with job kinds: event delivery, the provisioning engine, cancellation,
+        jeopardy."""
         settings = self.settings
         return [
             EventDelivery(self.store, settings, sender=sender),
@@ -119,6 +124,11 @@ class Assembly:
                 inventory_client=ServiceInventoryClient(timeout=settings.downstream_timeout_seconds),
                 lease=timedelta(seconds=settings.worker_lease_seconds),
                 clock=self.clock,
+            ),
+            CancellationEngine(
+                self.store,
+                self.catalog,
+                ResourceOrderingClient(timeout=settings.downstream_timeout_seconds),
             ),
             JeopardyEngine(
                 self.store,

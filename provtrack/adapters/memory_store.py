@@ -28,6 +28,7 @@ from provtrack.domain.jobs import JobRequest
 from provtrack.domain.model import Change, OrderEvent, ServiceOrder
 from provtrack.domain.plan import Plan
 from provtrack.domain.query import Query
+from provtrack.domain.states import TaskState
 from provtrack.services.ports import AfterChange, ConcurrentUpdate, FinishedActivity, Page, Store
 
 HISTORY_WINDOW = 500  # as the SQL store: learned durations read the newest samples only
@@ -60,6 +61,7 @@ class MemoryData:
     parked: list[tuple[str, str, str, str | None]] = field(default_factory=list)
     escalations: dict[tuple[str, str], Escalation] = field(default_factory=dict)
     durations: dict[str, FinishedActivity] = field(default_factory=dict)
+    product_order_links: dict[tuple[str, str], str] = field(default_factory=dict)  # -> task id
 
 
 class MemoryStore:
@@ -93,6 +95,7 @@ class MemoryTransaction:
         self.writing = write
         self.plans = MemoryPlans(self)
         self.jeopardy = MemoryJeopardyRecords(self)
+        self.cancellations = MemoryCancellations(self)
 
     def _write(self) -> None:
         if not self.writing:
@@ -276,6 +279,45 @@ class MemoryPlans:
             self.tx._write()
             self.data.parked = [p for p in self.data.parked if (p[0], p[1]) != (owner, external_id)]
         return taken
+
+
+class MemoryCancellations:
+    def __init__(self, tx: MemoryTransaction) -> None:
+        self.tx = tx
+        self.data = tx.data
+
+    def task(self, task_id: str) -> CancelServiceOrder | None:
+        row = self.data.tasks.get(task_id)
+        return None if row is None else CancelServiceOrder.from_document(orjson.loads(row[0]))
+
+    def open_task(self, order_id: str) -> CancelServiceOrder | None:
+        found = [
+            (created_at, task_id)
+            for task_id, (document, created_at) in self.data.tasks.items()
+            if (task := orjson.loads(document))["serviceOrder"]["id"] == order_id
+            and task["state"] in (TaskState.ACKNOWLEDGED, TaskState.IN_PROGRESS)
+        ]
+        return self.task(max(found)[1]) if found else None
+
+    def save_task(self, task: CancelServiceOrder) -> None:
+        self.tx._write()
+        created_at = self.data.tasks[task.id][1]
+        self.data.tasks[task.id] = (_dumps(task.to_document()), created_at)
+        self.tx.record_changes(task.service_order_id, task.changes)
+        self.data.outbox.extend((task.service_order_id, e) for e in task.events)
+        task.events.clear()
+
+    def link_product_order(
+        self, product_order_id: str, service_order_id: str, task_id: str, *, at: str
+    ) -> None:
+        self.tx._write()
+        key = (product_order_id, service_order_id)
+        if key in self.data.product_order_links:
+            raise ConcurrentUpdate(f"product order {product_order_id} opened a cancellation meanwhile")
+        self.data.product_order_links[key] = task_id
+
+    def product_order_link(self, product_order_id: str, service_order_id: str) -> str | None:
+        return self.data.product_order_links.get((product_order_id, service_order_id))
 
 
 class MemoryJeopardyRecords:

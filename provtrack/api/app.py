@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from provtrack.adapters.clock import utc_now
 from provtrack.api import hub, operations, service_orders
+from provtrack.api.cancellation import install_cancellation
 from provtrack.api.errors import install_error_handlers
 from provtrack.api.http import BodyLimit
 from provtrack.api.jeopardy import install_jeopardy
@@ -55,6 +56,7 @@ def create_app(
     app.state.jeopardy = jeopardy  # the jeopardy extension API reads its policy
     app.include_router(service_orders.router)
     hub.install(app)
+    install_cancellation(app)
     install_provisioning(app)
     install_jeopardy(app)
     app.include_router(operations.router)

@@ -149,6 +149,10 @@ class Activity:
     reason: str | None = None  # why it is blocked or failed, as the owner said it
     error: dict[str, Any] | None = None  # the downstream answer kept for a refused request
     skip_reason: str | None = None
+    # Cancellation steps (docs/cancellation.md): the activity whose downstream order this one cancels
+    # (TMF652 cancelResourceOrder), or the done activity this one undoes (its catalog `undo`).
+    withdraws: str | None = None
+    undoes: str | None = None
 
     @property
     def subject(self) -> str:
@@ -222,6 +226,8 @@ class Activity:
             "reason": self.reason,
             "error": self.error,
             "skipReason": self.skip_reason,
+            "withdraws": self.withdraws,
+            "undoes": self.undoes,
         }
         doc.update({k: v for k, v in optional.items() if v is not None})
         return doc
@@ -254,6 +260,8 @@ class Activity:
             reason=doc.get("reason"),
             error=doc.get("error"),
             skip_reason=doc.get("skipReason"),
+            withdraws=doc.get("withdraws"),
+            undoes=doc.get("undoes"),
         )
 
 

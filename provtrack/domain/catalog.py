@@ -44,6 +44,7 @@ class System:
     url: str  # TMF652 base URL, e.g. http://host/tmf-api/resourceOrderingManagement/v4
     progress: Progress
     poll_interval: timedelta  # polling period; with a hub, the period of the safety poll
+    cancellable: bool = True  # takes TMF652 cancelResourceOrder for an order under way
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,7 +224,13 @@ def _read_systems(r: _Reader, raw: dict[str, Any]) -> dict[str, System]:
         if interval is not None and interval <= timedelta(0):
             r.problem(body, "pollInterval", f"{where}.pollInterval: must be positive")
             continue
-        systems[str(name)] = System(str(name), url.rstrip("/"), progress, interval or DEFAULT_HUB_SAFETY_POLL)
+        cancellable = body.get("cancellable", True)
+        if not isinstance(cancellable, bool):
+            r.problem(body, "cancellable", f"{where}.cancellable: must be true or false")
+            continue
+        systems[str(name)] = System(
+            str(name), url.rstrip("/"), progress, interval or DEFAULT_HUB_SAFETY_POLL, cancellable
+        )
     return systems
 
 

@@ -14,7 +14,14 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from provtrack.domain.activities import Activity
-from provtrack.domain.catalog import Catalog, ServiceSpec, fill_template, find_cycle, template_names
+from provtrack.domain.catalog import (
+    ActivitySpec,
+    Catalog,
+    ServiceSpec,
+    fill_template,
+    find_cycle,
+    template_names,
+)
 from provtrack.domain.model import ServiceOrder, ServiceOrderItem
 
 
@@ -84,24 +91,50 @@ def _item_activities(
                 )
             )
             continue
-        made[definition.id] = Activity(
-            id=new_id(),
-            order_id=order.id,
-            item_id=item.id,
-            name=definition.id,
-            kind=definition.kind,
-            owner=definition.owner,
-            predecessors=[],
-            expected_seconds=definition.expected_duration.total_seconds(),
-            description=definition.description,
-            point_of_no_return=definition.point_of_no_return,
-            undo=definition.undo,
-            resource_specification=definition.resource_specification,
-            resource_action=definition.resource_action,
-            characteristics={k: fill_template(v, values) for k, v in definition.characteristics.items()},
-        )
+        made[definition.id] = _activity(order, item, definition, values, new_id())
         made[definition.id].predecessors = [made[b].id for b in definition.after if b in made]
     return made
+
+
+def activity_from_spec(
+    order: ServiceOrder, item: ServiceOrderItem, definition: ActivitySpec, *, new_id: Callable[[], str]
+) -> Activity:
+    """One activity of the item made from a catalog activity (an undo or a revision adds them to a
+    plan under way), its characteristics filled from the item; no predecessors."""
+    return _activity(order, item, definition, _template_values(order, item), new_id())
+
+
+def _activity(
+    order: ServiceOrder,
+    item: ServiceOrderItem,
+    definition: ActivitySpec,
+    values: dict[str, Any],
+    activity_id: str,
+) -> Activity:
+    return Activity(
+        id=activity_id,
+        order_id=order.id,
+        item_id=item.id,
+        name=definition.id,
+        kind=definition.kind,
+        owner=definition.owner,
+        predecessors=[],
+        expected_seconds=definition.expected_duration.total_seconds(),
+        description=definition.description,
+        point_of_no_return=definition.point_of_no_return,
+        undo=definition.undo,
+        resource_specification=definition.resource_specification,
+        resource_action=definition.resource_action,
+        characteristics={k: fill_template(v, values) for k, v in definition.characteristics.items()},
+    )
+
+
+def spec_of_item(item: ServiceOrderItem, catalog: Catalog) -> ServiceSpec | None:
+    """The catalog's service specification of an item, None when it names none the catalog knows."""
+    service = item.attributes.get("service") or {}
+    spec_ref = service.get("serviceSpecification") or {}
+    spec_id = spec_ref.get("id") if isinstance(spec_ref, dict) else None
+    return catalog.services.get(str(spec_id)) if spec_id else None
 
 
 def _spec_of(item: ServiceOrderItem, catalog: Catalog, problems: list[ItemProblem]) -> ServiceSpec | None:

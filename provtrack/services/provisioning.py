@@ -35,6 +35,8 @@ DISPATCH_JOB = "provisioning.dispatch"  # key: activity id
 POLL_JOB = "provisioning.poll"  # key: activity id
 SUBSCRIBE_JOB = "provisioning.subscribe"  # key: system name
 INVENTORY_JOB = "provisioning.inventory"  # key: <order id>/<item id>; TMF638 after an item completes
+# key: activity id of a cancellation's withdrawal step (engine/cancellation.py sends it)
+WITHDRAW_JOB = "cancellation.withdraw"
 T = TypeVar("T")
 
 
@@ -356,7 +358,9 @@ def hand_out(
     now = _now(ctx)
     dispatch_now = []
     for activity in started:
-        if activity.kind is ActivityKind.RESOURCE_ORDER:
+        if activity.withdraws is not None:  # a cancellation's step: TMF652 cancelResourceOrder
+            tx.schedule_job(JobRequest(WITHDRAW_JOB, activity.id, now), now=now)
+        elif activity.kind is ActivityKind.RESOURCE_ORDER:
             body = resource_order_request(activity, order.attributes)
             payload = {"attempt": activity.attempt, "body": body}
             tx.schedule_job(JobRequest(DISPATCH_JOB, activity.id, now, payload, lease), now=now)
