@@ -27,6 +27,7 @@ from provtrack.adapters.store.database import create_database_engine
 from provtrack.adapters.store.migrate import upgrade_database
 from provtrack.adapters.store.notify import start_job_listener
 from provtrack.adapters.store.repository import SqlStore
+from provtrack.adapters.tmf622 import ProductOrderingClient
 from provtrack.adapters.tmf638 import ServiceInventoryClient
 from provtrack.adapters.tmf652 import ResourceOrderingClient
 from provtrack.adapters.webhooks import HttpSender
@@ -37,12 +38,14 @@ from provtrack.domain.clock import format_datetime
 from provtrack.domain.events import DELIVER_JOB, REDELIVER_JOB
 from provtrack.engine.cancellation import CancellationEngine
 from provtrack.engine.jeopardy import JeopardyEngine
+from provtrack.engine.product_orders import ProductOrderingEngine
 from provtrack.engine.provisioning import ProvisioningEngine
 from provtrack.engine.worker import Handler, JobHandlers, Worker
-from provtrack.services import events, provisioning
+from provtrack.services import events, product_orders, provisioning
 from provtrack.services.cancellation import CancellationBookkeeping
 from provtrack.services.jeopardy import JeopardyMonitor
 from provtrack.services.ports import Context
+from provtrack.services.product_orders import ProductOrderWatch
 from provtrack.settings import Settings
 
 
@@ -84,6 +87,8 @@ class Assembly:
     catalog: Catalog | None
     policy: ReloadingPolicy
     jeopardy: JeopardyMonitor
+    cancellation: CancellationBookkeeping
+    product_order_watch: ProductOrderWatch
     clock: Callable[[], datetime] = utc_now
 
     @classmethod
@@ -105,8 +110,11 @@ class Assembly:
             upgrade_database(engine)
         # Cancellation first: the jeopardy refresh then sees an order the cancellation has settled.
         cancellation = CancellationBookkeeping(catalog)
-        store = SqlStore(engine, after_change=(cancellation.after_change, jeopardy.after_change))
-        return cls(settings, store, catalog, policy, jeopardy, clock)
+        watch = ProductOrderWatch(_product_order_poll(settings))
+        store = SqlStore(
+            engine, after_change=(cancellation.after_change, watch.after_change, jeopardy.after_change)
+        )
+        return cls(settings, store, catalog, policy, jeopardy, cancellation, watch, clock)
 
     # --- the worker -------------------------------------------------------------------------------
 
@@ -129,6 +137,14 @@ class Assembly:
                 self.store,
                 self.catalog,
                 ResourceOrderingClient(timeout=settings.downstream_timeout_seconds),
+            ),
+            ProductOrderingEngine(
+                self.store,
+                self.catalog,
+                ProductOrderingClient(timeout=settings.downstream_timeout_seconds),
+                url=settings.product_ordering_url,
+                listener_base_url=settings.listener_base_url(),
+                poll_interval=timedelta(seconds=settings.product_ordering_poll_seconds),
             ),
             JeopardyEngine(
                 self.store,
@@ -154,11 +170,14 @@ class Assembly:
         )
 
     def start(self) -> None:
-        """What every role does once at start: subscribe to the hubs of the catalog's systems (a job
-        per system, run by whichever worker claims it, retried until it works)."""
+        """What every role does once at start: subscribe to the hubs of the catalog's systems and of
+        the product ordering API (a job each, run by whichever worker claims it, retried until it
+        works)."""
+        ctx = Context(format_datetime(self.clock()), "provtrack", new_id)
         if self.catalog is not None:
-            ctx = Context(format_datetime(self.clock()), "provtrack", new_id)
             provisioning.subscribe_to_hubs(self.store, self.catalog, ctx=ctx)
+        if self.settings.product_ordering_url:
+            product_orders.subscribe_to_hub(self.store, ctx=ctx)
 
     @contextmanager
     def running(self, *, with_worker: bool) -> Iterator[Worker | None]:
@@ -241,6 +260,12 @@ class EventDelivery:
             DELIVER_JOB: functools.partial(events.deliver_stream, self.store, self.sender, self.config),
             REDELIVER_JOB: functools.partial(events.redeliver, self.store, self.sender, self.config),
         }
+
+
+def _product_order_poll(settings: Settings) -> timedelta | None:
+    if not settings.product_ordering_url:
+        return None
+    return timedelta(seconds=settings.product_ordering_poll_seconds)
 
 
 def merge_handlers(

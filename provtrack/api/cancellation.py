@@ -1,5 +1,6 @@
-"""The cancellation extension API (docs/cancellation.md): the impact preview, and the TMF652 listener
-for cancelResourceOrder notifications from downstream systems."""
+"""The cancellation extension API (docs/cancellation.md): the impact preview, the TMF652 listener for
+cancelResourceOrder notifications from downstream systems, and the TMF622 listener for product order
+(customer order) notifications."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from starlette.responses import Response
 from provtrack.api.errors import ApiError
 from provtrack.api.http import context, json_response, read_json
 from provtrack.domain.catalog import Catalog
-from provtrack.services import cancellation, withdrawals
+from provtrack.domain.product_orders import read_event
+from provtrack.services import cancellation, product_orders, withdrawals
 
 PREFIX = "/provtrack/v1"
 router = APIRouter(prefix=PREFIX, tags=["provtrack cancellation (extension)"])
@@ -69,3 +71,33 @@ for _event in CANCEL_EVENTS:
         status_code=204,
         summary=f"TMF652 listener: {_event} from a downstream system's hub",
     )
+
+
+@router.post(
+    "/tmf622/listener/{event_type}",
+    status_code=204,
+    summary="TMF622 listener: a cancelled product order cancels the service orders that came from it",
+    description=(
+        "CancelProductOrderCreateEvent, CancelProductOrderStateChangeEvent and ProductOrderStateChangeEvent "
+        "(to assessingCancellation, pendingCancellation or cancelled) open a cancel task for every service "
+        "order naming the product order; with PROVTRACK_PRODUCT_ORDERING_URL the product order is read there "
+        "first. Other events are accepted and ignored; repeats open nothing again."
+    ),
+)
+async def product_order_listener(event_type: str, request: Request) -> Response:
+    event = await read_json(request)
+    payload = event.get("event") if isinstance(event, dict) else None
+    if not isinstance(payload, dict):
+        raise ApiError(400, "INVALID_VALUE", "Invalid request", "event: an object is required")
+    signal = read_event(event)
+    if signal is None:
+        return Response(status_code=204)  # about no product order provtrack can name
+    await run_in_threadpool(
+        product_orders.receive_event,
+        request.app.state.store,
+        signal,
+        confirm=bool(request.app.state.settings.product_ordering_url),
+        ctx=context(request, "tmf622"),
+        catalog=_catalog(request),
+    )
+    return Response(status_code=204)

@@ -68,22 +68,33 @@ def request_cancellation(
     task = CancelServiceOrder.accept(checked, task_id=ctx.new_id(), now=ctx.now, actor=ctx.actor)
 
     def change(tx: Transaction, order: ServiceOrder, plan: Plan | None) -> CancelServiceOrder:
-        pending = tx.cancellations.open_task(order.id)
-        tx.add_task(task, created_at=ctx.now)
-        due = task.requested_date
-        if due is not None and parse_datetime(due) > parse_datetime(ctx.now):
-            impact = assess_cancellation(order, plan, catalog, pending=pending)
-            if impact.refusal in (Refusal.ORDER_FINISHED, Refusal.CANCELLATION_UNDER_WAY):
-                _carry_out(tx, order, plan, task, catalog=catalog, ctx=ctx, pending=pending)
-            else:  # whether it is still possible then is assessed then
-                tx.schedule_job(
-                    JobRequest(START_CANCELLATION_JOB, task.id, parse_datetime(due)), now=_now(ctx)
-                )
-            return task
-        _carry_out(tx, order, plan, task, catalog=catalog, ctx=ctx, pending=pending)
+        open_cancellation(tx, order, plan, task, catalog=catalog, ctx=ctx)
         return task
 
     return change_order(store, task.service_order_id, change, ctx=ctx, changes_plan=True, plan_optional=True)
+
+
+def open_cancellation(
+    tx: Transaction,
+    order: ServiceOrder,
+    plan: Plan | None,
+    task: CancelServiceOrder,
+    *,
+    catalog: Catalog | None,
+    ctx: Context,
+) -> None:
+    """Record a new task in the change of its order (saving the plan) and carry it out now, or at
+    its requested date: whether it is possible then is assessed then, unless the order is finished
+    or already being cancelled, which is answered at once."""
+    pending = tx.cancellations.open_task(order.id)
+    tx.add_task(task, created_at=ctx.now)
+    due = task.requested_date
+    if due is not None and parse_datetime(due) > parse_datetime(ctx.now):
+        impact = assess_cancellation(order, plan, catalog, pending=pending)
+        if impact.refusal not in (Refusal.ORDER_FINISHED, Refusal.CANCELLATION_UNDER_WAY):
+            tx.schedule_job(JobRequest(START_CANCELLATION_JOB, task.id, parse_datetime(due)), now=_now(ctx))
+            return
+    _carry_out(tx, order, plan, task, catalog=catalog, ctx=ctx, pending=pending)
 
 
 def start_requested_cancellation(

@@ -10,6 +10,12 @@ A POST with an `externalId` the system has already seen returns the existing ord
 that retries a POST after a crash never creates a second order. Faults for tests and demos: the next
 N POSTs answer 500, some resource specifications are refused with 400, POST answers can be slow, and
 notifications can be sent before the POST that created the order has answered.
+
+`cancelResourceOrder` (POST, GET, GET by id, `?resourceOrder.id=`) cancels an order under way: at
+once, or `cancel_delay` seconds later (the task answers `acknowledged`, then the order goes
+`cancelled`, the task `done`, and both are announced). An order already finished, or of a resource
+specification in `refuse_cancel`, gets a task `terminatedWithError` saying why. A second POST for the
+same order returns the task it already has (200) unless that one was refused.
 """
 
 from __future__ import annotations
@@ -47,6 +53,9 @@ class Behaviour:
     refuse_specs: list[str] = field(default_factory=list)  # resource specifications answered with 400
     post_latency: float = 0.0  # seconds a POST takes to answer, after the order is created
     notify_before_response: bool = False  # the POST answers after the first state change is sent
+    refuse_cancel: list[str] = field(default_factory=list)  # specifications whose orders cannot be cancelled
+    cancel_delay: float = 0.0  # seconds from a cancelResourceOrder to the order cancelled
+    spec_delay: dict[str, float] = field(default_factory=dict)  # `delay` of some resource specifications
     seed: int | None = None
 
 
@@ -60,13 +69,28 @@ class SimulatedOrder:
     created: float
     steps: list[Step]
     announced: int = 0  # steps already notified: a read never shows less than a notification did
+    cancelled_at: float | None = None  # a cancelResourceOrder takes effect then
 
     def state_at(self, now: float) -> tuple[str, str | None]:
+        if self.cancelled_at is not None and now >= self.cancelled_at:
+            return "cancelled", "cancelled at the customer's request"
         state, reason = "acknowledged", None
         for index, (offset, step_state, step_reason) in enumerate(self.steps):
             if index < self.announced or now - self.created >= offset:
                 state, reason = step_state, step_reason
         return state, reason
+
+
+@dataclass
+class SimulatedCancellation:
+    system: str
+    document: dict[str, Any]
+    due: float | None  # when the order is cancelled (None: refused)
+
+    def state_at(self, now: float) -> str:
+        if self.due is not None and now >= self.due:
+            return "done"
+        return str(self.document["state"])
 
 
 def _now_text() -> str:
@@ -97,6 +121,8 @@ class ResourceOrderingSimulator:
         self.by_external_id: dict[tuple[str, str], str] = {}
         self.subscribers: dict[str, dict[str, str]] = {}
         self.services: dict[tuple[str, str], dict[str, Any]] = {}  # TMF638 service inventory
+        self.cancellations: dict[tuple[str, str], SimulatedCancellation] = {}
+        self.cancel_posts_received = 0
         self.posts_received = 0
         self.repeated_posts = 0  # POSTs answered with the order an earlier POST created (same externalId)
         self.notifications_sent = 0
@@ -119,7 +145,8 @@ class ResourceOrderingSimulator:
 
     def _timeline(self, spec: str | None) -> list[Step]:
         b = self.behaviour
-        delay = max(0.0, b.delay * (0.5 + self.rng.random()) if b.delay else 0.0)
+        base = b.spec_delay.get(spec or "", b.delay)
+        delay = max(0.0, base * (0.5 + self.rng.random()) if base else 0.0)
         roll = self.rng.random()
         if roll < b.failure_rate:
             reason = self.rng.choice(
@@ -166,6 +193,9 @@ class ResourceOrderingSimulator:
         app.add_api_route(f"{BASE}/resourceOrder", self.create_order, methods=["POST"], status_code=201)
         app.add_api_route(f"{BASE}/resourceOrder", self.list_orders, methods=["GET"])
         app.add_api_route(f"{BASE}/resourceOrder/{{order_id}}", self.get_order, methods=["GET"])
+        app.add_api_route(f"{BASE}/cancelResourceOrder", self.cancel_order, methods=["POST"], status_code=201)
+        app.add_api_route(f"{BASE}/cancelResourceOrder", self.list_cancellations, methods=["GET"])
+        app.add_api_route(f"{BASE}/cancelResourceOrder/{{task_id}}", self.get_cancellation, methods=["GET"])
         app.add_api_route(f"{BASE}/hub", self.subscribe, methods=["POST"], status_code=201)
         app.add_api_route(f"{BASE}/hub/{{hub_id}}", self.unsubscribe, methods=["DELETE"], status_code=204)
         app.add_api_route(f"{INVENTORY}/service", self.create_service, methods=["POST"], status_code=201)
@@ -217,8 +247,15 @@ class ResourceOrderingSimulator:
             await asyncio.sleep(b.post_latency)  # created already: a client that gives up may POST again
         return _json(self._view(order) if b.instant else document, 201)
 
-    async def list_orders(self, system: str) -> Response:
-        return _json([self._view(o) for (s, _), o in self.orders.items() if s == system])
+    async def list_orders(self, system: str, request: Request) -> Response:
+        external_id = request.query_params.get("externalId")
+        return _json(
+            [
+                self._view(o)
+                for (s, _), o in self.orders.items()
+                if s == system and external_id in (None, o.document.get("externalId"))
+            ]
+        )
 
     async def get_order(self, system: str, order_id: str) -> Response:
         order = self.orders.get((system, order_id))
@@ -290,8 +327,117 @@ class ResourceOrderingSimulator:
                 "ordersCreated": len(self.orders),
                 "repeatedPosts": self.repeated_posts,
                 "notificationsSent": self.notifications_sent,
+                "cancelPostsReceived": self.cancel_posts_received,
+                "cancellations": len(self.cancellations),
             }
         )
+
+    # --- TMF652 cancelResourceOrder --------------------------------------------------------------
+
+    async def cancel_order(self, system: str, request: Request) -> Response:
+        self.cancel_posts_received += 1
+        try:
+            body = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            return _json({"code": "400", "reason": "Bad request", "message": "the body is not JSON"}, 400)
+        ref = body.get("resourceOrder") if isinstance(body, dict) else None
+        order_id = ref.get("id") if isinstance(ref, dict) else None
+        if not order_id:
+            return _json(
+                {"code": "400", "reason": "Bad request", "message": "resourceOrder.id is required"}, 400
+            )
+        order = self.orders.get((system, str(order_id)))
+        if order is None:
+            return _json(
+                {"code": "404", "reason": "Not found", "message": f"no resource order {order_id}"}, 404
+            )
+        for existing in self._cancellations_of(system, str(order_id)):
+            if existing.state_at(self.clock()) != "terminatedWithError":
+                return _json(self._cancellation_view(existing), 200)
+        cancellation = self._new_cancellation(system, order, body, str(request.base_url), request.url.path)
+        if cancellation.document["state"] == "acknowledged" and self.subscribers.get(system):
+            self._spawn(self._announce_cancellation(system, order, cancellation))
+        return _json(self._cancellation_view(cancellation), 201)
+
+    def _new_cancellation(
+        self, system: str, order: SimulatedOrder, body: dict[str, Any], base: str, path: str
+    ) -> SimulatedCancellation:
+        now = self.clock()
+        state, _ = order.state_at(now)
+        spec = ((order.document.get("orderItem") or [{}])[0].get("resource") or {}).get(
+            "resourceSpecification"
+        )
+        spec_id = spec.get("id") if isinstance(spec, dict) else None
+        task_id = f"CAN-{system[:3].upper()}-{next(self._ids):06d}"
+        document: dict[str, Any] = {
+            **body,
+            "id": task_id,
+            "href": f"{base.rstrip('/')}{path}/{task_id}",
+            "state": "acknowledged",
+            "@type": "CancelResourceOrder",
+        }
+        due: float | None = None
+        if state in ("completed", "failed", "cancelled", "rejected", "partial"):
+            document["state"] = "terminatedWithError"
+            document["errorMessage"] = {
+                "message": f"resource order {order.document['id']} is {state}: it cannot be cancelled"
+            }
+        elif spec_id in self.behaviour.refuse_cancel:
+            document["state"] = "terminatedWithError"
+            document["errorMessage"] = {"message": f"{spec_id} cannot be cancelled once ordered at {system}"}
+        else:
+            due = now + max(0.0, self.behaviour.cancel_delay)
+            order.cancelled_at = due
+        cancellation = SimulatedCancellation(system, document, due)
+        self.cancellations[(system, task_id)] = cancellation
+        if due is not None and due <= now:
+            document["state"] = "done"
+            document["effectiveCancellationDate"] = _now_text()
+            if self.subscribers.get(system):
+                self._spawn(self._notify(system, self._view(order)))
+        return cancellation
+
+    def _cancellations_of(self, system: str, order_id: str) -> list[SimulatedCancellation]:
+        return [
+            c
+            for (s, _), c in self.cancellations.items()
+            if s == system and (c.document.get("resourceOrder") or {}).get("id") == order_id
+        ]
+
+    def _cancellation_view(self, cancellation: SimulatedCancellation) -> dict[str, Any]:
+        document = dict(cancellation.document)
+        document["state"] = cancellation.state_at(self.clock())
+        if document["state"] == "done":
+            document.setdefault("effectiveCancellationDate", _now_text())
+        return document
+
+    async def list_cancellations(self, system: str, request: Request) -> Response:
+        order_id = request.query_params.get("resourceOrder.id")
+        found = [
+            self._cancellation_view(c)
+            for (s, _), c in self.cancellations.items()
+            if s == system and order_id in (None, (c.document.get("resourceOrder") or {}).get("id"))
+        ]
+        return _json(found)
+
+    async def get_cancellation(self, system: str, task_id: str) -> Response:
+        cancellation = self.cancellations.get((system, task_id))
+        if cancellation is None:
+            return _json(
+                {"code": "404", "reason": "Not found", "message": f"no cancelResourceOrder {task_id}"}, 404
+            )
+        return _json(self._cancellation_view(cancellation))
+
+    async def _announce_cancellation(
+        self, system: str, order: SimulatedOrder, cancellation: SimulatedCancellation
+    ) -> None:
+        """At its due time: the order is cancelled and the task done, both announced."""
+        assert cancellation.due is not None
+        wait = cancellation.due - self.clock()
+        if wait > 0:
+            await self.sleep(wait)
+        await self._notify(system, self._view(order))
+        await self._notify(system, self._cancellation_view(cancellation), resource="cancelResourceOrder")
 
     # --- notifications --------------------------------------------------------------------------
 
@@ -316,23 +462,28 @@ class ResourceOrderingSimulator:
                 if first_only and order.announced > 0:
                     return
                 await self.sleep(wait)
+            if order.cancelled_at is not None and order.created + offset >= order.cancelled_at:
+                return  # cancelled before this step: the cancellation is announced instead
             order.announced += 1
             await self._notify(system, self._document(order, state, reason))
 
-    async def _notify(self, system: str, resource_order: dict[str, Any]) -> None:
+    async def _notify(
+        self, system: str, resource_order: dict[str, Any], *, resource: str = "resourceOrder"
+    ) -> None:
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=5.0)
+        event_type = f"{resource[0].upper()}{resource[1:]}StateChangeEvent"
         event = {
             "eventId": uuid.uuid4().hex,
             "eventTime": _now_text(),
-            "eventType": "ResourceOrderStateChangeEvent",
-            "event": {"resourceOrder": resource_order},
+            "eventType": event_type,
+            "event": {resource: resource_order},
         }
         content = orjson.dumps(event)  # one body for every subscriber
         for callback in list(self.subscribers.get(system, {}).values()):
             try:
                 await self._client.post(
-                    f"{callback}/listener/resourceOrderStateChangeEvent",
+                    f"{callback}/listener/{resource}StateChangeEvent",
                     content=content,
                     headers={"content-type": JSON},
                 )

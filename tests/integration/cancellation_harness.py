@@ -1,0 +1,184 @@
+"""Cancellation against real HTTP on loopback: the simulated TMF652 systems and the provtrack API served
+by uvicorn in threads, a worker with the provisioning and cancellation handlers driven by the test,
+the store with the cancellation hook, the clock injected."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from provtrack.adapters.catalog_file import parse_catalog_text
+from provtrack.adapters.store.repository import SqlStore
+from provtrack.adapters.tmf652 import ResourceOrderingClient
+from provtrack.api.app import create_app
+from provtrack.bootstrap import merge_handlers
+from provtrack.engine.cancellation import CancellationEngine
+from provtrack.engine.provisioning import ProvisioningEngine
+from provtrack.engine.worker import Worker
+from provtrack.services import provisioning
+from provtrack.services.cancellation import CancellationBookkeeping
+from provtrack.services.ports import Context
+from provtrack.settings import Settings
+from provtrack.simulator.resource_ordering import ResourceOrderingSimulator
+from provtrack.simulator.serving import serving_in_thread
+from tests.conftest import FakeClock
+from tests.integration.engine_harness import TMF652, Engine
+
+CANCELS = "/tmf-api/serviceOrdering/v4/cancelServiceOrder"
+SLOW = 3600.0  # seconds a slow resource specification takes: it stays under way for the whole test
+
+# Fibre: reserve a port (undone by releasing it), configure it (the point of no return), activate
+# the line. Inventory is polled, activation notifies; copper goes to a system that cannot cancel.
+CATALOG = """
+systems:
+  inventory:
+    url: {sim}/inventory/{tmf652}
+    progress: poll
+    pollInterval: PT10S
+  activation:
+    url: {sim}/activation/{tmf652}
+    progress: hub
+    pollInterval: PT5M
+  legacy:
+    url: {sim}/legacy/{tmf652}
+    progress: poll
+    pollInterval: PT10S
+    cancellable: false
+services:
+  fibre:
+    add:
+      - id: reserve-port
+        system: inventory
+        resourceSpecification: olt-port
+        expectedDuration: PT2M
+        undo: release-port
+      - id: configure-port
+        system: inventory
+        resourceSpecification: olt-port-config
+        after: [reserve-port]
+        expectedDuration: PT5M
+        pointOfNoReturn: true
+      - id: activate-line
+        system: activation
+        resourceSpecification: broadband-profile
+        characteristics: {{downloadMbps: "{{downloadSpeed:1000}}"}}
+        after: [configure-port]
+        expectedDuration: PT10M
+    modify:
+      - id: change-profile
+        system: activation
+        resourceSpecification: broadband-profile
+        resourceAction: modify
+        characteristics: {{downloadMbps: "{{downloadSpeed:1000}}"}}
+        expectedDuration: PT5M
+    undo:
+      - id: release-port
+        system: inventory
+        resourceSpecification: olt-port
+        resourceAction: delete
+        expectedDuration: PT2M
+  tv:
+    add:
+      - id: entitle-tv
+        system: activation
+        resourceSpecification: iptv-entitlement
+        expectedDuration: PT1M
+  copper:
+    add:
+      - id: jumper
+        system: legacy
+        resourceSpecification: copper-jumper
+        expectedDuration: PT1H
+"""
+
+
+@dataclass
+class Cancelling(Engine):
+    """The engine harness, with cancellation."""
+
+    def create(self, order: dict[str, Any]) -> str:
+        """Create the order and run the jobs due (it is planned, its first resource orders sent)."""
+        order_id = super().create(order)
+        self.worker.run_until_idle()
+        return order_id
+
+    def cancel(self, order_id: str, **fields: Any) -> dict[str, Any]:
+        response = self.api.post(CANCELS, json={"serviceOrder": {"id": order_id}, **fields})
+        assert response.status_code == 201, response.text
+        task: dict[str, Any] = response.json()
+        return task
+
+    def task(self, task_id: str) -> dict[str, Any]:
+        response = self.api.get(f"{CANCELS}/{task_id}")
+        assert response.status_code == 200, response.text
+        document: dict[str, Any] = response.json()
+        return document
+
+    def impact(self, order_id: str) -> dict[str, Any]:
+        response = self.api.get(f"/provtrack/v1/serviceOrder/{order_id}/cancellationImpact")
+        assert response.status_code == 200, response.text
+        document: dict[str, Any] = response.json()
+        return document
+
+    def steps(self, order_id: str) -> list[dict[str, Any]]:
+        return [a for a in self.plan(order_id)["activity"] if "withdraws" in a or "undoes" in a]
+
+    def slow(self, *specifications: str) -> None:
+        self.simulator.behaviour.spec_delay = dict.fromkeys(specifications, SLOW)
+
+
+def one_item(spec: str) -> dict[str, Any]:
+    return {
+        "serviceOrderItem": [{"id": "1", "action": "add", "service": {"serviceSpecification": {"id": spec}}}]
+    }
+
+
+def fibre_order(**fields: Any) -> dict[str, Any]:
+    item = {
+        "id": "1",
+        "action": "add",
+        "service": {
+            "serviceSpecification": {"id": "fibre"},
+            "serviceCharacteristic": [{"name": "downloadSpeed", "value": 1000}],
+        },
+    }
+    return {"externalId": "BSS-42", "serviceOrderItem": [item], **fields}
+
+
+def assert_outcome_matches(preview: dict[str, Any], plan: dict[str, Any]) -> None:
+    """What the preview said the cancellation would stop, cancel and undo is what it did."""
+    steps = plan["activity"]
+    assert [e["activity"] for e in preview["stop"]] == [a["withdraws"] for a in steps if "withdraws" in a]
+    assert [e["activity"] for e in preview["undo"]] == [a["undoes"] for a in steps if "undoes" in a]
+    assert [e["undoActivity"] for e in preview["undo"]] == [a["name"] for a in steps if "undoes" in a]
+    cancelled_at_once = {
+        a["id"] for a in steps if a["state"] == "cancelled" and "withdraws" not in a and "undoes" not in a
+    }
+    assert {e["activity"] for e in preview["cancel"]} <= cancelled_at_once
+
+
+@pytest.fixture
+def cancelling(
+    simulator: tuple[ResourceOrderingSimulator, str], store: SqlStore, clock: FakeClock, database_url: str
+) -> Iterator[Cancelling]:
+    sim, sim_url = simulator
+    catalog = parse_catalog_text(CATALOG.format(sim=sim_url, tmf652=TMF652), source="cancel-catalog.yaml")
+    hooked = SqlStore(store.engine, after_change=(CancellationBookkeeping(catalog).after_change,))
+    app = create_app(Settings(database_url=database_url), hooked, clock=clock, catalog=catalog)
+    with serving_in_thread(app) as api_url, httpx.Client(base_url=api_url, timeout=10) as api:
+        engines = (
+            ProvisioningEngine(hooked, catalog, ResourceOrderingClient(timeout=5), listener_base_url=api_url),
+            CancellationEngine(hooked, catalog, ResourceOrderingClient(timeout=5)),
+        )
+        worker = Worker(hooked, merge_handlers(e.handlers() for e in engines), clock=clock, threads=2)
+        ctx = Context(now=clock.now.strftime("%Y-%m-%dT%H:%M:%S.000Z"), actor="test", new_id=lambda: "x")
+        provisioning.subscribe_to_hubs(hooked, catalog, ctx=ctx)
+        worker.run_until_idle()
+        yield Cancelling(api, worker, sim, hooked, clock, catalog)
+        worker.stop()
+        for engine in engines:
+            engine.close()
