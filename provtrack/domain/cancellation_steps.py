@@ -157,7 +157,8 @@ def settle(
     _withdraw_late_orders(plan, new_id)
     for step in [a for a in plan.activities if a.withdraws is not None]:
         target = plan.activity(step.withdraws or "")
-        if step.state in OPEN:
+        if step.state in OPEN or (step.state == ActivityState.FALLOUT and target.state in ACTIVITY_TERMINAL):
+            # A refusal explained by the order's end (it completed first) is settled like the end.
             steps.started += _close_withdrawal(
                 plan, order, step, target, catalog=catalog, now=now, actor=actor, new_id=new_id
             )
@@ -320,6 +321,9 @@ def _close_withdrawal(
 ) -> list[Activity]:
     """A withdrawal under way, once its activity has ended one way or another."""
     if target.state == ActivityState.CANCELLED:
+        if step.state == ActivityState.FALLOUT:
+            step.skip_reason = f"{target.name} was cancelled meanwhile"
+            return finish_move(plan, order, step, ActivityState.SKIPPED, now=now, actor=actor)
         return finish_move(plan, order, step, ActivityState.DONE, now=now, actor=actor)
     if target.state in (ActivityState.SKIPPED, ActivityState.FAILED):
         step.skip_reason = f"{target.name} was {target.state} meanwhile"
@@ -335,6 +339,8 @@ def _close_withdrawal(
         step.skip_reason = f"{target.name} completed before it could be cancelled: it is undone instead"
         return finish_move(plan, order, step, ActivityState.SKIPPED, now=now, actor=actor)
     if target.point_of_no_return:
+        if step.state == ActivityState.FALLOUT:
+            return []  # already waiting for an operator
         step.reason = (
             f"{target.name} completed at {target.owner} before it could be cancelled; it is the point of "
             "no return and cannot be undone"

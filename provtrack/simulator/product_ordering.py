@@ -15,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -71,7 +72,14 @@ class ProductOrderingSimulator:
         self._client: httpx.AsyncClient | None = None
 
     def app(self) -> FastAPI:
-        app = FastAPI(title="provtrack simulator: TMF622 product ordering", docs_url="/docs")
+        @asynccontextmanager
+        async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+            yield
+            await self.close()
+
+        app = FastAPI(
+            title="provtrack simulator: TMF622 product ordering", docs_url="/docs", lifespan=lifespan
+        )
         app.add_api_route(f"{BASE}/productOrder", self.create_order, methods=["POST"], status_code=201)
         app.add_api_route(f"{BASE}/productOrder", self.list_orders, methods=["GET"])
         app.add_api_route(f"{BASE}/productOrder/{{order_id}}", self.get_order, methods=["GET"])

@@ -436,8 +436,10 @@ class ResourceOrderingSimulator:
         wait = cancellation.due - self.clock()
         if wait > 0:
             await self.sleep(wait)
-        await self._notify(system, self._view(order))
-        await self._notify(system, self._cancellation_view(cancellation), resource="cancelResourceOrder")
+        # The states announced, not read off the clock: a timer may fire a little early.
+        await self._notify(system, self._document(order, "cancelled", "cancelled at the customer's request"))
+        done = {**cancellation.document, "state": "done", "effectiveCancellationDate": _now_text()}
+        await self._notify(system, done, resource="cancelResourceOrder")
 
     # --- notifications --------------------------------------------------------------------------
 

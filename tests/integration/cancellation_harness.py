@@ -5,7 +5,9 @@ the store with the cancellation hook, the clock injected."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -13,16 +15,22 @@ import pytest
 
 from provtrack.adapters.catalog_file import parse_catalog_text
 from provtrack.adapters.store.repository import SqlStore
+from provtrack.adapters.tmf622 import ProductOrderingClient
 from provtrack.adapters.tmf652 import ResourceOrderingClient
 from provtrack.api.app import create_app
 from provtrack.bootstrap import merge_handlers
+from provtrack.domain.clock import format_datetime
 from provtrack.engine.cancellation import CancellationEngine
+from provtrack.engine.product_orders import ProductOrderingEngine
 from provtrack.engine.provisioning import ProvisioningEngine
 from provtrack.engine.worker import Worker
-from provtrack.services import provisioning
+from provtrack.services import product_orders, provisioning
 from provtrack.services.cancellation import CancellationBookkeeping
 from provtrack.services.ports import Context
+from provtrack.services.product_orders import ProductOrderWatch
 from provtrack.settings import Settings
+from provtrack.simulator.product_ordering import BASE as PRODUCT_ORDERING
+from provtrack.simulator.product_ordering import ProductOrderingSimulator
 from provtrack.simulator.resource_ordering import ResourceOrderingSimulator
 from provtrack.simulator.serving import serving_in_thread
 from tests.conftest import FakeClock
@@ -161,24 +169,83 @@ def assert_outcome_matches(preview: dict[str, Any], plan: dict[str, Any]) -> Non
     assert {e["activity"] for e in preview["cancel"]} <= cancelled_at_once
 
 
-@pytest.fixture
-def cancelling(
-    simulator: tuple[ResourceOrderingSimulator, str], store: SqlStore, clock: FakeClock, database_url: str
+@contextmanager
+def running(
+    sim: ResourceOrderingSimulator,
+    sim_url: str,
+    store: SqlStore,
+    clock: FakeClock,
+    settings: Settings,
 ) -> Iterator[Cancelling]:
-    sim, sim_url = simulator
+    """The API and a worker with the provisioning, cancellation and TMF622 handlers, the store with
+    the cancellation and product-order hooks, as the assembly builds them."""
     catalog = parse_catalog_text(CATALOG.format(sim=sim_url, tmf652=TMF652), source="cancel-catalog.yaml")
-    hooked = SqlStore(store.engine, after_change=(CancellationBookkeeping(catalog).after_change,))
-    app = create_app(Settings(database_url=database_url), hooked, clock=clock, catalog=catalog)
+    watch = ProductOrderWatch(_poll(settings))
+    hooked = SqlStore(
+        store.engine, after_change=(CancellationBookkeeping(catalog).after_change, watch.after_change)
+    )
+    app = create_app(settings, hooked, clock=clock, catalog=catalog)
     with serving_in_thread(app) as api_url, httpx.Client(base_url=api_url, timeout=10) as api:
         engines = (
             ProvisioningEngine(hooked, catalog, ResourceOrderingClient(timeout=5), listener_base_url=api_url),
             CancellationEngine(hooked, catalog, ResourceOrderingClient(timeout=5)),
+            ProductOrderingEngine(
+                hooked,
+                catalog,
+                ProductOrderingClient(timeout=5),
+                url=settings.product_ordering_url,
+                listener_base_url=api_url,
+                poll_interval=timedelta(seconds=settings.product_ordering_poll_seconds),
+            ),
         )
         worker = Worker(hooked, merge_handlers(e.handlers() for e in engines), clock=clock, threads=2)
-        ctx = Context(now=clock.now.strftime("%Y-%m-%dT%H:%M:%S.000Z"), actor="test", new_id=lambda: "x")
+        ctx = Context(now=format_datetime(clock.now), actor="test", new_id=lambda: "x")
         provisioning.subscribe_to_hubs(hooked, catalog, ctx=ctx)
+        if settings.product_ordering_url:
+            product_orders.subscribe_to_hub(hooked, ctx=ctx)
         worker.run_until_idle()
         yield Cancelling(api, worker, sim, hooked, clock, catalog)
         worker.stop()
         for engine in engines:
             engine.close()
+
+
+def _poll(settings: Settings) -> timedelta | None:
+    if not settings.product_ordering_url:
+        return None
+    return timedelta(seconds=settings.product_ordering_poll_seconds)
+
+
+@pytest.fixture
+def cancelling(
+    simulator: tuple[ResourceOrderingSimulator, str], store: SqlStore, clock: FakeClock, database_url: str
+) -> Iterator[Cancelling]:
+    with running(*simulator, store, clock, Settings(database_url=database_url)) as harness:
+        yield harness
+
+
+@pytest.fixture
+def product_ordering() -> Iterator[tuple[ProductOrderingSimulator, str]]:
+    """The simulated customer order system; its TMF622 base URL."""
+    simulator = ProductOrderingSimulator()
+    with serving_in_thread(simulator.app()) as url:
+        yield simulator, f"{url}{PRODUCT_ORDERING}"
+
+
+@pytest.fixture
+def customer_orders(
+    simulator: tuple[ResourceOrderingSimulator, str],
+    product_ordering: tuple[ProductOrderingSimulator, str],
+    store: SqlStore,
+    clock: FakeClock,
+    database_url: str,
+) -> Iterator[tuple[Cancelling, ProductOrderingSimulator, str]]:
+    """Cancellation with a product ordering API configured (provtrack subscribed to its hub): the
+    harness, the simulated customer order system and its TMF622 base URL."""
+    product_simulator, url = product_ordering
+    settings = Settings(
+        database_url=database_url, product_ordering_url=url, product_ordering_poll_seconds=600
+    )
+    with running(*simulator, store, clock, settings) as harness:
+        assert len(product_simulator.subscribers) == 1
+        yield harness, product_simulator, url

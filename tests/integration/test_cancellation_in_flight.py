@@ -162,6 +162,31 @@ def test_a_done_activity_is_undone_after_what_depends_on_it_is_stopped(cancellin
     assert_outcome_matches(preview, cancelling.plan(order_id))
 
 
+def test_an_order_that_completed_before_its_cancellation_reached_the_system_is_undone(
+    cancelling: Cancelling,
+) -> None:
+    cancelling.slow("olt-port-config")
+    order_id = cancelling.create(fibre_order())  # reserve-port completes at once; polled every 10 s
+    assert cancelling.activity(order_id, "reserve-port")["state"] == "inProgress"
+    preview = cancelling.impact(order_id)
+
+    task = cancelling.cancel(order_id)
+    cancelling.run_until(lambda: cancelling.state(order_id) == "held")
+    assert cancelling.task(task["id"])["errorMessage"]["code"] == "CANCELLATION_HELD"
+    cancelling.run_until(lambda: cancelling.state(order_id) == "cancelled", step_seconds=10)
+
+    [withdrawal] = [a for a in cancelling.steps(order_id) if "withdraws" in a]
+    assert withdrawal["state"] == "skipped"
+    assert (
+        withdrawal["skipReason"]
+        == "reserve-port completed before it could be cancelled: it is undone instead"
+    )
+    release = next(a for a in cancelling.steps(order_id) if a["name"] == "release-port")
+    assert release["state"] == "done"
+    assert [e["name"] for e in preview["stop"]] == ["reserve-port"]
+    assert cancelling.task(task["id"])["state"] == "done"
+
+
 def test_after_the_point_of_no_return_the_cancellation_is_denied_and_the_order_goes_on(
     cancelling: Cancelling,
 ) -> None:
