@@ -97,25 +97,42 @@ def _start_demo(settings: Settings) -> Settings:
     import logging
     import threading
 
-    from provtrack.simulator.demo_orders import feed_orders
+    from provtrack.simulator.demo_orders import CustomerOrders, feed_orders
+    from provtrack.simulator.product_ordering import BASE, MOUNT, ProductOrderingSimulator
     from provtrack.simulator.resource_ordering import Behaviour, ResourceOrderingSimulator
     from provtrack.simulator.serving import serving_in_thread
 
     simulator = ResourceOrderingSimulator(Behaviour(delay=4.0, failure_rate=0.05, hold_rate=0.05))
-    serving = serving_in_thread(simulator.app(), host="127.0.0.1", port=settings.demo_simulator_port)
+    application = simulator.app()
+    application.mount(MOUNT, ProductOrderingSimulator().app())  # the customer order system (TMF622)
+    serving = serving_in_thread(application, host="127.0.0.1", port=settings.demo_simulator_port)
     base = serving.__enter__()
     _DEMO_PARTS.append(serving)  # the simulator lives as long as the process
     logging.getLogger("httpx").setLevel(logging.WARNING)
     own = f"http://{settings.host}:{settings.port}"
+    product_ordering = f"{base}{MOUNT}{BASE}"
     feeder = threading.Thread(
         target=feed_orders,
-        kwargs={"base_url": own, "every": 3.0, "count": None, "stop": threading.Event()},
+        kwargs={
+            "base_url": own,
+            "every": 3.0,
+            "count": None,
+            "stop": threading.Event(),
+            "customer_orders": CustomerOrders(product_ordering, cancel_share=0.1),
+        },
         name="provtrack-demo-feed",
         daemon=True,
     )
     feeder.start()
     console.print(
-        f"demo: simulated systems at {base}, a new order every 3 s; watch "
-        f"{own}/tmf-api/serviceOrdering/v4/serviceOrder?fields=state,externalId,expectedCompletionDate"
+        f"demo: simulated systems at {base}, a new order every 3 s, one customer order in ten cancelled; "
+        f"watch {own}/tmf-api/serviceOrdering/v4/serviceOrder?fields=state,externalId,expectedCompletionDate "
+        f"and {own}/tmf-api/serviceOrdering/v4/cancelServiceOrder"
     )
-    return settings.model_copy(update={"catalog": settings.catalog or "demo", "simulator_url": base})
+    return settings.model_copy(
+        update={
+            "catalog": settings.catalog or "demo",
+            "simulator_url": base,
+            "product_ordering_url": settings.product_ordering_url or product_ordering,
+        }
+    )

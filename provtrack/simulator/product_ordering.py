@@ -69,7 +69,6 @@ class ProductOrderingSimulator:
         self.notifications_sent = 0
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
-        self._client: httpx.AsyncClient | None = None
 
     def app(self) -> FastAPI:
         @asynccontextmanager
@@ -206,13 +205,15 @@ class ProductOrderingSimulator:
         task.add_done_callback(self._tasks.discard)
 
     async def _announce(self, events: list[tuple[str, str, dict[str, Any]]]) -> None:
-        for event_type, resource, document in events:
-            for _ in range(max(1, self.behaviour.repeat)):
-                await self._notify(event_type, resource, document)
+        # A client per announcement: mounted in another app (`serve --demo`), no lifespan closes one.
+        async with httpx.AsyncClient(timeout=5.0) as client:
+            for event_type, resource, document in events:
+                for _ in range(max(1, self.behaviour.repeat)):
+                    await self._notify(client, event_type, resource, document)
 
-    async def _notify(self, event_type: str, resource: str, document: dict[str, Any]) -> None:
-        if self._client is None:
-            self._client = httpx.AsyncClient(timeout=5.0)
+    async def _notify(
+        self, client: httpx.AsyncClient, event_type: str, resource: str, document: dict[str, Any]
+    ) -> None:
         event = {
             "eventId": uuid.uuid4().hex,
             "eventTime": _now_text(),
@@ -222,7 +223,7 @@ class ProductOrderingSimulator:
         listener = event_type[0].lower() + event_type[1:]
         for callback in list(self.subscribers.values()):
             try:
-                await self._client.post(
+                await client.post(
                     f"{callback}/listener/{listener}",
                     content=orjson.dumps(event),
                     headers={"content-type": JSON},
@@ -234,5 +235,3 @@ class ProductOrderingSimulator:
     async def close(self) -> None:
         for task in list(self._tasks):
             task.cancel()
-        if self._client is not None:
-            await self._client.aclose()
