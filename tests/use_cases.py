@@ -18,7 +18,7 @@ from provtrack.domain.patching import NotPatchable
 from provtrack.domain.plan import Plan
 from provtrack.domain.query import parse_query
 from provtrack.domain.states import OrderState, TaskState
-from provtrack.services import activities, cancellation, orders, provisioning, withdrawals
+from provtrack.services import activities, cancellation, orders, provisioning, revisions, withdrawals
 from provtrack.services.jeopardy import JeopardyMonitor
 from provtrack.services.ports import AfterChange, Context, OrderNotFound, Store, Transaction
 
@@ -329,3 +329,25 @@ def test_a_refused_withdrawal_holds_the_order_until_an_operator_skips_it(stores:
     assert resumed.state == OrderState.PENDING_CANCELLATION
     assert cancellation.get_task(store, task.id).error_message is None
     assert _named(store, order_id, "release-port")["state"] == "inProgress"
+
+
+def test_a_new_requested_completion_date_runs_the_jeopardy_projection_again(stores: StoreFactory) -> None:
+    monitor = JeopardyMonitor(lambda: POLICY)
+    store = stores((cancellation.CancellationBookkeeping(CATALOG).after_change, monitor.after_change))
+    order = orders.create_order(
+        store, fibre(requestedCompletionDate=format_datetime(T0 + timedelta(days=2))), ctx=ctx()
+    )
+    provisioning.plan_order(store, order.id, CATALOG, ctx=ctx())
+    planned = read(store, order.id)
+    assert planned is not None
+    assert planned.jeopardy_level == "onTrack"
+
+    due = format_datetime(T0 + timedelta(hours=1))  # the plan needs three
+    revisions.patch_order(
+        store, order.id, {"requestedCompletionDate": due}, json_patch=False, ctx=ctx(), catalog=CATALOG
+    )
+
+    revised = read(store, order.id)
+    assert revised is not None
+    assert revised.jeopardy_level == "inJeopardy"
+    assert revised.jeopardy_alerts[-1]["message"]

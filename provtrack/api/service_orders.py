@@ -28,7 +28,7 @@ from provtrack.api.operations import ORDERS_CREATED
 from provtrack.domain.clock import InvalidDateTime, normalise_datetime
 from provtrack.domain.query import Query
 from provtrack.domain.states import ACCEPTED, OrderState, TaskState
-from provtrack.services import cancellation, events, orders
+from provtrack.services import cancellation, events, orders, revisions
 
 BASE_PATH = "/tmf-api/serviceOrdering/v4"
 MERGE_PATCH = "application/merge-patch+json"
@@ -155,7 +155,14 @@ async def patch_service_order(id: str, request: Request) -> Response:
         if patch.get("href") == f"{_url(request, 'serviceOrder')}/{id}":
             del patch["href"]  # a client sending back the order as it read it: href unchanged
     order = await call_store(
-        request, orders.patch_order, id, patch, json_patch=json_patch, write=True, ctx=context(request)
+        request,
+        revisions.patch_order,
+        id,
+        patch,
+        json_patch=json_patch,
+        write=True,
+        ctx=context(request),
+        catalog=request.app.state.catalog,
     )
     document = orjson.dumps(order.to_document()).decode()
     return json_response(render(document, f"{_url(request, 'serviceOrder')}/{id}", fields_of(request)))

@@ -134,7 +134,7 @@ def assess_cancellation(
     ):
         message = f"service order {order.id} is already being cancelled ({order.state})"
         return CancellationImpact(order.id, order.state, Refusal.CANCELLATION_UNDER_WAY, message)
-    activities = _own_activities(plan)
+    activities = delivery_activities(plan)
     too_late = tuple(
         Affected(a, note=_too_late_because(a))
         for a in activities
@@ -200,11 +200,13 @@ def reverse_dependency_order(activities: Iterable[Activity]) -> list[Activity]:
     return list(reversed(ordered))
 
 
-def _own_activities(plan: Plan | None) -> list[Activity]:
-    """The order's delivery activities (not the steps of an earlier cancellation or revision)."""
+def delivery_activities(plan: Plan | None) -> list[Activity]:
+    """The order's delivery activities: not the steps of a cancellation or a revision (withdrawals,
+    undos), nor a done activity a revision has undone (its new values are done again)."""
     if plan is None:
         return []
-    return [a for a in plan.activities if a.withdraws is None and a.undoes is None]
+    undone = {a.undoes for a in plan.activities if a.undoes is not None}
+    return [a for a in plan.activities if a.withdraws is None and a.undoes is None and a.id not in undone]
 
 
 def _stoppable(activity: Activity, catalog: Catalog | None) -> bool:

@@ -96,6 +96,17 @@ def _item_activities(
     return made
 
 
+def draft_item(
+    order: ServiceOrder, item: ServiceOrderItem, catalog: Catalog, *, new_id: Callable[[], str]
+) -> tuple[list[Activity], list[str], list[ItemProblem]]:
+    """One item's activities (their `after` edges wired) and the items it waits for, or the problems
+    that make it one the catalog cannot deliver (an item added to an order under way)."""
+    problems: list[ItemProblem] = []
+    spec = _spec_of(item, catalog, problems)
+    made = _item_activities(order, item, spec, problems, new_id) if spec is not None else {}
+    return list(made.values()), _item_waits(item), problems
+
+
 def activity_from_spec(
     order: ServiceOrder, item: ServiceOrderItem, definition: ActivitySpec, *, new_id: Callable[[], str]
 ) -> Activity:

@@ -62,6 +62,7 @@ services:
       - id: reserve-port
         system: inventory
         resourceSpecification: olt-port
+        characteristics: {{address: "{{installationAddress:unknown}}"}}
         expectedDuration: PT2M
         undo: release-port
       - id: configure-port
@@ -89,6 +90,32 @@ services:
         resourceSpecification: olt-port
         resourceAction: delete
         expectedDuration: PT2M
+  vlan:
+    add:
+      - id: assign-vlan
+        system: inventory
+        resourceSpecification: vlan-id
+        characteristics: {{vlan: "{{vlanId}}"}}
+        expectedDuration: PT1M
+        undo: release-vlan
+      - id: survey-site
+        system: inventory
+        resourceSpecification: site-survey
+        after: [assign-vlan]
+        expectedDuration: PT1H
+      - id: configure-vlan
+        system: activation
+        resourceSpecification: vlan-config
+        characteristics: {{vlan: "{{vlanId}}"}}
+        after: [survey-site]
+        expectedDuration: PT5M
+        pointOfNoReturn: true
+    undo:
+      - id: release-vlan
+        system: inventory
+        resourceSpecification: vlan-id
+        resourceAction: delete
+        expectedDuration: PT1M
   tv:
     add:
       - id: entitle-tv
