@@ -30,6 +30,22 @@ class ProductOrderingClient:
     def get_cancellation(self, base_url: str, cancellation_id: str) -> dict[str, Any]:
         return self._call("GET", f"{base_url}/cancelProductOrder/{cancellation_id}")
 
+    def find_cancellations(self, base_url: str, product_order_id: str) -> list[dict[str, Any]]:
+        """The CancelProductOrder tasks of a product order (TMF630 filter `productOrder.id`)."""
+        url = f"{base_url}/cancelProductOrder"
+        try:
+            response = self._client.get(url, params={"productOrder.id": product_order_id})
+        except httpx.HTTPError as exc:
+            raise DownstreamUnavailable(f"GET {url}: {type(exc).__name__}: {exc}") from None
+        if response.status_code >= 500:
+            raise DownstreamUnavailable(f"GET {url}: HTTP {response.status_code}")
+        if response.status_code >= 400:
+            raise DownstreamRefused(
+                response.status_code, response.text[:4000], f"GET {url}: HTTP {response.status_code}"
+            )
+        payload = response.json()
+        return [t for t in payload if isinstance(t, dict)] if isinstance(payload, list) else []
+
     def subscribe(self, base_url: str, callback: str) -> dict[str, Any]:
         return self._call("POST", f"{base_url}/hub", json={"callback": callback, "query": LISTENER_QUERY})
 

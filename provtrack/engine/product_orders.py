@@ -8,6 +8,7 @@ orders name, in case a notification is lost.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime, timedelta
 
 import structlog
@@ -76,10 +77,20 @@ class ProductOrderingEngine:
             product_orders.schedule_check(self.store, job.key, due=now + self.poll_interval, now=now)
 
     def _read(self, product_order_id: str, cancel_id: object) -> ProductOrderCancellation | None:
-        """The cancellation the product ordering API shows: its cancel task's, else the order's."""
+        """The cancellation the product ordering API shows: a cancel task's (the one an event named,
+        else those of the product order: they carry the reason and the requested date), else the
+        order's own state."""
         assert self.url is not None
-        if isinstance(cancel_id, str) and cancel_id:
-            found = cancellation_in_task(self.client.get_cancellation(self.url, cancel_id))
+        tasks = (
+            [self.client.get_cancellation(self.url, cancel_id)]
+            if isinstance(cancel_id, str) and cancel_id
+            else []
+        )
+        # An API that does not filter its cancel tasks: the product order's own state decides.
+        with contextlib.suppress(DownstreamRefused):
+            tasks += reversed(self.client.find_cancellations(self.url, product_order_id))  # newest first
+        for task in tasks:
+            found = cancellation_in_task(task)
             if found is not None and found.product_order_id == product_order_id:
                 return found
         return cancellation_in_order(self.client.get_product_order(self.url, product_order_id))

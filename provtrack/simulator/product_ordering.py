@@ -1,7 +1,7 @@
 """A simulated TMF622 v4 product ordering API (the customer order system), for tests and the demo.
 
-`productOrder` (POST, GET, GET by id), `cancelProductOrder` (POST, GET by id) and `hub` (POST,
-DELETE) under `/tmf-api/productOrderingManagement/v4`. A cancellation moves the product order to
+`productOrder` (POST, GET, GET by id), `cancelProductOrder` (POST, GET, `?productOrder.id=`, GET
+by id) and `hub` (POST, DELETE) under `/tmf-api/productOrderingManagement/v4`. A cancellation moves the product order to
 `assessingCancellation` and its task is `acknowledged` (CancelProductOrderCreateEvent,
 ProductOrderStateChangeEvent); `cancel_delay` seconds later the product order is `cancelled` and the
 task `done` (CancelProductOrderStateChangeEvent, ProductOrderStateChangeEvent). Subscribers get each
@@ -18,7 +18,6 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -27,9 +26,12 @@ import structlog
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
+from provtrack.simulator.documents import JSON
+from provtrack.simulator.documents import json_response as _json
+from provtrack.simulator.documents import now_text as _now_text
+
 BASE = "/tmf-api/productOrderingManagement/v4"
 MOUNT = "/productOrdering"  # where `provtrack simulate --product-orders` serves it
-JSON = "application/json;charset=utf-8"
 FINAL = frozenset({"completed", "cancelled", "failed", "partial", "rejected"})
 log = structlog.get_logger("provtrack.simulator.tmf622")
 
@@ -39,15 +41,6 @@ class ProductOrderingBehaviour:
     cancel_delay: float = 0.0  # seconds from a cancelProductOrder to the product order cancelled
     repeat: int = 1  # every event is delivered this many times
     out_of_order: bool = False  # a cancellation's events are delivered at its end, newest first
-
-
-def _now_text() -> str:
-    now = datetime.now(UTC)
-    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
-
-
-def _json(content: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(content), status_code=status, media_type=JSON)
 
 
 def _not_found(what: str) -> Response:
@@ -83,6 +76,7 @@ class ProductOrderingSimulator:
         app.add_api_route(f"{BASE}/productOrder", self.list_orders, methods=["GET"])
         app.add_api_route(f"{BASE}/productOrder/{{order_id}}", self.get_order, methods=["GET"])
         app.add_api_route(f"{BASE}/cancelProductOrder", self.cancel_order, methods=["POST"], status_code=201)
+        app.add_api_route(f"{BASE}/cancelProductOrder", self.list_cancellations, methods=["GET"])
         app.add_api_route(f"{BASE}/cancelProductOrder/{{task_id}}", self.get_cancellation, methods=["GET"])
         app.add_api_route(f"{BASE}/hub", self.subscribe, methods=["POST"], status_code=201)
         app.add_api_route(f"{BASE}/hub/{{hub_id}}", self.unsubscribe, methods=["DELETE"], status_code=204)
@@ -169,6 +163,16 @@ class ProductOrderingSimulator:
                 ("ProductOrderStateChangeEvent", "productOrder", dict(order)),
             ]
         await self._announce(list(reversed(events)) if self.behaviour.out_of_order else events)
+
+    async def list_cancellations(self, request: Request) -> Response:
+        order_id = request.query_params.get("productOrder.id")
+        return _json(
+            [
+                t
+                for t in self.cancellations.values()
+                if order_id in (None, (t.get("productOrder") or {}).get("id"))
+            ]
+        )
 
     async def get_cancellation(self, task_id: str) -> Response:
         task = self.cancellations.get(task_id)

@@ -11,11 +11,7 @@ that retries a POST after a crash never creates a second order. Faults for tests
 N POSTs answer 500, some resource specifications are refused with 400, POST answers can be slow, and
 notifications can be sent before the POST that created the order has answered.
 
-`cancelResourceOrder` (POST, GET, GET by id, `?resourceOrder.id=`) cancels an order under way: at
-once, or `cancel_delay` seconds later (the task answers `acknowledged`, then the order goes
-`cancelled`, the task `done`, and both are announced). An order already finished, or of a resource
-specification in `refuse_cancel`, gets a task `terminatedWithError` saying why. A second POST for the
-same order returns the task it already has (200) unless that one was refused.
+`cancelResourceOrder` cancels an order under way (provtrack.simulator.resource_cancelling).
 """
 
 from __future__ import annotations
@@ -28,7 +24,6 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -37,9 +32,13 @@ import structlog
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
+from provtrack.simulator.documents import JSON
+from provtrack.simulator.documents import json_response as _json
+from provtrack.simulator.documents import now_text as _now_text
+from provtrack.simulator.resource_cancelling import CancelDesk
+
 BASE = "/{system}/tmf-api/resourceOrderingManagement/v4"
 INVENTORY = "/{system}/tmf-api/serviceInventory/v4"  # TMF638, when the simulator plays the inventory
-JSON = "application/json;charset=utf-8"
 log = structlog.get_logger("provtrack.simulator")
 
 
@@ -81,27 +80,6 @@ class SimulatedOrder:
         return state, reason
 
 
-@dataclass
-class SimulatedCancellation:
-    system: str
-    document: dict[str, Any]
-    due: float | None  # when the order is cancelled (None: refused)
-
-    def state_at(self, now: float) -> str:
-        if self.due is not None and now >= self.due:
-            return "done"
-        return str(self.document["state"])
-
-
-def _now_text() -> str:
-    now = datetime.now(UTC)
-    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
-
-
-def _json(content: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(content), status_code=status, media_type=JSON)
-
-
 class ResourceOrderingSimulator:
     """`clock` and `sleep` are the monotonic clock and the sleep the order timelines run on; tests
     inject their own to walk timelines without waiting for time to pass."""
@@ -121,8 +99,8 @@ class ResourceOrderingSimulator:
         self.by_external_id: dict[tuple[str, str], str] = {}
         self.subscribers: dict[str, dict[str, str]] = {}
         self.services: dict[tuple[str, str], dict[str, Any]] = {}  # TMF638 service inventory
-        self.cancellations: dict[tuple[str, str], SimulatedCancellation] = {}
-        self.cancel_posts_received = 0
+        self.cancel_desk = CancelDesk(self)  # TMF652 cancelResourceOrder (resource_cancelling.py)
+        self.cancellations = self.cancel_desk.cancellations
         self.posts_received = 0
         self.repeated_posts = 0  # POSTs answered with the order an earlier POST created (same externalId)
         self.notifications_sent = 0
@@ -193,9 +171,10 @@ class ResourceOrderingSimulator:
         app.add_api_route(f"{BASE}/resourceOrder", self.create_order, methods=["POST"], status_code=201)
         app.add_api_route(f"{BASE}/resourceOrder", self.list_orders, methods=["GET"])
         app.add_api_route(f"{BASE}/resourceOrder/{{order_id}}", self.get_order, methods=["GET"])
-        app.add_api_route(f"{BASE}/cancelResourceOrder", self.cancel_order, methods=["POST"], status_code=201)
-        app.add_api_route(f"{BASE}/cancelResourceOrder", self.list_cancellations, methods=["GET"])
-        app.add_api_route(f"{BASE}/cancelResourceOrder/{{task_id}}", self.get_cancellation, methods=["GET"])
+        desk = self.cancel_desk
+        app.add_api_route(f"{BASE}/cancelResourceOrder", desk.cancel_order, methods=["POST"], status_code=201)
+        app.add_api_route(f"{BASE}/cancelResourceOrder", desk.list_cancellations, methods=["GET"])
+        app.add_api_route(f"{BASE}/cancelResourceOrder/{{task_id}}", desk.get_cancellation, methods=["GET"])
         app.add_api_route(f"{BASE}/hub", self.subscribe, methods=["POST"], status_code=201)
         app.add_api_route(f"{BASE}/hub/{{hub_id}}", self.unsubscribe, methods=["DELETE"], status_code=204)
         app.add_api_route(f"{INVENTORY}/service", self.create_service, methods=["POST"], status_code=201)
@@ -327,119 +306,10 @@ class ResourceOrderingSimulator:
                 "ordersCreated": len(self.orders),
                 "repeatedPosts": self.repeated_posts,
                 "notificationsSent": self.notifications_sent,
-                "cancelPostsReceived": self.cancel_posts_received,
+                "cancelPostsReceived": self.cancel_desk.posts_received,
                 "cancellations": len(self.cancellations),
             }
         )
-
-    # --- TMF652 cancelResourceOrder --------------------------------------------------------------
-
-    async def cancel_order(self, system: str, request: Request) -> Response:
-        self.cancel_posts_received += 1
-        try:
-            body = orjson.loads(await request.body())
-        except orjson.JSONDecodeError:
-            return _json({"code": "400", "reason": "Bad request", "message": "the body is not JSON"}, 400)
-        ref = body.get("resourceOrder") if isinstance(body, dict) else None
-        order_id = ref.get("id") if isinstance(ref, dict) else None
-        if not order_id:
-            return _json(
-                {"code": "400", "reason": "Bad request", "message": "resourceOrder.id is required"}, 400
-            )
-        order = self.orders.get((system, str(order_id)))
-        if order is None:
-            return _json(
-                {"code": "404", "reason": "Not found", "message": f"no resource order {order_id}"}, 404
-            )
-        for existing in self._cancellations_of(system, str(order_id)):
-            if existing.state_at(self.clock()) != "terminatedWithError":
-                return _json(self._cancellation_view(existing), 200)
-        cancellation = self._new_cancellation(system, order, body, str(request.base_url), request.url.path)
-        if cancellation.document["state"] == "acknowledged" and self.subscribers.get(system):
-            self._spawn(self._announce_cancellation(system, order, cancellation))
-        return _json(self._cancellation_view(cancellation), 201)
-
-    def _new_cancellation(
-        self, system: str, order: SimulatedOrder, body: dict[str, Any], base: str, path: str
-    ) -> SimulatedCancellation:
-        now = self.clock()
-        state, _ = order.state_at(now)
-        spec = ((order.document.get("orderItem") or [{}])[0].get("resource") or {}).get(
-            "resourceSpecification"
-        )
-        spec_id = spec.get("id") if isinstance(spec, dict) else None
-        task_id = f"CAN-{system[:3].upper()}-{next(self._ids):06d}"
-        document: dict[str, Any] = {
-            **body,
-            "id": task_id,
-            "href": f"{base.rstrip('/')}{path}/{task_id}",
-            "state": "acknowledged",
-            "@type": "CancelResourceOrder",
-        }
-        due: float | None = None
-        if state in ("completed", "failed", "cancelled", "rejected", "partial"):
-            document["state"] = "terminatedWithError"
-            document["errorMessage"] = {
-                "message": f"resource order {order.document['id']} is {state}: it cannot be cancelled"
-            }
-        elif spec_id in self.behaviour.refuse_cancel:
-            document["state"] = "terminatedWithError"
-            document["errorMessage"] = {"message": f"{spec_id} cannot be cancelled once ordered at {system}"}
-        else:
-            due = now + max(0.0, self.behaviour.cancel_delay)
-            order.cancelled_at = due
-        cancellation = SimulatedCancellation(system, document, due)
-        self.cancellations[(system, task_id)] = cancellation
-        if due is not None and due <= now:
-            document["state"] = "done"
-            document["effectiveCancellationDate"] = _now_text()
-            if self.subscribers.get(system):
-                self._spawn(self._notify(system, self._view(order)))
-        return cancellation
-
-    def _cancellations_of(self, system: str, order_id: str) -> list[SimulatedCancellation]:
-        return [
-            c
-            for (s, _), c in self.cancellations.items()
-            if s == system and (c.document.get("resourceOrder") or {}).get("id") == order_id
-        ]
-
-    def _cancellation_view(self, cancellation: SimulatedCancellation) -> dict[str, Any]:
-        document = dict(cancellation.document)
-        document["state"] = cancellation.state_at(self.clock())
-        if document["state"] == "done":
-            document.setdefault("effectiveCancellationDate", _now_text())
-        return document
-
-    async def list_cancellations(self, system: str, request: Request) -> Response:
-        order_id = request.query_params.get("resourceOrder.id")
-        found = [
-            self._cancellation_view(c)
-            for (s, _), c in self.cancellations.items()
-            if s == system and order_id in (None, (c.document.get("resourceOrder") or {}).get("id"))
-        ]
-        return _json(found)
-
-    async def get_cancellation(self, system: str, task_id: str) -> Response:
-        cancellation = self.cancellations.get((system, task_id))
-        if cancellation is None:
-            return _json(
-                {"code": "404", "reason": "Not found", "message": f"no cancelResourceOrder {task_id}"}, 404
-            )
-        return _json(self._cancellation_view(cancellation))
-
-    async def _announce_cancellation(
-        self, system: str, order: SimulatedOrder, cancellation: SimulatedCancellation
-    ) -> None:
-        """At its due time: the order is cancelled and the task done, both announced."""
-        assert cancellation.due is not None
-        wait = cancellation.due - self.clock()
-        if wait > 0:
-            await self.sleep(wait)
-        # The states announced, not read off the clock: a timer may fire a little early.
-        await self._notify(system, self._document(order, "cancelled", "cancelled at the customer's request"))
-        done = {**cancellation.document, "state": "done", "effectiveCancellationDate": _now_text()}
-        await self._notify(system, done, resource="cancelResourceOrder")
 
     # --- notifications --------------------------------------------------------------------------
 
