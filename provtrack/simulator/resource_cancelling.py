@@ -4,7 +4,8 @@
 once, or `cancel_delay` seconds later (the task answers `acknowledged`, then the order goes
 `cancelled`, the task `done`, and both are announced). An order already finished, or of a resource
 specification in `refuse_cancel`, gets a task `terminatedWithError` saying why. A second POST for the
-same order returns the task it already has (200) unless that one was refused.
+same order returns the task it already has (200) unless that one was refused. `lose_cancel_answers`
+carries the next N out and answers 500, as a system that failed after acting would.
 """
 
 from __future__ import annotations
@@ -66,6 +67,9 @@ class CancelDesk:
         cancellation = self._new_cancellation(system, order, body, str(request.base_url), request.url.path)
         if cancellation.document["state"] == "acknowledged" and self.sim.subscribers.get(system):
             self.sim._spawn(self._announce_cancellation(system, order, cancellation))
+        if self.sim.behaviour.lose_cancel_answers > 0:
+            self.sim.behaviour.lose_cancel_answers -= 1
+            return _json({"code": "500", "reason": "Internal error", "message": "simulated lost answer"}, 500)
         return _json(self._cancellation_view(cancellation), 201)
 
     def _new_cancellation(

@@ -49,6 +49,8 @@ class Behaviour:
     hold_rate: float = 0.0  # share of orders held (waiting on a truck roll) before they complete
     instant: bool = False  # with delay 0, the POST answer already carries the final state (one step)
     fail_posts: int = 0  # the next N POSTs answer 500 (then it is back to normal)
+    lose_post_answers: int = 0  # the next N POSTs create their order, then answer 500 (outcome unknown)
+    lose_cancel_answers: int = 0  # the next N cancelResourceOrder POSTs are carried out, then answer 500
     refuse_specs: list[str] = field(default_factory=list)  # resource specifications answered with 400
     post_latency: float = 0.0  # seconds a POST takes to answer, after the order is created
     notify_before_response: bool = False  # the POST answers after the first state change is sent
@@ -224,6 +226,9 @@ class ResourceOrderingSimulator:
             self._spawn(self._follow(system, order))
         if b.post_latency:
             await asyncio.sleep(b.post_latency)  # created already: a client that gives up may POST again
+        if b.lose_post_answers > 0:
+            b.lose_post_answers -= 1
+            return _json({"code": "500", "reason": "Internal error", "message": "simulated lost answer"}, 500)
         return _json(self._view(order) if b.instant else document, 201)
 
     async def list_orders(self, system: str, request: Request) -> Response:

@@ -98,6 +98,55 @@ def test_a_cancellation_a_polled_system_carries_out_later_is_followed_by_polling
     assert withdrawal["externalId"] == next(iter(cancelling.simulator.cancellations.values())).document["id"]
 
 
+def test_a_cancel_whose_answer_was_lost_is_looked_up_not_sent_again(cancelling: Cancelling) -> None:
+    cancelling.slow("olt-port")
+    cancelling.simulator.behaviour.lose_cancel_answers = 1
+    order_id = cancelling.create(fibre_order())
+
+    cancelling.cancel(order_id)
+    cancelling.worker.run_until_idle()  # the cancel was carried out, its answer lost: retried later
+    assert cancelling.state(order_id) == "pendingCancellation"
+    cancelling.run_until(lambda: cancelling.state(order_id) == "cancelled", step_seconds=5)
+
+    assert cancelling.simulator.cancel_desk.posts_received == 1
+    assert len(cancelling.simulator.cancellations) == 1
+
+
+def test_an_order_never_sent_is_looked_up_and_nothing_cancelled(cancelling: Cancelling) -> None:
+    cancelling.simulator.behaviour.fail_posts = 1  # the first POST fails: its dispatch waits for a retry
+    order_id = cancelling.create(fibre_order())
+    assert "externalId" not in cancelling.activity(order_id, "reserve-port")
+
+    cancelling.cancel(order_id)
+    cancelling.run_until(lambda: cancelling.state(order_id) == "cancelled")
+    cancelling.clock.advance(minutes=30)
+    cancelling.worker.run_until_idle()  # the dispatch it waited for never goes out
+
+    [withdrawal] = cancelling.steps(order_id)
+    assert withdrawal["reason"] == "inventory has no order for it: it was never sent"
+    assert cancelling.simulator.created() == []
+    assert cancelling.simulator.cancellations == {}
+
+
+def test_an_order_whose_creation_answer_was_lost_is_found_and_cancelled(cancelling: Cancelling) -> None:
+    cancelling.slow("olt-port")
+    cancelling.simulator.behaviour.lose_post_answers = 1  # created at the system, the answer lost
+    order_id = cancelling.create(fibre_order())
+    assert "externalId" not in cancelling.activity(order_id, "reserve-port")
+    [created] = cancelling.simulator.created("inventory")
+
+    cancelling.cancel(order_id)
+    cancelling.run_until(lambda: cancelling.state(order_id) == "cancelled")
+
+    reserve = cancelling.activity(order_id, "reserve-port")
+    assert reserve["externalId"] == created["id"]
+    [sent] = cancelling.simulator.cancellations.values()
+    assert sent.document["resourceOrder"]["id"] == created["id"]
+    cancelling.clock.advance(minutes=30)
+    cancelling.worker.run_until_idle()
+    assert len(cancelling.simulator.created()) == 1  # its POST is not repeated
+
+
 def test_a_system_that_refuses_to_cancel_holds_the_order_for_an_operator(cancelling: Cancelling) -> None:
     cancelling.slow("olt-port")
     cancelling.simulator.behaviour.refuse_cancel = ["olt-port"]
