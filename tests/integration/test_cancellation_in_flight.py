@@ -266,6 +266,7 @@ def test_a_requested_cancellation_date_is_honoured_by_a_timer(cancelling: Cancel
     order_id = cancelling.create(fibre_order())
     cancelling.run_until(lambda: "externalId" in cancelling.activity(order_id, "reserve-port"))
     when = format_datetime(cancelling.clock.now.replace(hour=17))
+    before = cancelling.impact(order_id)
 
     task = cancelling.cancel(order_id, requestedCancellationDate=when)
     cancelling.worker.run_until_idle()
@@ -283,10 +284,12 @@ def test_a_requested_cancellation_date_is_honoured_by_a_timer(cancelling: Cancel
 
     done = cancelling.task(task["id"])
     assert done["state"] == "done"
+    assert done["effectiveCancellationDate"] == "2026-11-27T17:00:00.000Z"
     assert len(cancelling.simulator.cancellations) == 1
+    assert_outcome_matches(before, cancelling.plan(order_id))  # nothing moved in between
 
 
-def test_an_activity_at_a_system_that_cannot_cancel_is_left_to_finish_then_kept(
+def test_an_activity_at_a_system_that_cannot_cancel_is_left_to_finish(
     cancelling: Cancelling,
 ) -> None:
     cancelling.slow("copper-jumper")
