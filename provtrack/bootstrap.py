@@ -26,6 +26,7 @@ from provtrack.adapters.store.database import create_database_engine
 from provtrack.adapters.store.migrate import upgrade_database
 from provtrack.adapters.store.notify import start_job_listener
 from provtrack.adapters.store.repository import SqlStore
+from provtrack.adapters.tmf622 import ProductOrderingClient
 from provtrack.adapters.tmf638 import ServiceInventoryClient
 from provtrack.adapters.tmf641_partner import PartnerOrderingClient
 from provtrack.adapters.tmf652 import ResourceOrderingClient
@@ -34,14 +35,18 @@ from provtrack.api.app import create_app
 from provtrack.api.hub import events_config
 from provtrack.domain.catalog import Catalog
 from provtrack.domain.clock import format_datetime
+from provtrack.engine.cancellation import CancellationEngine
 from provtrack.engine.events import EventDelivery
 from provtrack.engine.jeopardy import JeopardyEngine
 from provtrack.engine.partners import PartnerEngine
+from provtrack.engine.product_orders import ProductOrderingEngine
 from provtrack.engine.provisioning import ProvisioningEngine
 from provtrack.engine.worker import Handler, JobHandlers, Worker
-from provtrack.services import delivery, events, partners, provisioning
+from provtrack.services import delivery, events, partners, product_orders, provisioning
+from provtrack.services.cancellation import CancellationBookkeeping
 from provtrack.services.jeopardy import JeopardyMonitor
 from provtrack.services.ports import Context
+from provtrack.services.product_orders import ProductOrderWatch
 from provtrack.services.tasks import TaskQueue
 from provtrack.settings import Settings
 
@@ -91,6 +96,8 @@ class Assembly:
     policy: ReloadingPolicy
     jeopardy: JeopardyMonitor
     tasks: TaskQueue
+    cancellation: CancellationBookkeeping
+    product_order_watch: ProductOrderWatch
     clock: Callable[[], datetime] = utc_now
 
     @classmethod
@@ -110,16 +117,20 @@ class Assembly:
         engine = create_database_engine(settings.database_url)
         if migrate:
             upgrade_database(engine)
-        # Jeopardy first: the task queues take the level it has just assessed.
+        # Cancellation first: the jeopardy refresh then sees an order the cancellation has settled;
+        # jeopardy before the task queues: they take the level it has just assessed.
+        cancellation = CancellationBookkeeping(catalog)
+        watch = ProductOrderWatch(_product_order_poll(settings))
         tasks = TaskQueue(catalog)
-        store = SqlStore(engine, after_change=(jeopardy.after_change, tasks.after_change))
-        return cls(settings, store, catalog, policy, jeopardy, tasks, clock)
+        hooks = (cancellation.after_change, watch.after_change, jeopardy.after_change, tasks.after_change)
+        store = SqlStore(engine, after_change=hooks)
+        return cls(settings, store, catalog, policy, jeopardy, tasks, cancellation, watch, clock)
 
     # --- the worker -------------------------------------------------------------------------------
 
     def features(self, *, sender: events.Sender | None = None) -> list[JobHandlers]:
         """Every feature with job kinds: event delivery, the provisioning engine, partner orders,
-        jeopardy."""
+        cancellation, product orders, jeopardy."""
         settings = self.settings
         return [
             EventDelivery(
@@ -146,6 +157,19 @@ class Assembly:
                 PartnerOrderingClient(timeout=settings.downstream_timeout_seconds),
                 listener_base_url=settings.listener_base_url(),
             ),
+            CancellationEngine(
+                self.store,
+                self.catalog,
+                ResourceOrderingClient(timeout=settings.downstream_timeout_seconds),
+            ),
+            ProductOrderingEngine(
+                self.store,
+                self.catalog,
+                ProductOrderingClient(timeout=settings.downstream_timeout_seconds),
+                url=settings.product_ordering_url,
+                listener_base_url=settings.listener_base_url(),
+                poll_interval=timedelta(seconds=settings.product_ordering_poll_seconds),
+            ),
             JeopardyEngine(
                 self.store,
                 sender or HttpSender(timeout=settings.events_attempt_timeout_seconds),
@@ -171,13 +195,15 @@ class Assembly:
 
     def start(self) -> None:
         """What every role does once at start: the hub subscriptions of the catalog's systems and
-        partners (a job each, run by whichever worker claims it, retried until it works), and the
-        outbox prune job (kept if it is there)."""
+        partners and of the product ordering API (a job each, run by whichever worker claims it,
+        retried until it works), and the outbox prune job (kept if it is there)."""
         now = self.clock()
+        ctx = Context(format_datetime(now), "provtrack", new_id)
         if self.catalog is not None:
-            ctx = Context(format_datetime(now), "provtrack", new_id)
             provisioning.subscribe_to_hubs(self.store, self.catalog, ctx=ctx)
             partners.subscribe_to_partner_hubs(self.store, self.catalog, ctx=ctx)
+        if self.settings.product_ordering_url:
+            product_orders.subscribe_to_hub(self.store, ctx=ctx)
         delivery.schedule_pruning(self.store, now=now)
 
     @contextmanager
@@ -243,6 +269,12 @@ class Assembly:
             catalog=self.catalog,
             jeopardy=self.jeopardy,
         )
+
+
+def _product_order_poll(settings: Settings) -> timedelta | None:
+    if not settings.product_ordering_url:
+        return None
+    return timedelta(seconds=settings.product_ordering_poll_seconds)
 
 
 def merge_handlers(

@@ -17,9 +17,9 @@ from provtrack.domain.model import Change, ServiceOrder
 from provtrack.domain.patching import NotPatchable
 from provtrack.domain.plan import Plan
 from provtrack.domain.query import parse_query
-from provtrack.domain.states import OrderState
+from provtrack.domain.states import OrderState, TaskState
 from provtrack.domain.tasks import CapacityReached
-from provtrack.services import activities, orders, provisioning, tasks
+from provtrack.services import activities, cancellation, orders, provisioning, revisions, tasks, withdrawals
 from provtrack.services.jeopardy import JeopardyMonitor
 from provtrack.services.ports import AfterChange, Context, OrderNotFound, Store, TaskSelection, Transaction
 from provtrack.services.unit_of_work import change_order
@@ -37,9 +37,13 @@ systems:
 services:
   fibre:
     add:
-      - {id: reserve-port, system: inventory, resourceSpecification: olt-port, expectedDuration: PT1H}
+      - {id: reserve-port, system: inventory, resourceSpecification: olt-port, expectedDuration: PT1H,
+         undo: release-port}
       - {id: activate-line, system: inventory, resourceSpecification: broadband-profile,
          after: [reserve-port], expectedDuration: PT2H}
+    undo:
+      - {id: release-port, system: inventory, resourceSpecification: olt-port, resourceAction: delete,
+         expectedDuration: PT10M}
 """,
     source="use-case-catalog.yaml",
 )
@@ -158,8 +162,11 @@ def test_a_cancel_request_runs_the_hooks_and_keeps_its_task(stores: StoreFactory
     store = stores((seen,))
     order = orders.create_order(store, fibre(), ctx=ctx())
 
-    task = orders.request_order_cancellation(
-        store, {"serviceOrder": {"id": order.id}, "cancellationReason": "moved house"}, ctx=ctx()
+    task = cancellation.request_cancellation(
+        store,
+        {"serviceOrder": {"id": order.id}, "cancellationReason": "moved house"},
+        ctx=ctx(),
+        catalog=CATALOG,
     )
 
     saved = read(store, order.id)
@@ -318,3 +325,123 @@ services:
     tasks.hand_back_task(store, second, "going home", ctx=ctx(actor="bruno"), catalog=catalog)
     escalate({"workGroup": "leads"})  # only the queued task moves
     assert [tasks.get_task(store, i, now=T0)["workGroup"] for i in (first, second)] == ["techs", "leads"]
+
+
+# --- cancellation under way (docs/cancellation.md) ------------------------------------------------
+
+
+def _plan_document(store: Store, order_id: str) -> dict[str, Any]:
+    return activities.get_plan(store, order_id)
+
+
+def _named(store: Store, order_id: str, name: str) -> dict[str, Any]:
+    return next(a for a in _plan_document(store, order_id)["activity"] if a["name"] == name)
+
+
+def _reserved_and_activating(store: Store) -> str:
+    """An order whose port is reserved (done) and whose line activation is under way at its system."""
+    order = orders.create_order(store, fibre(), ctx=ctx())
+    provisioning.plan_order(store, order.id, CATALOG, ctx=ctx())
+    for name, state in (("reserve-port", "completed"), ("activate-line", "inProgress")):
+        activity = _named(store, order.id, name)
+        provisioning.record_resource_order(
+            store,
+            activity["id"],
+            activity["attempt"],
+            {"id": f"RO-{name}", "state": state},
+            CATALOG,
+            ctx=ctx(),
+        )
+    return order.id
+
+
+def test_a_cancellation_stops_what_is_under_way_then_undoes_what_is_done(stores: StoreFactory) -> None:
+    store = stores((cancellation.CancellationBookkeeping(CATALOG).after_change,))
+    order_id = _reserved_and_activating(store)
+
+    task = cancellation.request_cancellation(
+        store, {"serviceOrder": {"id": order_id}, "cancellationReason": "moved"}, ctx=ctx(), catalog=CATALOG
+    )
+    assert task.state == TaskState.IN_PROGRESS
+    stop = _named(store, order_id, "cancel-activate-line")
+    request = withdrawals.withdrawal_request(store, stop["id"])
+    assert request is not None
+    assert request.resource_order_id == "RO-activate-line"
+    withdrawals.record_withdrawal_sent(
+        store, request, "RO-activate-line", {"id": "CRO-1", "state": "done"}, CATALOG, ctx=ctx()
+    )
+    release = _named(store, order_id, "release-port")
+    assert (release["state"], _named(store, order_id, "activate-line")["state"]) == (
+        "inProgress",
+        "cancelled",
+    )
+    provisioning.record_resource_order(
+        store,
+        release["id"],
+        release["attempt"],
+        {"id": "RO-release", "state": "completed"},
+        CATALOG,
+        ctx=ctx(),
+    )
+
+    saved = read(store, order_id)
+    assert saved is not None
+    assert saved.state == OrderState.CANCELLED
+    assert saved.attributes["cancellationReason"] == "moved"
+    done = cancellation.get_task(store, task.id)
+    assert done.state == TaskState.DONE
+    assert done.completion_message == (
+        f"service order {order_id} cancelled; stopped: cancel-activate-line; undone: release-port"
+    )
+
+
+def test_a_refused_withdrawal_holds_the_order_until_an_operator_skips_it(stores: StoreFactory) -> None:
+    store = stores((cancellation.CancellationBookkeeping(CATALOG).after_change,))
+    order_id = _reserved_and_activating(store)
+    task = cancellation.request_cancellation(
+        store, {"serviceOrder": {"id": order_id}}, ctx=ctx(), catalog=CATALOG
+    )
+    stop = _named(store, order_id, "cancel-activate-line")
+    request = withdrawals.withdrawal_request(store, stop["id"])
+    assert request is not None
+
+    withdrawals.record_withdrawal_refused(store, request, 409, {"message": "already active"}, ctx=ctx())
+
+    held = read(store, order_id)
+    assert held is not None
+    assert held.state == OrderState.HELD
+    told = cancellation.get_task(store, task.id)
+    assert told.state == TaskState.IN_PROGRESS
+    assert told.error_message is not None
+    assert told.error_message["code"] == "CANCELLATION_HELD"
+    assert "refused to cancel the resource order (HTTP 409): already active" in told.error_message["message"]
+
+    activities.skip_activity(store, stop["id"], reason="cancelled by phone", ctx=ctx(actor="operator"))
+
+    resumed = read(store, order_id)
+    assert resumed is not None
+    assert resumed.state == OrderState.PENDING_CANCELLATION
+    assert cancellation.get_task(store, task.id).error_message is None
+    assert _named(store, order_id, "release-port")["state"] == "inProgress"
+
+
+def test_a_new_requested_completion_date_runs_the_jeopardy_projection_again(stores: StoreFactory) -> None:
+    monitor = JeopardyMonitor(lambda: POLICY)
+    store = stores((cancellation.CancellationBookkeeping(CATALOG).after_change, monitor.after_change))
+    order = orders.create_order(
+        store, fibre(requestedCompletionDate=format_datetime(T0 + timedelta(days=2))), ctx=ctx()
+    )
+    provisioning.plan_order(store, order.id, CATALOG, ctx=ctx())
+    planned = read(store, order.id)
+    assert planned is not None
+    assert planned.jeopardy_level == "onTrack"
+
+    due = format_datetime(T0 + timedelta(hours=1))  # the plan needs three
+    revisions.patch_order(
+        store, order.id, {"requestedCompletionDate": due}, json_patch=False, ctx=ctx(), catalog=CATALOG
+    )
+
+    revised = read(store, order.id)
+    assert revised is not None
+    assert revised.jeopardy_level == "inJeopardy"
+    assert revised.jeopardy_alerts[-1]["message"]

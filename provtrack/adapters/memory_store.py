@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from provtrack.domain import states
 from provtrack.domain.activities import Activity
 from provtrack.domain.cancellation import CancelServiceOrder
 from provtrack.domain.coordination_catalog import read_work_group
@@ -74,6 +75,7 @@ class MemoryData:
     subscriptions: dict[str, DownstreamSubscription] = field(default_factory=dict)
     manual_tasks: dict[str, tuple[str, int]] = field(default_factory=dict)  # document, version
     work_groups: dict[str, dict[str, Any]] = field(default_factory=dict)  # definitions given to the API
+    product_order_links: dict[tuple[str, str], str] = field(default_factory=dict)  # -> task id
 
 
 class MemoryStore:
@@ -112,6 +114,7 @@ class MemoryTransaction:
         self.jeopardy = MemoryJeopardyRecords(self)
         self.subscriptions = MemoryDownstreamSubscriptions(self)
         self.tasks = MemoryTasks(self)
+        self.cancellations = MemoryCancellations(self)
 
     def _write(self) -> None:
         if not self.writing:
@@ -295,6 +298,45 @@ class MemoryPlans:
             self.tx._write()
             self.data.parked = [p for p in self.data.parked if (p[0], p[1]) != (owner, external_id)]
         return taken
+
+
+class MemoryCancellations:
+    def __init__(self, tx: MemoryTransaction) -> None:
+        self.tx = tx
+        self.data = tx.data
+
+    def task(self, task_id: str) -> CancelServiceOrder | None:
+        row = self.data.tasks.get(task_id)
+        return None if row is None else CancelServiceOrder.from_document(orjson.loads(row[0]))
+
+    def open_task(self, order_id: str) -> CancelServiceOrder | None:
+        found = [
+            (created_at, task_id)
+            for task_id, (document, created_at) in self.data.tasks.items()
+            if (task := orjson.loads(document))["serviceOrder"]["id"] == order_id
+            and task["state"] in (states.TaskState.ACKNOWLEDGED, states.TaskState.IN_PROGRESS)
+        ]
+        return self.task(max(found)[1]) if found else None
+
+    def save_task(self, task: CancelServiceOrder) -> None:
+        self.tx._write()
+        created_at = self.data.tasks[task.id][1]
+        self.data.tasks[task.id] = (_dumps(task.to_document()), created_at)
+        self.tx.record_changes(task.service_order_id, task.changes)
+        self.data.outbox.extend((task.service_order_id, e) for e in task.events)
+        task.events.clear()
+
+    def link_product_order(
+        self, product_order_id: str, service_order_id: str, task_id: str, *, at: str
+    ) -> None:
+        self.tx._write()
+        key = (product_order_id, service_order_id)
+        if key in self.data.product_order_links:
+            raise ConcurrentUpdate(f"product order {product_order_id} opened a cancellation meanwhile")
+        self.data.product_order_links[key] = task_id
+
+    def product_order_link(self, product_order_id: str, service_order_id: str) -> str | None:
+        return self.data.product_order_links.get((product_order_id, service_order_id))
 
 
 class MemoryJeopardyRecords:

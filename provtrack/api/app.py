@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from provtrack.adapters.clock import utc_now
 from provtrack.adapters.webhooks import resolve
 from provtrack.api import hub, operations, service_orders
+from provtrack.api.cancellation import install_cancellation
 from provtrack.api.errors import install_error_handlers
 from provtrack.api.http import BodyLimit
 from provtrack.api.jeopardy import install_jeopardy
@@ -58,6 +59,7 @@ def create_app(
     app.state.resolve = resolve  # the hub checks a callback's addresses (tests give their own)
     app.include_router(service_orders.router)
     hub.install(app)
+    install_cancellation(app)
     install_provisioning(app)
     install_tasks(app)
     install_jeopardy(app)

@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from provtrack.domain.activities import IllegalActivityTransition
 from provtrack.domain.cancellation import TaskError
+from provtrack.domain.cancellation_steps import CancellationInProgress
 from provtrack.domain.coordination_catalog import InvalidWorkGroup
 from provtrack.domain.events import RefusedCallback
 from provtrack.domain.patching import MalformedPatch, PatchConflict
@@ -66,6 +67,7 @@ ERRORS: dict[type[Exception], tuple[int, str, str]] = {
     IllegalActivityTransition: (409, "ILLEGAL_STATE_TRANSITION", "Activity state change not allowed"),
     PatchConflict: (409, "CONFLICT", "Change not allowed now"),
     TaskError: (409, "CONFLICT", "Change not allowed now"),
+    CancellationInProgress: (409, "CONFLICT", "Change not allowed now"),
     ConcurrentUpdate: (409, "CONCURRENT_UPDATE", "Changed concurrently; retry"),
     IllegalTaskMove: (409, "ILLEGAL_STATE_TRANSITION", "Task state change not allowed"),
     CapacityReached: (409, "CAPACITY_REACHED", "Work group at capacity"),

@@ -99,14 +99,17 @@ def _start_demo(settings: Settings) -> Settings:
     import os
     import threading
 
-    from provtrack.simulator.demo_orders import feed_orders
+    from provtrack.simulator.demo_orders import CustomerOrders, feed_orders
     from provtrack.simulator.partner_ordering import PartnerBehaviour, PartnerOrderingSimulator
+    from provtrack.simulator.product_ordering import BASE, MOUNT, ProductOrderingSimulator
     from provtrack.simulator.resource_ordering import Behaviour, ResourceOrderingSimulator
     from provtrack.simulator.serving import serving_in_thread
     from provtrack.simulator.work_force import run_work_force
 
     simulator = ResourceOrderingSimulator(Behaviour(delay=4.0, failure_rate=0.05, hold_rate=0.05))
-    serving = serving_in_thread(simulator.app(), host="127.0.0.1", port=settings.demo_simulator_port)
+    application = simulator.app()
+    application.mount(MOUNT, ProductOrderingSimulator().app())  # the customer order system (TMF622)
+    serving = serving_in_thread(application, host="127.0.0.1", port=settings.demo_simulator_port)
     base = serving.__enter__()
     _DEMO_PARTS.append(serving)  # the simulators live as long as the process
     # A day of a partner's work is 4 s: the ONT ships in about 8 s, the off-net access in about 40 s.
@@ -117,16 +120,24 @@ def _start_demo(settings: Settings) -> Settings:
     _DEMO_PARTS.append(partner_serving)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     own = f"http://{settings.host}:{settings.port}"
+    product_ordering = f"{base}{MOUNT}{BASE}"
+    feed = {
+        "base_url": own,
+        "every": 3.0,
+        "count": None,
+        "customer_orders": CustomerOrders(product_ordering, cancel_share=0.1),
+    }
     for name, target, kwargs in (
-        ("provtrack-demo-feed", feed_orders, {"base_url": own, "every": 3.0, "count": None}),
+        ("provtrack-demo-feed", feed_orders, feed),
         ("provtrack-demo-work-force", run_work_force, {"base_url": own}),
     ):
         threading.Thread(
             target=target, kwargs={**kwargs, "stop": threading.Event()}, name=name, daemon=True
         ).start()
     console.print(
-        f"demo: simulated systems at {base}, partners at {partner_base}, a new order every 3 s and a work "
-        f"force working the queues; watch {own}/provtrack/v1/task?state=queued,assigned,inProgress and "
+        f"demo: simulated systems at {base}, partners at {partner_base}, a new order every 3 s (one customer "
+        f"order in ten cancelled) and a work force working the queues; watch "
+        f"{own}/provtrack/v1/task?state=queued,assigned,inProgress and "
         f"{own}/tmf-api/serviceOrdering/v4/serviceOrder?fields=state,externalId,expectedCompletionDate"
     )
     return settings.model_copy(
@@ -134,5 +145,6 @@ def _start_demo(settings: Settings) -> Settings:
             "catalog": settings.catalog or "demo",
             "simulator_url": base,
             "partner_simulator_url": partner_base,
+            "product_ordering_url": settings.product_ordering_url or product_ordering,
         }
     )

@@ -31,6 +31,14 @@ def simulate(
     day_seconds: Annotated[
         float, typer.Option(help="partner mode: real seconds per simulated day (time compression)")
     ] = 5.0,
+    product_orders: Annotated[
+        bool,
+        typer.Option(
+            "--product-orders",
+            help="also a TMF622 product ordering API (the customer order system) at /productOrdering/...; "
+            "point PROVTRACK_PRODUCT_ORDERING_URL at it",
+        ),
+    ] = False,
 ) -> None:
     """Run simulated TMF652 systems at http://HOST:PORT/<system>/tmf-api/resourceOrderingManagement/v4,
     or with --mode partner simulated partners at http://HOST:PORT/<partner>/tmf-api/serviceOrdering/v4."""
@@ -49,31 +57,47 @@ def simulate(
     if mode != "resource":
         raise typer.BadParameter("--mode is `resource` or `partner`")
     port = port or 8652
-
+    from provtrack.simulator.product_ordering import BASE, MOUNT, ProductOrderingSimulator
     from provtrack.simulator.resource_ordering import Behaviour, ResourceOrderingSimulator
 
     behaviour = Behaviour(
         delay=delay, failure_rate=failure_rate, hold_rate=hold_rate, instant=instant, seed=seed
     )
+    application = ResourceOrderingSimulator(behaviour).app()
     console.print(
         f"provtrack simulator on http://{host}:{port}/<system>/tmf-api/resourceOrderingManagement/v4"
     )
-    uvicorn.run(ResourceOrderingSimulator(behaviour).app(), host=host, port=port, log_level="warning")
+    if product_orders:
+        application.mount(MOUNT, ProductOrderingSimulator().app())
+        console.print(f"product ordering (TMF622) on http://{host}:{port}{MOUNT}{BASE}")
+    uvicorn.run(application, host=host, port=port, log_level="warning")
 
 
 def demo_feed(
     url: Annotated[str, typer.Option(help="the provtrack server to feed")] = "http://127.0.0.1:8641",
     every: Annotated[float, typer.Option(help="seconds between two orders")] = 3.0,
     count: Annotated[int | None, typer.Option(help="stop after this many orders")] = None,
+    product_ordering_url: Annotated[
+        str | None,
+        typer.Option(
+            help="a TMF622 API (`simulate --product-orders`): each order comes from a product order there"
+        ),
+    ] = None,
+    cancel_share: Annotated[
+        float, typer.Option(help="with --product-ordering-url: share of customer orders cancelled soon after")
+    ] = 0.1,
 ) -> None:
     """Feed a running server a steady stream of realistic orders (FTTH, E-Line, SD-WAN, SIM, IPTV)."""
     import threading
 
-    from provtrack.simulator.demo_orders import feed_orders
+    from provtrack.simulator.demo_orders import CustomerOrders, feed_orders
 
+    customer_orders = CustomerOrders(product_ordering_url, cancel_share) if product_ordering_url else None
     console.print(f"feeding {url} an order every {every}s (Ctrl-C to stop)")
     try:
-        sent = feed_orders(url, every=every, count=count, stop=threading.Event())
+        sent = feed_orders(
+            url, every=every, count=count, stop=threading.Event(), customer_orders=customer_orders
+        )
     except KeyboardInterrupt:
         return
     console.print(f"{sent} orders sent")

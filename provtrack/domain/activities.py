@@ -178,6 +178,11 @@ class Activity:
             return begin + work
         return self.working_hours.finish(begin, work)
 
+    # Cancellation steps (docs/cancellation.md): the activity whose downstream order this one cancels
+    # (TMF652 cancelResourceOrder), or the done activity this one undoes (its catalog `undo`).
+    withdraws: str | None = None
+    undoes: str | None = None
+
     @property
     def subject(self) -> str:
         return f"activity[{self.id}]"
@@ -258,6 +263,8 @@ class Activity:
             "serviceSpecification": self.service_specification,
             "ownerExpectedEndDate": self.owner_expected_end,
             "deferredCharacteristics": self.deferred_characteristics or None,
+            "withdraws": self.withdraws,
+            "undoes": self.undoes,
         }
         doc.update({k: v for k, v in optional.items() if v is not None})
         return doc
@@ -300,6 +307,8 @@ class Activity:
             service_specification=doc.get("serviceSpecification"),
             owner_expected_end=doc.get("ownerExpectedEndDate"),
             deferred_characteristics=dict(doc.get("deferredCharacteristics") or {}),
+            withdraws=doc.get("withdraws"),
+            undoes=doc.get("undoes"),
         )
 
 

@@ -51,6 +51,7 @@ class System:
     # Answers `GET resourceOrder?externalId=`: a POST whose outcome is unknown is looked up there
     # before it is sent again. A system that cannot be searched must itself drop a repeated externalId.
     searchable: bool = True
+    cancellable: bool = True  # takes TMF652 cancelResourceOrder for an order under way
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,12 +235,18 @@ def _read_systems(r: _Reader, raw: dict[str, Any]) -> dict[str, System]:
         if interval is not None and interval <= timedelta(0):
             r.problem(body, "pollInterval", f"{where}.pollInterval: must be positive")
             continue
-        searchable = body.get("searchable", True)
-        if not isinstance(searchable, bool):
-            r.problem(body, "searchable", f"{where}.searchable: must be true or false")
+        flags = {key: body.get(key, True) for key in ("searchable", "cancellable")}
+        if wrong := [key for key, value in flags.items() if not isinstance(value, bool)]:
+            for key in wrong:
+                r.problem(body, key, f"{where}.{key}: must be true or false")
             continue
         systems[str(name)] = System(
-            str(name), url.rstrip("/"), progress, interval or DEFAULT_HUB_SAFETY_POLL, searchable
+            str(name),
+            url.rstrip("/"),
+            progress,
+            interval or DEFAULT_HUB_SAFETY_POLL,
+            searchable=flags["searchable"],
+            cancellable=flags["cancellable"],
         )
     return systems
 

@@ -41,6 +41,23 @@ DOWNSTREAM_STATE: dict[str, ActivityState] = {
 }
 
 
+@dataclass(slots=True)
+class CancellationUnderWay:
+    """The plan is carrying out an accepted cancellation (provtrack.domain.cancellation_steps): the
+    order and its items follow the cancellation, not the roll-up."""
+
+    task_id: str  # the CancelServiceOrder being carried out
+    accepted_at: str
+    holds_order: bool = False  # a step fell out: the order is held until an operator acts
+
+    def to_document(self) -> dict[str, Any]:
+        return {"taskId": self.task_id, "acceptedAt": self.accepted_at, "holdsOrder": self.holds_order}
+
+    @classmethod
+    def from_document(cls, doc: dict[str, Any]) -> CancellationUnderWay:
+        return cls(doc["taskId"], doc["acceptedAt"], bool(doc.get("holdsOrder", False)))
+
+
 @dataclass(eq=False, slots=True)
 class Plan:
     order_id: str
@@ -52,6 +69,7 @@ class Plan:
     # The plan held the order for fallout: only such a hold is released when the fallout clears;
     # a hold by an operator, a PATCH or an escalation stays until it is lifted explicitly.
     holds_order: bool = False
+    cancellation: CancellationUnderWay | None = None
     changes: list[Change] = field(default_factory=list)
     version: int = 0
 
@@ -64,8 +82,15 @@ class Plan:
     def of_item(self, item_id: str) -> list[Activity]:
         return [a for a in self.activities if a.item_id == item_id]
 
+    def withdrawal_of(self, activity: Activity) -> Activity | None:
+        """The open cancellation step that cancels this activity's downstream order, if any."""
+        for step in self.activities:
+            if step.withdraws == activity.id and step.state not in ACTIVITY_TERMINAL:
+                return step
+        return None
+
     def to_document(self) -> dict[str, Any]:
-        return {
+        doc = {
             "serviceOrderId": self.order_id,
             "createdAt": self.created_at,
             "started": self.started,
@@ -74,6 +99,9 @@ class Plan:
             "criticalPath": self.critical_path,
             "activityOrder": [a.id for a in self.activities],
         }
+        if self.cancellation is not None:
+            doc["cancellation"] = self.cancellation.to_document()
+        return doc
 
     @classmethod
     def from_document(cls, doc: dict[str, Any], activities: list[Activity], *, version: int = 0) -> Plan:
@@ -85,6 +113,9 @@ class Plan:
             critical_path=list(doc.get("criticalPath", [])),
             started=bool(doc.get("started", False)),
             holds_order=bool(doc.get("holdsOrder", False)),
+            cancellation=(
+                CancellationUnderWay.from_document(doc["cancellation"]) if doc.get("cancellation") else None
+            ),
             version=version,
         )
 
@@ -193,6 +224,9 @@ def record_downstream_state(
     target = DOWNSTREAM_STATE.get(downstream_state)
     if target is None or activity.state not in OPEN or target == activity.state:
         return []
+    if target == ActivityState.FALLOUT and plan.withdrawal_of(activity) is not None:
+        # Being cancelled downstream: an order that stopped (cancelled, failed) is what was asked for.
+        target = ActivityState.CANCELLED
     if target == ActivityState.BLOCKED:
         activity.reason = reason or f"the downstream order is {downstream_state}"
     elif target == ActivityState.FALLOUT:
@@ -309,6 +343,8 @@ def _item_target(plan: Plan, item_id: str, states: dict[str, OrderState]) -> Ord
 
 
 def _roll_up(plan: Plan, order: ServiceOrder, *, now: str, actor: str) -> None:
+    if plan.cancellation is not None:
+        return  # the order and its items follow the cancellation (cancellation_steps.settle)
     fallout = any(a.state == ActivityState.FALLOUT for a in plan.activities)
     if not fallout and plan.holds_order:
         plan.holds_order = False

@@ -97,33 +97,71 @@ def _item_activities(
                 )
             )
             continue
-        made[definition.id] = Activity(
-            id=new_id(),
-            order_id=order.id,
-            item_id=item.id,
-            name=definition.id,
-            kind=definition.kind,
-            owner=definition.owner,
-            predecessors=[],
-            expected_seconds=definition.expected_duration.total_seconds(),
-            description=definition.description,
-            point_of_no_return=definition.point_of_no_return,
-            undo=definition.undo,
-            resource_specification=definition.resource_specification,
-            resource_action=definition.resource_action,
-            characteristics={
-                k: fill_template(v, values)
-                for k, v in definition.characteristics.items()
-                if not _waits_for_task(v, values, from_tasks)
-            },
-            deferred_characteristics={
-                k: v for k, v in definition.characteristics.items() if _waits_for_task(v, values, from_tasks)
-            },
-            task=definition.task,
-            service_specification=definition.service_specification,
-        )
+        made[definition.id] = _activity(order, item, definition, values, new_id(), from_tasks=from_tasks)
         made[definition.id].predecessors = [made[b].id for b in definition.after if b in made]
     return made
+
+
+def draft_item(
+    order: ServiceOrder, item: ServiceOrderItem, catalog: Catalog, *, new_id: Callable[[], str]
+) -> tuple[list[Activity], list[str], list[ItemProblem]]:
+    """One item's activities (their `after` edges wired) and the items it waits for, or the problems
+    that make it one the catalog cannot deliver (an item added to an order under way)."""
+    problems: list[ItemProblem] = []
+    spec = _spec_of(item, catalog, problems)
+    made = _item_activities(order, item, spec, problems, new_id) if spec is not None else {}
+    return list(made.values()), _item_waits(item), problems
+
+
+def activity_from_spec(
+    order: ServiceOrder, item: ServiceOrderItem, definition: ActivitySpec, *, new_id: Callable[[], str]
+) -> Activity:
+    """One activity of the item made from a catalog activity (an undo or a revision adds them to a
+    plan under way), its characteristics filled from the item; no predecessors."""
+    return _activity(order, item, definition, template_values(order, item), new_id())
+
+
+def _activity(
+    order: ServiceOrder,
+    item: ServiceOrderItem,
+    definition: ActivitySpec,
+    values: dict[str, Any],
+    activity_id: str,
+    *,
+    from_tasks: frozenset[str] = frozenset(),
+) -> Activity:
+    """`from_tasks`: checklist fields of the item's tasks; a characteristic made of one waits for
+    its task (`deferred_characteristics`), filled when the activity starts."""
+    waits = {k for k, v in definition.characteristics.items() if _waits_for_task(v, values, from_tasks)}
+    return Activity(
+        id=activity_id,
+        order_id=order.id,
+        item_id=item.id,
+        name=definition.id,
+        kind=definition.kind,
+        owner=definition.owner,
+        predecessors=[],
+        expected_seconds=definition.expected_duration.total_seconds(),
+        description=definition.description,
+        point_of_no_return=definition.point_of_no_return,
+        undo=definition.undo,
+        resource_specification=definition.resource_specification,
+        resource_action=definition.resource_action,
+        characteristics={
+            k: fill_template(v, values) for k, v in definition.characteristics.items() if k not in waits
+        },
+        deferred_characteristics={k: v for k, v in definition.characteristics.items() if k in waits},
+        task=definition.task,
+        service_specification=definition.service_specification,
+    )
+
+
+def spec_of_item(item: ServiceOrderItem, catalog: Catalog) -> ServiceSpec | None:
+    """The catalog's service specification of an item, None when it names none the catalog knows."""
+    service = item.attributes.get("service") or {}
+    spec_ref = service.get("serviceSpecification") or {}
+    spec_id = spec_ref.get("id") if isinstance(spec_ref, dict) else None
+    return catalog.services.get(str(spec_id)) if spec_id else None
 
 
 def _spec_of(item: ServiceOrderItem, catalog: Catalog, problems: list[ItemProblem]) -> ServiceSpec | None:

@@ -95,8 +95,8 @@ def refresh_jeopardy(
     if plan is not None:
         tx.jeopardy.record_durations(_finished_now(order, plan, stamp))
     run = EscalationRun(tx, policy, now, actor, email)
-    if order.is_terminal or order.deleted:
-        _stop(run, order)
+    if order.is_terminal or order.deleted or (plan is not None and plan.cancellation is not None):
+        _stop(run, order)  # finished, or being cancelled: its commitment no longer stands
         return None
     # Without rules only the auto-cancel needs it, and only on a state change: spare the query.
     needed = bool(policy.rules) or _state_changed(order)

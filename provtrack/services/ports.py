@@ -2,8 +2,8 @@
 the store they change orders through. The SQL store and the in-memory store implement it.
 
 A transaction reaches the records of each feature one way: a typed attribute (`tx.plans`,
-`tx.jeopardy`, `tx.tasks`; `tx.events` in services/events.py, which alone uses it), never a probe of
-what the transaction happens to have.
+`tx.jeopardy`, `tx.tasks`, `tx.cancellations`, `tx.subscriptions`; `tx.events` in services/events.py,
+which alone uses it), never a probe of what the transaction happens to have.
 """
 
 from __future__ import annotations
@@ -187,6 +187,30 @@ class DownstreamSubscriptions(Protocol):
     def forget(self, system: str) -> None: ...
 
 
+class CancellationRecords(Protocol):
+    """Cancel tasks as aggregates, and which product-order cancellation opened which task."""
+
+    def task(self, task_id: str) -> CancelServiceOrder | None: ...
+    def open_task(self, order_id: str) -> CancelServiceOrder | None:
+        """The order's task that is not finished (acknowledged or inProgress), if any."""
+        ...
+
+    def save_task(self, task: CancelServiceOrder) -> None:
+        """Save a changed task with its audit rows and events (in the transaction of its order)."""
+        ...
+
+    def link_product_order(
+        self, product_order_id: str, service_order_id: str, task_id: str, *, at: str
+    ) -> None:
+        """Record that the product order's cancellation opened this task; ConcurrentUpdate if another
+        transaction recorded the same pair meanwhile."""
+        ...
+
+    def product_order_link(self, product_order_id: str, service_order_id: str) -> str | None:
+        """The task a product order's cancellation opened for this service order, if it did."""
+        ...
+
+
 class Transaction(Protocol):
     """One transaction: orders, cancel tasks, audit rows and jobs, and the records of each feature."""
 
@@ -198,6 +222,8 @@ class Transaction(Protocol):
     def subscriptions(self) -> DownstreamSubscriptions: ...
     @property
     def tasks(self) -> TaskRecords: ...
+    @property
+    def cancellations(self) -> CancellationRecords: ...
 
     def get_order(self, order_id: str) -> ServiceOrder | None: ...
     def get_order_json(self, order_id: str) -> str | None: ...

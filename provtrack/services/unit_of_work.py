@@ -36,11 +36,13 @@ def change_order(
     *,
     ctx: Context,
     changes_plan: bool = False,
+    plan_optional: bool = False,
     optimistic: bool = False,
 ) -> T:
     """Run `change` on the order and its plan (None before planning), then the after-change hooks,
-    then save what changed. With `changes_plan` the plan must exist (PlanNotFound) and is saved
-    too; otherwise the hooks only read it.
+    then save what changed. With `changes_plan` the plan must exist (PlanNotFound), unless
+    `plan_optional` (an order not planned yet is changed alone), and is saved too; otherwise the
+    hooks only read it.
 
     `optimistic` (the engine's changes): on SQLite the change is decided without the writer lock,
     which is held only to write it (SqlStore.transaction); a concurrent change makes it start over.
@@ -48,7 +50,7 @@ def change_order(
     the order meanwhile."""
 
     def attempt(tx: Transaction, order: ServiceOrder, plan: Plan | None) -> T:
-        if plan is None and changes_plan:
+        if plan is None and changes_plan and not plan_optional:
             raise PlanNotFound(order.id)
         result = change(tx, order, plan)
         _finish_change(store, tx, order, plan, ctx, save_plan=changes_plan)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ STREETS = ["Rue des Lilas", "Avenue Jean Jaurès", "Quai de la Loire", "Boulevar
 CITIES = ["Lyon", "Nantes", "Lille", "Rennes", "Toulouse"]
 NAMES = ["A. Martin", "L. Bernard", "C. Dubois", "M. Laurent", "S. Moreau", "J. Petit"]
 COMPANIES = ["ACME Logistique", "Boulangeries Réunies", "Clinique du Parc", "Transports Garnier"]
+CANCELLATION_REASONS = ["changed their mind", "moving house", "found a better offer", "duplicate order"]
 log = structlog.get_logger("provtrack.demo")
 
 
@@ -142,25 +144,85 @@ def book_visits(body: dict[str, Any], at: datetime) -> dict[str, Any]:
     return body
 
 
+@dataclass(frozen=True, slots=True)
+class CustomerOrders:
+    """Where the demo's customer orders live (a TMF622 API, the simulated one in `serve --demo`), and
+    the share of them the customer cancels a few seconds after ordering."""
+
+    url: str
+    cancel_share: float = 0.1
+    cancel_after: tuple[float, float] = (2.0, 12.0)  # seconds, drawn uniformly
+
+
 def feed_orders(
-    base_url: str, *, every: float, count: int | None, stop: threading.Event, seed: int | None = None
+    base_url: str,
+    *,
+    every: float,
+    count: int | None,
+    stop: threading.Event,
+    seed: int | None = None,
+    customer_orders: CustomerOrders | None = None,
 ) -> int:
-    """POST a demo order every `every` seconds until `stop` (or `count` orders); returns how many."""
+    """POST a demo order every `every` seconds until `stop` (or `count` orders); returns how many.
+
+    With `customer_orders`, each service order comes from a product order created there (named in
+    its `orderRelationship`), and a share of those are cancelled there soon after: provtrack, told by
+    the product ordering API, cancels the service orders (docs/cancellation.md)."""
     rng = random.Random(seed)
     sent = 0
+    cancellations: list[tuple[float, str, str]] = []  # (when, product order id, reason)
     with httpx.Client(base_url=base_url, timeout=10) as client:
         _wait_until_serving(client, stop)
         while not stop.is_set() and (count is None or sent < count):
             try:
                 visit = datetime.now(UTC) + timedelta(seconds=rng.randint(10, 30))
-                response = client.post(ORDERS_PATH, json=book_visits(demo_order(rng), visit))
+                body = book_visits(demo_order(rng), visit)
+                if customer_orders is not None:
+                    body = _from_customer_order(client, body, rng, customer_orders, cancellations)
+                response = client.post(ORDERS_PATH, json=body)
                 if response.status_code != 201:
                     log.warning("demo order refused", status=response.status_code, body=response.text[:300])
                 sent += 1
+                if customer_orders is not None:
+                    _cancel_due(client, customer_orders, cancellations)
             except httpx.HTTPError as exc:
                 log.warning("demo order not sent", error=str(exc))
             stop.wait(every)
     return sent
+
+
+def _from_customer_order(
+    client: httpx.Client,
+    body: dict[str, Any],
+    rng: random.Random,
+    customer_orders: CustomerOrders,
+    cancellations: list[tuple[float, str, str]],
+) -> dict[str, Any]:
+    """The product order the service order comes from, created first; maybe cancelled later."""
+    item = {"id": "1", "action": "add", "productOffering": {"id": body.get("description", "offer")}}
+    response = client.post(f"{customer_orders.url}/productOrder", json={"productOrderItem": [item]})
+    response.raise_for_status()
+    product_order_id = str(response.json()["id"])
+    if rng.random() < customer_orders.cancel_share:
+        delay = rng.uniform(*customer_orders.cancel_after)
+        reason = rng.choice(CANCELLATION_REASONS)
+        cancellations.append((time.monotonic() + delay, product_order_id, reason))
+    relationship = {"id": product_order_id, "relationshipType": "cross-ref", "@referredType": "ProductOrder"}
+    return {**body, "orderRelationship": [relationship]}
+
+
+def _cancel_due(
+    client: httpx.Client, customer_orders: CustomerOrders, cancellations: list[tuple[float, str, str]]
+) -> None:
+    now = time.monotonic()
+    for due in [c for c in cancellations if c[0] <= now]:
+        cancellations.remove(due)
+        _, product_order_id, reason = due
+        client.post(
+            f"{customer_orders.url}/cancelProductOrder",
+            json={"productOrder": {"id": product_order_id}, "cancellationReason": reason},
+        )
+        log.info("demo customer order cancelled", product_order=product_order_id, reason=reason)
 
 
 def _wait_until_serving(client: httpx.Client, stop: threading.Event, *, attempts: int = 100) -> None:

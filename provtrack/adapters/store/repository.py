@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine, delete, func, insert, select
 
 from provtrack.adapters.store import events as event_store
 from provtrack.adapters.store import jobs
+from provtrack.adapters.store.cancellation import SqlCancellations
 from provtrack.adapters.store.database import WriterLock, is_sqlite, sqlite_file
 from provtrack.adapters.store.escalation import DurationCache, SqlJeopardyRecords
 from provtrack.adapters.store.filters import FilterCompiler
@@ -203,6 +204,7 @@ class SqlTransaction:
         self._jeopardy: SqlJeopardyRecords | None = None
         self._subscriptions: SqlDownstreamSubscriptions | None = None
         self._tasks: SqlTasks | None = None
+        self._cancellations: SqlCancellations | None = None
         self.scheduled_jobs = False
         # Optimistic (SqlStore.transaction): writes wait here for the end of the transaction.
         self.queued_writes: list[Write] | None = None
@@ -259,6 +261,12 @@ class SqlTransaction:
         if self._tasks is None:
             self._tasks = SqlTasks(self)
         return self._tasks
+
+    @property
+    def cancellations(self) -> SqlCancellations:
+        if self._cancellations is None:
+            self._cancellations = SqlCancellations(self)
+        return self._cancellations
 
     @property
     def events(self) -> event_store.SqlEventsTransaction:
