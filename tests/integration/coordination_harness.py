@@ -16,10 +16,8 @@ import pytest
 from provtrack.adapters.catalog_file import parse_catalog_text
 from provtrack.adapters.store.repository import SqlStore
 from provtrack.api.app import create_app
-from provtrack.bootstrap import Assembly, merge_handlers
+from provtrack.bootstrap import Assembly, close_features, merge_handlers
 from provtrack.domain.clock import format_datetime
-from provtrack.engine.partners import PartnerEngine
-from provtrack.engine.provisioning import ProvisioningEngine
 from provtrack.engine.worker import Worker
 from provtrack.settings import Settings
 from provtrack.simulator.partner_ordering import PartnerBehaviour, PartnerOrderingSimulator
@@ -250,9 +248,7 @@ def coordination(  # noqa: PLR0917 - pytest passes fixtures by name
             worker.run_until_idle()
             yield Coordination(api, worker, systems, partners, assembly, clock, partner_time)
             worker.stop()
-            for feature in features:
-                if isinstance(feature, ProvisioningEngine | PartnerEngine):
-                    feature.close()
+            close_features(features)
         assembly.store.dispose()
 
 

@@ -8,7 +8,6 @@ import gc
 import socket
 import threading
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -58,16 +57,14 @@ def demo(tmp_path: Path) -> Iterator[tuple[httpx.Client, str, ResourceOrderingSi
             product_ordering_url=f"{simulated}{MOUNT}{BASE}",
         )
         assembly = Assembly.build(settings, migrate=True)
-        # The assembly does not close its features' downstream clients when its worker stops (their
-        # keep-alive connections go with the worker's threads): not this test's subject.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ResourceWarning)
-            with (
-                serving_in_thread(assembly.app(with_worker=True), port=port) as url,
-                httpx.Client(base_url=url, timeout=10) as api,
-            ):
-                yield api, settings.product_ordering_url or "", systems
-            gc.collect()
+        with (
+            serving_in_thread(assembly.app(with_worker=True), port=port) as url,
+            httpx.Client(base_url=url, timeout=10) as api,
+        ):
+            yield api, settings.product_ordering_url or "", systems
+        # The worker has stopped and closed its features' clients: a connection left open would warn
+        # now (warnings are errors), here rather than in whichever test collects it later.
+        gc.collect()
 
 
 def test_the_demo_cancels_customer_orders_through_tmf622(
