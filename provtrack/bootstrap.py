@@ -162,6 +162,7 @@ class Assembly:
                 self.store,
                 self.catalog,
                 ResourceOrderingClient(timeout=settings.downstream_timeout_seconds),
+                PartnerOrderingClient(timeout=settings.downstream_timeout_seconds),
             ),
             ProductOrderingEngine(
                 self.store,
