@@ -149,6 +149,7 @@ class Activity:
     reason: str | None = None  # why it is blocked or failed, as the owner said it
     error: dict[str, Any] | None = None  # the downstream answer kept for a refused request
     skip_reason: str | None = None
+    fallouts: int = 0  # how often it fell out, retries included: the fallout rate counts it
 
     @property
     def subject(self) -> str:
@@ -176,6 +177,8 @@ class Activity:
             self.actual_end = None
         if target in ACTIVITY_TERMINAL:
             self.actual_end = now
+        if target == ActivityState.FALLOUT:
+            self.fallouts += 1
 
     def check_action(self, action: OperatorAction) -> ActivityState:
         """The state `action` moves this activity to; ActionRefused when its state does not allow it.
@@ -222,6 +225,7 @@ class Activity:
             "reason": self.reason,
             "error": self.error,
             "skipReason": self.skip_reason,
+            "fallouts": self.fallouts or None,
         }
         doc.update({k: v for k, v in optional.items() if v is not None})
         return doc
@@ -254,6 +258,7 @@ class Activity:
             reason=doc.get("reason"),
             error=doc.get("error"),
             skip_reason=doc.get("skipReason"),
+            fallouts=int(doc.get("fallouts", 0)),
         )
 
 

@@ -51,8 +51,14 @@ activity = Table(
     Column("owner", Text, nullable=False),
     Column("external_id", Text),
     Column("document", Text, nullable=False),
+    # Read by the dashboard and the fallout metrics (migration 0011, adapters/store/metrics.py).
+    Column("name", Text),
+    Column("planned_at", Text),  # when its plan was made
+    Column("fallouts", Integer, nullable=False, server_default="0"),
     Index("ix_activity_service_order_id", "service_order_id"),
     Index("ix_activity_owner_external_id", "owner", "external_id"),
+    Index("ix_activity_planned_at", "planned_at", "owner", "name", "fallouts"),
+    Index("ix_activity_state_owner", "state", "owner"),
 )
 
 # A notification for a resource order provtrack cannot match yet (the POST that created it has not
@@ -70,7 +76,9 @@ parked_notification = Table(
 )
 
 # Compiled once and run on the driver (prepared.py): the engine reads and saves a plan per job.
-_ACTIVITY_COLUMNS = ("service_order_id", "item_id", "state", "owner", "external_id", "document")
+_ACTIVITY_COLUMNS = (
+    "service_order_id", "item_id", "state", "owner", "external_id", "document", "name", "fallouts",
+)  # fmt: skip
 _INSERT_PLAN = Prepared(
     insert(provisioning_plan).values(
         {name: bindparam(name) for name in ("service_order_id", "created_at", "version", "document")}
@@ -85,7 +93,7 @@ _SAVE_PLAN = Prepared(
     .values(version=bindparam("version"), document=bindparam("document"))
 )
 _INSERT_ACTIVITY = Prepared(
-    insert(activity).values({name: bindparam(name) for name in ("id", *_ACTIVITY_COLUMNS)})
+    insert(activity).values({name: bindparam(name) for name in ("id", *_ACTIVITY_COLUMNS, "planned_at")})
 )
 _SAVE_ACTIVITY = Prepared(
     update(activity)
@@ -141,7 +149,7 @@ class SqlPlans:
             "version": plan.version,
             "document": _dumps(plan.to_document()),
         }
-        activities = [_activity_row(a) for a in plan.activities]
+        activities = [{**_activity_row(a), "planned_at": plan.created_at} for a in plan.activities]
 
         def insert(conn: Connection) -> None:
             _INSERT_PLAN.execute(conn, row).close()
@@ -267,4 +275,6 @@ def _activity_row(a: Activity, document: str | None = None) -> dict[str, Any]:
         "owner": a.owner,
         "external_id": a.external_id,
         "document": document if document is not None else _dumps(a.to_document()),
+        "name": a.name,
+        "fallouts": a.fallouts,
     }
