@@ -30,17 +30,20 @@ from provtrack.adapters.tmf638 import ServiceInventoryClient
 from provtrack.adapters.tmf652 import ResourceOrderingClient
 from provtrack.adapters.webhooks import HttpSender
 from provtrack.api.app import create_app
+from provtrack.api.errors import ERRORS
 from provtrack.api.hub import events_config
 from provtrack.domain.catalog import Catalog
 from provtrack.domain.clock import format_datetime
 from provtrack.engine.events import EventDelivery
 from provtrack.engine.jeopardy import JeopardyEngine
+from provtrack.engine.metrics import MetricsSnapshots
 from provtrack.engine.provisioning import ProvisioningEngine
 from provtrack.engine.worker import Handler, JobHandlers, Worker
-from provtrack.services import delivery, events, provisioning
+from provtrack.services import delivery, events, metrics, provisioning
 from provtrack.services.jeopardy import JeopardyMonitor
 from provtrack.services.ports import Context
 from provtrack.settings import Settings
+from provtrack.web.app import install_dashboard
 
 
 def configure_logging(level: str = "info") -> None:
@@ -106,7 +109,7 @@ class Assembly:
     # --- the worker -------------------------------------------------------------------------------
 
     def features(self, *, sender: events.Sender | None = None) -> list[JobHandlers]:
-        """Every feature with job kinds: event delivery, the provisioning engine, jeopardy."""
+        """Every feature with job kinds: event delivery, the provisioning engine, jeopardy, metrics."""
         settings = self.settings
         return [
             EventDelivery(
@@ -133,6 +136,7 @@ class Assembly:
                 secret=settings.policy_webhook_secret,
                 mailer=self._mailer(),
             ),
+            MetricsSnapshots(self.store),
         ]
 
     def handlers(self, *, sender: events.Sender | None = None) -> dict[str, Handler]:
@@ -159,6 +163,7 @@ class Assembly:
             ctx = Context(format_datetime(now), "provtrack", new_id)
             provisioning.subscribe_to_hubs(self.store, self.catalog, ctx=ctx)
         delivery.schedule_pruning(self.store, now=now)
+        metrics.schedule_snapshot(self.store, now=now)
 
     @contextmanager
     def running(self, *, with_worker: bool) -> Iterator[Worker | None]:
@@ -214,7 +219,7 @@ class Assembly:
                 yield
             self.store.dispose()
 
-        return create_app(
+        app = create_app(
             self.settings,
             self.store,
             clock=self.clock,
@@ -223,6 +228,8 @@ class Assembly:
             catalog=self.catalog,
             jeopardy=self.jeopardy,
         )
+        install_dashboard(app, errors=ERRORS)
+        return app
 
 
 def merge_handlers(

@@ -14,6 +14,7 @@ from provtrack.api import hub, operations, service_orders
 from provtrack.api.errors import install_error_handlers
 from provtrack.api.http import BodyLimit
 from provtrack.api.jeopardy import install_jeopardy
+from provtrack.api.metrics import install_metrics
 from provtrack.api.provisioning import install_provisioning
 from provtrack.domain.catalog import Catalog
 from provtrack.services.jeopardy import JeopardyMonitor
@@ -59,6 +60,7 @@ def create_app(
     hub.install(app)
     install_provisioning(app)
     install_jeopardy(app)
+    install_metrics(app)
     app.include_router(operations.router)
     install_error_handlers(app)
     install_openapi(app)

@@ -57,6 +57,7 @@ def serve(  # noqa: PLR0917 - Typer maps each parameter to an option
         f"provtrack serving on http://{settings.host}:{settings.port} "
         f"(API /tmf-api/serviceOrdering/v4, docs /docs) with {redact(settings.database_url)}"
     )
+    console.print(f"dashboard: http://{settings.host}:{settings.port}/")
     uvicorn.run(
         application,
         host=settings.host,
@@ -118,4 +119,10 @@ def _start_demo(settings: Settings) -> Settings:
         f"demo: simulated systems at {base}, a new order every 3 s; watch "
         f"{own}/tmf-api/serviceOrdering/v4/serviceOrder?fields=state,externalId,expectedCompletionDate"
     )
-    return settings.model_copy(update={"catalog": settings.catalog or "demo", "simulator_url": base})
+    return settings.model_copy(
+        update={
+            "catalog": settings.catalog or "demo",
+            "simulator_url": base,
+            "policy": settings.policy or "demo",
+        }
+    )

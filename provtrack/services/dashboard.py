@@ -6,7 +6,6 @@ here, which go through the unit of work like them."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -145,12 +144,22 @@ def jeopardy_board(
                         level,
                         str((order.jeopardy_alerts or [{}])[-1].get("message", "")),
                         commitment or doc.get("requestedCompletionDate"),
-                        [e.to_document(rules.get(e.rule)) for e in escalations],
+                        [with_next_step(e.to_document(rules.get(e.rule)), policy) for e in escalations],
                     )
                 )
             entries.sort(key=lambda e: e.commitment or "9999")
             levels.append(BoardLevel(level, total, entries))
     return levels
+
+
+def with_next_step(escalation: dict[str, Any], policy: Policy | None) -> dict[str, Any]:
+    """An escalation document with `nextStep`: what its ladder does next, unless acknowledged."""
+    rule = next((r for r in policy.rules if r.name == escalation["rule"]), None) if policy else None
+    fired = int(escalation.get("stepsFired", 0))
+    if rule is not None and fired < len(rule.ladder) and not escalation.get("acknowledgedAt"):
+        actions = ", ".join(a.describe() for a in rule.ladder[fired].actions)
+        return {**escalation, "nextStep": f"step {fired + 1} of {len(rule.ladder)}: {actions}"}
+    return escalation
 
 
 # --- fallout -------------------------------------------------------------------------------------
@@ -251,6 +260,3 @@ def subscription_health(store: Store) -> list[SubscriptionHealth]:
 def change_mark(store: Store, order_id: str | None = None) -> int:
     with store.transaction(write=False) as tx:
         return tx.dashboard.change_mark(order_id)
-
-
-Reader = Callable[[Store], Any]

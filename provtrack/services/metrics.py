@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from provtrack.domain.clock import format_datetime
 from provtrack.domain.jobs import JobRequest
+from provtrack.domain.states import TERMINAL_STATES, OrderState
 
 SNAPSHOT_JOB = "metrics.snapshot"  # key: "open-orders"; counts open orders by state every hour
 SNAPSHOT_KEY = "open-orders"
@@ -261,7 +262,8 @@ def take_snapshot(store: Store, *, now: datetime) -> dict[str, int]:
     """Count open orders by state now, keep the count, and come back in an hour."""
     stamp = format_datetime(now)
     with store.transaction(write=True) as tx:
-        counts = tx.metrics.open_by_state()
+        found = tx.metrics.open_by_state()
+        counts = {s.value: found.get(s.value, 0) for s in OrderState if s not in TERMINAL_STATES}
         tx.metrics.record_state_counts(stamp, counts)
         tx.schedule_job(JobRequest(SNAPSHOT_JOB, SNAPSHOT_KEY, next_snapshot(now)), now=now)
     return counts
