@@ -228,7 +228,7 @@ class Assembly:
             catalog=self.catalog,
             jeopardy=self.jeopardy,
         )
-        install_dashboard(app, errors=ERRORS)
+        install_dashboard(app, errors=ERRORS, poll_seconds=self.settings.dashboard_poll_seconds)
         return app
 
 

@@ -40,7 +40,7 @@ def period_of(request: Request, *, default: timedelta = DEFAULT_PERIOD) -> Perio
                 values[name] = parse_datetime(raw)
             except InvalidDateTime as exc:
                 raise ApiError(400, "INVALID_QUERY", "Invalid query parameter", f"{name}: {exc}") from None
-    end = values.get("to", now)
+    end = values.get("to", now + timedelta(milliseconds=1))  # what happened at this instant counts
     start = values.get("from", end - default)
     if start >= end:
         raise ApiError(400, "INVALID_QUERY", "Invalid query parameter", "from: must be before to")

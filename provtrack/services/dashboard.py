@@ -102,8 +102,9 @@ def order_list(store: Store, query: Query, *, counts_query: Query) -> OrderList:
 class BoardEntry:
     order: dict[str, Any]
     level: str
-    why: str  # the message of the alert that set the level: the activity that overran, by how much
+    why: str  # the message of the alert that set the level
     commitment: str | None
+    overrun: str | None = None  # the open activity furthest over its expected duration, by how much
     escalations: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -144,12 +145,38 @@ def jeopardy_board(
                         level,
                         str((order.jeopardy_alerts or [{}])[-1].get("message", "")),
                         commitment or doc.get("requestedCompletionDate"),
-                        [with_next_step(e.to_document(rules.get(e.rule)), policy) for e in escalations],
+                        overrun=worst_overrun(tx.plans.get(order.id), now),
+                        escalations=[
+                            with_next_step(e.to_document(rules.get(e.rule)), policy) for e in escalations
+                        ],
                     )
                 )
             entries.sort(key=lambda e: e.commitment or "9999")
             levels.append(BoardLevel(level, total, entries))
     return levels
+
+
+def worst_overrun(plan: Plan | None, now: datetime) -> str | None:
+    """`site-survey has run 1h 55min, expected 1h: 55min over`, for the running activity furthest
+    past its expected duration; None when none is."""
+    from datetime import timedelta
+
+    from provtrack.domain.clock import parse_datetime
+    from provtrack.domain.durations import humane_duration
+
+    worst: tuple[timedelta, str] | None = None
+    for a in plan.activities if plan is not None else []:
+        if a.state not in (ActivityState.IN_PROGRESS, ActivityState.BLOCKED) or a.actual_start is None:
+            continue
+        ran = now - parse_datetime(a.actual_start)
+        expected = timedelta(seconds=a.expected_seconds)
+        if ran > expected and (worst is None or ran - expected > worst[0]):
+            text = (
+                f"{a.name} ({a.owner}) has run {humane_duration(ran)}, expected "
+                f"{humane_duration(expected)}: {humane_duration(ran - expected)} over"
+            )
+            worst = (ran - expected, text)
+    return worst[1] if worst else None
 
 
 def with_next_step(escalation: dict[str, Any], policy: Policy | None) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qsl
 
 from fastapi import Request
 from starlette.responses import Response
@@ -16,8 +17,9 @@ NOTE_LIMIT = 2000  # characters of one note
 
 
 async def _form(request: Request) -> dict[str, str]:
-    form = await request.form()
-    return {k: str(v) for k, v in form.items()}
+    """The fields of a submitted form (urlencoded: the dashboard's forms send nothing else)."""
+    body = (await request.body()).decode("utf-8", errors="replace")
+    return dict(parse_qsl(body, keep_blank_values=True))
 
 
 def _act(request: Request, target: str, action: Callable[[], Any], done: str) -> Response:

@@ -21,6 +21,7 @@ from provtrack.web.filters import LEVELS, PAGE_SIZES, SORTS, STATES, InvalidFilt
 from provtrack.web.gantt import gantt
 
 OPEN_STATES = [s.value for s in OrderState if s not in TERMINAL_STATES]
+UP_TO_NOW = timedelta(milliseconds=1)  # periods end after now: what happened at this instant counts
 METRIC_PERIODS = {"7d": timedelta(days=7), "30d": timedelta(days=30), "90d": timedelta(days=90)}
 
 
@@ -184,10 +185,10 @@ def metrics_page(request: Request) -> Response:
                 raise InvalidDateTime("from must be before to")
         else:
             chosen = chosen if chosen in METRIC_PERIODS else "30d"
-            start, end = now - METRIC_PERIODS[chosen], now
+            start, end = now - METRIC_PERIODS[chosen], now + UP_TO_NOW
     except InvalidDateTime as exc:
         problem = f"period: {exc}"
-        chosen, start, end = "30d", now - METRIC_PERIODS["30d"], now
+        chosen, start, end = "30d", now - METRIC_PERIODS["30d"], now + UP_TO_NOW
     found = metrics.all_metrics(store_of(request), Period(start, end), now=now)
     return render(
         request,
