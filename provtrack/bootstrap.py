@@ -156,8 +156,8 @@ class Assembly:
 
     def start(self) -> None:
         """What every role does once at start: the hub subscriptions of the catalog's systems (a
-        job per system, run by whichever worker claims it, retried until it works), and the outbox
-        prune job (kept if it is there)."""
+        job per system, run by whichever worker claims it, retried until it works), the outbox
+        prune job and the hourly count of open orders (each kept if it is there)."""
         now = self.clock()
         if self.catalog is not None:
             ctx = Context(format_datetime(now), "provtrack", new_id)

@@ -13,6 +13,7 @@ The seeded scenario, in the words of a provisioning coordinator:
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -146,6 +147,13 @@ class Site:
 
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[Site]:
+    with running_site(tmp_path) as running:
+        yield running
+
+
+@contextmanager
+def running_site(tmp_path: Path) -> Iterator[Site]:
+    """The seeded site until the block ends (the fixture, and `make screenshots`)."""
     clock = FakeClock()
     simulator = ResourceOrderingSimulator(Behaviour(delay=0.0, instant=True, seed=7))
     policy = tmp_path / "policy.yaml"
