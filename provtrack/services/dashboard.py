@@ -6,14 +6,19 @@ here, which go through the unit of work like them."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from provtrack.domain.activities import ActivityState, IllegalActivityTransition
+import orjson
+
+from provtrack.domain.activities import Activity, ActivityState, IllegalActivityTransition
 from provtrack.domain.catalog import Catalog
-from provtrack.domain.escalation import Escalation
+from provtrack.domain.clock import format_datetime, parse_datetime
+from provtrack.domain.durations import humane_duration
+from provtrack.domain.escalation import Escalation, order_facts
 from provtrack.domain.model import ServiceOrder
 from provtrack.domain.plan import Plan
 from provtrack.domain.policy import Policy
@@ -27,8 +32,9 @@ from provtrack.services.unit_of_work import change_order
 
 # The board shows the most urgent first.
 LEVEL_RANK = {"late": 0, "inJeopardy": 1, "atRisk": 2}
-BOARD_LIMIT = 100  # orders per level on the board; the counts say how many in all
-FALLOUT_LIMIT = 2000  # activities in fallout read for the fallout page
+BOARD_LIMIT = 50  # orders per level on the board, the most urgent; the counts say how many in all
+FALLOUT_LIMIT = 2000  # activities in fallout read for the fallout page (grouped; a group retries all)
+HELD_LIMIT = 100  # held orders listed, the longest held first; the count says how many in all
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +66,8 @@ class DashboardRecords(Protocol):
         """Open orders at that jeopardy level: how many, and the documents of the most urgent."""
         ...
 
+    def running_activities(self, order_ids: Sequence[str]) -> dict[str, list[Activity]]: ...
+    def escalations(self, order_ids: Sequence[str]) -> dict[str, list[Escalation]]: ...
     def fallout(self, *, limit: int) -> list[FalloutRow]: ...
     def held_orders(self, *, limit: int) -> tuple[int, list[str]]: ...
     def subscription_health(self) -> list[SubscriptionHealth]: ...
@@ -120,34 +128,31 @@ def jeopardy_board(
 ) -> list[BoardLevel]:
     """Open orders at risk, in jeopardy or late: the most urgent level first, and in each level the
     order whose commitment is nearest (or furthest behind) first."""
-    import orjson
-
-    from provtrack.domain.clock import format_datetime
-    from provtrack.domain.escalation import order_facts
-
+    rules = {r.name: r for r in policy.rules} if policy is not None else {}
     levels = []
     with store.transaction(write=False) as tx:
         for level in sorted(LEVEL_RANK, key=LEVEL_RANK.__getitem__):
             total, documents = tx.dashboard.board(level, limit=limit)
+            orders = [ServiceOrder.from_document(orjson.loads(text)) for text in documents]
+            ids = [o.id for o in orders]
+            running = tx.dashboard.running_activities(ids)
+            escalations = tx.dashboard.escalations(ids)
             entries = []
-            for text in documents:
-                doc = orjson.loads(text)
-                order = ServiceOrder.from_document(doc)
-                escalations: list[Escalation] = tx.jeopardy.escalations(order.id)
+            for order in orders:
                 commitment = None
                 if policy is not None:
                     facts = order_facts(order, level=level, now=now, state_since=now)
                     commitment = format_datetime(commitment_of(order, policy, facts))
-                rules = {r.name: r for r in policy.rules} if policy is not None else {}
                 entries.append(
                     BoardEntry(
-                        doc,
+                        order.to_document(),
                         level,
                         str((order.jeopardy_alerts or [{}])[-1].get("message", "")),
-                        commitment or doc.get("requestedCompletionDate"),
-                        overrun=worst_overrun(tx.plans.get(order.id), now),
+                        commitment or order.attributes.get("requestedCompletionDate"),
+                        overrun=worst_overrun(running.get(order.id, []), now),
                         escalations=[
-                            with_next_step(e.to_document(rules.get(e.rule)), policy) for e in escalations
+                            with_next_step(e.to_document(rules.get(e.rule)), policy)
+                            for e in escalations.get(order.id, [])
                         ],
                     )
                 )
@@ -156,16 +161,11 @@ def jeopardy_board(
     return levels
 
 
-def worst_overrun(plan: Plan | None, now: datetime) -> str | None:
+def worst_overrun(running: Sequence[Activity], now: datetime) -> str | None:
     """`site-survey has run 1h 55min, expected 1h: 55min over`, for the running activity furthest
     past its expected duration; None when none is."""
-    from datetime import timedelta
-
-    from provtrack.domain.clock import parse_datetime
-    from provtrack.domain.durations import humane_duration
-
     worst: tuple[timedelta, str] | None = None
-    for a in plan.activities if plan is not None else []:
+    for a in running:
         if a.state not in (ActivityState.IN_PROGRESS, ActivityState.BLOCKED) or a.actual_start is None:
             continue
         ran = now - parse_datetime(a.actual_start)
@@ -209,11 +209,9 @@ class FalloutQueue:
 def fallout_queue(store: Store, *, limit: int = FALLOUT_LIMIT) -> FalloutQueue:
     """Activities in fallout grouped by system and error (the biggest group first), and the orders
     that are held."""
-    import orjson
-
     with store.transaction(write=False) as tx:
         rows = tx.dashboard.fallout(limit=limit)
-        held_total, held = tx.dashboard.held_orders(limit=limit)
+        held_total, held = tx.dashboard.held_orders(limit=HELD_LIMIT)
     groups: dict[tuple[str, str], list[FalloutRow]] = {}
     for row in rows:
         groups.setdefault((row.activity["owner"], error_of(row.activity)), []).append(row)

@@ -1,25 +1,37 @@
 """Business metrics over a period (docs/dashboard.md): cycle time, on-time rate, jeopardy rate,
 fallout rate, throughput and open orders by state over time, as the operations manager reads them.
 
-Each figure is one SQL aggregate in the store (adapters/store/metrics.py) over columns and indexes
-made for it; the open orders by state over time come from an hourly count (`metrics.snapshot`).
+Every figure counts what finished in the period (orders completed, activities finished), which never
+changes afterwards, so whole days are read from a daily roll-up and only the edges of the period
+live (adapters/store/metrics.py). The hourly job `metrics.snapshot` counts the open orders by state
+and rolls up the days that have ended.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Protocol
 
 from provtrack.domain.clock import format_datetime
 from provtrack.domain.jobs import JobRequest
+from provtrack.domain.metrics import (
+    ActivityRow,
+    OrderRow,
+    days,
+    percentile_of,
+    roll_activities,
+    roll_orders,
+    split_period,
+)
 from provtrack.domain.states import TERMINAL_STATES, OrderState
 
 SNAPSHOT_JOB = "metrics.snapshot"  # key: "open-orders"; counts open orders by state every hour
 SNAPSHOT_KEY = "open-orders"
 SNAPSHOT_EVERY = timedelta(hours=1)
+ROLLUP_DELAY = timedelta(hours=1)  # a day is rolled up an hour after it ended
+ROLLUP_BATCH = 31  # days rolled up by one run of the job
 PERCENTILES = (50, 90)
 
 
@@ -60,19 +72,19 @@ class OnTime:
 
 @dataclass(frozen=True, slots=True)
 class JeopardyRate:
-    ordered: int  # orders placed in the period
-    jeopardized: int  # of those, ever inJeopardy or late
+    completed: int  # orders completed in the period
+    jeopardized: int  # of those, once inJeopardy or late on the way
 
     @property
     def rate(self) -> float | None:
-        return self.jeopardized / self.ordered if self.ordered else None
+        return self.jeopardized / self.completed if self.completed else None
 
 
 @dataclass(frozen=True, slots=True)
 class FalloutRate:
     system: str  # the activity's owner: a downstream system, work group or partner
     activity: str
-    activities: int  # planned in the period
+    activities: int  # finished in the period (done, skipped, failed or cancelled)
     fell_out: int  # of those, fell out at least once
     fallouts: int  # how often in all
 
@@ -89,14 +101,15 @@ class StateCount:
 
 
 class MetricsRecords(Protocol):
-    def cycle_times(self, start: str, end: str, percentiles: Sequence[int]) -> list[dict[str, Any]]:
-        """Per specification: `specification`, `completed`, and `p<N>` (seconds, nearest rank)."""
-        ...
-
-    def on_time(self, start: str, end: str) -> OnTime: ...
-    def jeopardy_rate(self, start: str, end: str) -> JeopardyRate: ...
-    def fallout_rates(self, start: str, end: str) -> list[FalloutRate]: ...
-    def throughput(self, start: str, end: str) -> list[tuple[str, int]]: ...
+    def rolled_through(self) -> str | None: ...
+    def first_day(self) -> str | None: ...
+    def order_days(self, first: str, last: str) -> list[OrderRow]: ...
+    def activity_days(self, first: str, last: str) -> list[ActivityRow]: ...
+    def save_day(self, day: str, orders: list[OrderRow], activities: list[ActivityRow]) -> None: ...
+    def completed_orders(
+        self, start: str, end: str
+    ) -> list[tuple[str, str | None, float, str | None, int]]: ...
+    def finished_activities(self, start: str, end: str) -> list[tuple[str, str, str | None, int]]: ...
     def state_counts(self, start: str, end: str) -> list[StateCount]: ...
     def open_by_state(self) -> dict[str, int]: ...
     def record_state_counts(self, taken_at: str, counts: dict[str, int]) -> None: ...
@@ -155,7 +168,7 @@ def on_time_document(o: OnTime) -> dict[str, Any]:
 
 
 def jeopardy_document(j: JeopardyRate) -> dict[str, Any]:
-    return {"ordered": j.ordered, "jeopardized": j.jeopardized, "rate": j.rate}
+    return {"completed": j.completed, "jeopardized": j.jeopardized, "rate": j.rate}
 
 
 def fallout_document(f: FalloutRate) -> dict[str, Any]:
@@ -183,31 +196,88 @@ def open_orders_document(counts: list[StateCount]) -> list[dict[str, Any]]:
 # --- use cases -----------------------------------------------------------------------------------
 
 
+def _rows(records: MetricsRecords, period: Period) -> tuple[list[OrderRow], list[ActivityRow]]:
+    """The period's rows, as the roll-up keeps them: whole rolled-up days from it, the edges live."""
+    through = records.rolled_through()
+    split = split_period(period.start, period.end, date.fromisoformat(through) if through else None)
+    orders: list[OrderRow] = []
+    activities: list[ActivityRow] = []
+    if split.rolled is not None:
+        first, last = (d.isoformat() for d in split.rolled)
+        orders += records.order_days(first, last)
+        activities += records.activity_days(first, last)
+    for start, end in split.live:
+        a, b = format_datetime(start), format_datetime(end)
+        orders += roll_orders(records.completed_orders(a, b))
+        activities += roll_activities(records.finished_activities(a, b))
+    return orders, activities
+
+
+def _figures(
+    orders: list[OrderRow], activities: list[ActivityRow]
+) -> tuple[list[CycleTime], OnTime, JeopardyRate, list[FalloutRate], list[tuple[str, int]]]:
+    histograms: dict[str, dict[int, int]] = {}
+    per_day: dict[str, int] = {}
+    completed = with_requested = on_time_count = jeopardized = 0
+    for day, spec, bucket, n, requested, in_time, jeopardy in orders:
+        histogram = histograms.setdefault(spec, {})
+        histogram[bucket] = histogram.get(bucket, 0) + n
+        per_day[day] = per_day.get(day, 0) + n
+        completed += n
+        with_requested += requested
+        on_time_count += in_time
+        jeopardized += jeopardy
+    cycle = [
+        CycleTime(
+            spec,
+            sum(h.values()),
+            percentile_of(h, PERCENTILES[0]),
+            percentile_of(h, PERCENTILES[1]),
+        )
+        for spec, h in sorted(histograms.items())
+    ]
+    kinds: dict[tuple[str, str], list[int]] = {}
+    for _day, owner, name, n, fell, total in activities:
+        counts = kinds.setdefault((owner, name), [0, 0, 0])
+        counts[0] += n
+        counts[1] += fell
+        counts[2] += total
+    fallout = [FalloutRate(owner, name, *counts) for (owner, name), counts in sorted(kinds.items())]
+    return (
+        cycle,
+        OnTime(completed, with_requested, on_time_count),
+        JeopardyRate(completed, jeopardized),
+        fallout,
+        sorted(per_day.items()),
+    )
+
+
 def cycle_times(store: Store, period: Period) -> list[CycleTime]:
-    start, end = period.bounds
-    with store.transaction(write=False) as tx:
-        rows = tx.metrics.cycle_times(start, end, PERCENTILES)
-    return [CycleTime(r["specification"], r["completed"], r["p50"], r["p90"]) for r in rows]
+    return _period_figures(store, period)[0]
 
 
 def on_time(store: Store, period: Period) -> OnTime:
-    with store.transaction(write=False) as tx:
-        return tx.metrics.on_time(*period.bounds)
+    return _period_figures(store, period)[1]
 
 
 def jeopardy_rate(store: Store, period: Period) -> JeopardyRate:
-    with store.transaction(write=False) as tx:
-        return tx.metrics.jeopardy_rate(*period.bounds)
+    return _period_figures(store, period)[2]
 
 
 def fallout_rates(store: Store, period: Period) -> list[FalloutRate]:
-    with store.transaction(write=False) as tx:
-        return tx.metrics.fallout_rates(*period.bounds)
+    return _period_figures(store, period)[3]
 
 
 def throughput(store: Store, period: Period) -> list[tuple[str, int]]:
+    return _period_figures(store, period)[4]
+
+
+def _period_figures(
+    store: Store, period: Period
+) -> tuple[list[CycleTime], OnTime, JeopardyRate, list[FalloutRate], list[tuple[str, int]]]:
     with store.transaction(write=False) as tx:
-        return tx.metrics.throughput(*period.bounds)
+        orders, activities = _rows(tx.metrics, period)
+    return _figures(orders, activities)
 
 
 def open_orders(store: Store, period: Period, *, now: datetime) -> list[StateCount]:
@@ -224,18 +294,14 @@ def all_metrics(store: Store, period: Period, *, now: datetime) -> Metrics:
     """Every figure, read in one transaction (one consistent view, one connection)."""
     start, end = period.bounds
     with store.transaction(write=False) as tx:
-        m = tx.metrics
-        rows = m.cycle_times(start, end, PERCENTILES)
-        on = m.on_time(start, end)
-        jeopardy = m.jeopardy_rate(start, end)
-        fallout = m.fallout_rates(start, end)
-        days = m.throughput(start, end)
-        counts = m.state_counts(start, end)
-        current = m.open_by_state() if period.end >= now else {}
+        orders, activities = _rows(tx.metrics, period)
+        counts = tx.metrics.state_counts(start, end)
+        current = tx.metrics.open_by_state() if period.end >= now else {}
+    cycle, on, jeopardy, fallout, days = _figures(orders, activities)
     stamp = format_datetime(now)
     return Metrics(
         period,
-        [CycleTime(r["specification"], r["completed"], r["p50"], r["p90"]) for r in rows],
+        cycle,
         on,
         jeopardy,
         fallout,
@@ -259,14 +325,42 @@ def schedule_snapshot(store: Store, *, now: datetime) -> None:
 
 
 def take_snapshot(store: Store, *, now: datetime) -> dict[str, int]:
-    """Count open orders by state now, keep the count, and come back in an hour."""
+    """Count open orders by state now, keep the count, roll up the days that have ended, and come
+    back in an hour (at once while days remain to roll up: ROLLUP_BATCH days a run)."""
     stamp = format_datetime(now)
     with store.transaction(write=True) as tx:
         found = tx.metrics.open_by_state()
         counts = {s.value: found.get(s.value, 0) for s in OrderState if s not in TERMINAL_STATES}
         tx.metrics.record_state_counts(stamp, counts)
-        tx.schedule_job(JobRequest(SNAPSHOT_JOB, SNAPSHOT_KEY, next_snapshot(now)), now=now)
+        more = roll_up(tx.metrics, now=now)
+        due = now if more else next_snapshot(now)
+        tx.schedule_job(JobRequest(SNAPSHOT_JOB, SNAPSHOT_KEY, due), now=now)
     return counts
+
+
+def roll_up(records: MetricsRecords, *, now: datetime) -> bool:
+    """Roll up the days that ended at least ROLLUP_DELAY ago (what commits late still lands in its
+    day), at most ROLLUP_BATCH of them; True if more remain."""
+    last = (now - ROLLUP_DELAY).date() - timedelta(days=1)
+    through = records.rolled_through()
+    if through is not None:
+        first = date.fromisoformat(through) + timedelta(days=1)
+    else:
+        earliest = records.first_day()
+        if earliest is None:
+            return False
+        first = date.fromisoformat(earliest)
+    for n, day in enumerate(days(first, last)):
+        if n == ROLLUP_BATCH:
+            return True
+        start = format_datetime(datetime.combine(day, time(0), UTC))
+        end = format_datetime(datetime.combine(day + timedelta(days=1), time(0), UTC))
+        records.save_day(
+            day.isoformat(),
+            roll_orders(records.completed_orders(start, end)),
+            roll_activities(records.finished_activities(start, end)),
+        )
+    return False
 
 
 def next_snapshot(now: datetime) -> datetime:

@@ -113,8 +113,7 @@ def order_page(order_id: str, request: Request) -> Response:
         as_of=as_of,
         as_of_text=as_of_text,
         held=order["state"] == OrderState.HELD.value,
-        can_hold=order["state"]
-        in (OrderState.IN_PROGRESS.value, OrderState.ACKNOWLEDGED.value, OrderState.PENDING.value),
+        can_hold=order["state"] == OrderState.IN_PROGRESS.value,  # the one state `held` is reached from
         mark=dashboard.change_mark(store, order_id),
         change_text=change_text,
         subject_text=_subjects(plan),

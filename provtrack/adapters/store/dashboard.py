@@ -3,7 +3,7 @@
 | read | index |
 |---|---|
 | the order list and its counts by state | `ix_service_order_state_order_date`, `ix_service_order_order_date` (and the filter's columns) |
-| the jeopardy board | `ix_service_order_jeopardy_level_state` (level, state) |
+| the jeopardy board | `ix_service_order_jeopardy_level_state` (level, state); then one query each for the shown orders' running activities and escalations |
 | held orders | `ix_service_order_state_order_date` |
 | activities in fallout | `ix_activity_state_owner` (state, owner) |
 | the change mark | the outbox's primary key; `ix_outbox_event_service_order_id` for one order |
@@ -11,16 +11,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from sqlalchemy import Connection, and_, case, func, select
 
+from provtrack.adapters.store.escalation import escalation
 from provtrack.adapters.store.event_tables import event_dead_letter, event_stream, outbox_event
 from provtrack.adapters.store.filters import FilterCompiler
 from provtrack.adapters.store.order_rows import ORDER_COLUMNS
 from provtrack.adapters.store.provisioning import activity
 from provtrack.adapters.store.tables import service_order
+from provtrack.domain.activities import Activity
+from provtrack.domain.clock import parse_datetime
+from provtrack.domain.escalation import Escalation
 from provtrack.domain.query import Query
 from provtrack.domain.states import TERMINAL_STATES, OrderState
 from provtrack.services.dashboard import FalloutRow, SubscriptionHealth
@@ -68,6 +73,46 @@ class SqlDashboard:
             .limit(limit)
         ).scalars()
         return total, list(rows)
+
+    def running_activities(self, order_ids: Sequence[str]) -> dict[str, list[Activity]]:
+        """The activities in progress or blocked of these orders (one query for a whole board)."""
+        found: dict[str, list[Activity]] = {}
+        if not order_ids:
+            return found
+        rows = self.conn.execute(
+            select(activity.c.service_order_id, activity.c.document).where(
+                activity.c.service_order_id.in_(list(order_ids)),
+                activity.c.state.in_(("inProgress", "blocked")),
+            )
+        )
+        for order_id, document in rows:
+            found.setdefault(str(order_id), []).append(Activity.from_document(orjson.loads(document)))
+        return found
+
+    def escalations(self, order_ids: Sequence[str]) -> dict[str, list[Escalation]]:
+        found: dict[str, list[Escalation]] = {}
+        if not order_ids:
+            return found
+        e = escalation.c
+        rows = self.conn.execute(
+            select(
+                e.service_order_id, e.rule, e.matched_at, e.steps_fired, e.acknowledged_at, e.acknowledged_by
+            )
+            .where(e.service_order_id.in_(list(order_ids)))
+            .order_by(e.service_order_id, e.rule)
+        )
+        for order_id, rule, matched_at, fired, acknowledged_at, acknowledged_by in rows:
+            found.setdefault(str(order_id), []).append(
+                Escalation(
+                    str(order_id),
+                    str(rule),
+                    parse_datetime(matched_at),
+                    int(fired),
+                    acknowledged_at,
+                    acknowledged_by,
+                )
+            )
+        return found
 
     def fallout(self, *, limit: int) -> list[FalloutRow]:
         rows = self.conn.execute(

@@ -1,23 +1,25 @@
-"""The business metrics as SQL aggregates (services/metrics.py), each over an index that holds every
-column it reads, so that it is a range scan of that index and never a read of the orders' rows:
+"""The business metrics in SQL (services/metrics.py): a daily roll-up for whole days, and range scans
+of covering indexes for the live edges of a period.
 
-| figure | reads | index (migration 0011) |
+Every period figure counts what finished in the period (an order completed, an activity done,
+skipped, failed or cancelled), which never changes once finished: a day, once over, is rolled up for
+good. A period then reads one small row per day and bucket (or kind) for its whole days, and the
+rows of its edges (at most the part of a day before its first whole day, and what is newer than the
+roll-up, about a day) from the source tables:
+
+| figure | whole days | live edges (index holding every column read) |
 |---|---|---|
-| cycle time p50/p90 by specification | completed in the period | `ix_service_order_completion` (completion_date, service_specification, cycle_seconds, requested_completion_date) |
-| on-time rate | completed in the period | the same |
-| throughput per day | completed in the period | the same |
-| jeopardy rate | ordered in the period | `ix_service_order_order_date_jeopardized` (order_date, jeopardized) |
-| fallout rate by system and activity | activities planned in the period | `ix_activity_planned_at` (planned_at, owner, name, fallouts) |
-| open orders by state now | open orders only | `ix_service_order_state_order_date` (state first) |
-| open orders by state over time | one row per state and hour | `order_state_count` primary key (taken_at, state) |
+| cycle time, on-time, jeopardy rate, throughput | `metric_order_day` (day, specification, bucket) | `ix_service_order_completion` (completion_date, service_specification, cycle_seconds, requested_completion_date, jeopardized) |
+| fallout rate by system and activity | `metric_activity_day` (day, owner, name) | `ix_activity_finished` (finished_at, owner, name, fallouts) |
+| open orders by state over time | `order_state_count` (taken_at, state): a count every hour | — |
+| open orders by state now | — | `ix_service_order_state_order_date` (state first) |
 
-Their cost grows with the orders in the period, not with the table: a month of a million-order
-table is read, not the million. Percentiles are nearest-rank, picked by a window function.
+So the cost of a period is its number of days, not its number of orders: a million orders read as
+a month is about 30 days of (specifications x buckets) roll-up rows plus a day of orders.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -28,17 +30,17 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
-    case,
+    delete,
     func,
     insert,
     select,
-    text,
 )
 
 from provtrack.adapters.store.dashboard import OPEN_STATES
 from provtrack.adapters.store.provisioning import activity
 from provtrack.adapters.store.tables import metadata, service_order
-from provtrack.services.metrics import FalloutRate, JeopardyRate, OnTime, StateCount
+from provtrack.domain.metrics import ActivityRow, OrderRow
+from provtrack.services.metrics import StateCount
 
 # Open orders by state, counted every hour by the `metrics.snapshot` job.
 order_state_count = Table(
@@ -50,88 +52,130 @@ order_state_count = Table(
     PrimaryKeyConstraint("taken_at", "state", name="pk_order_state_count"),
 )
 
+# Orders completed on a day, by specification and cycle-time bucket (domain/metrics.py).
+metric_order_day = Table(
+    "metric_order_day",
+    metadata,
+    Column("day", Text, nullable=False),
+    Column("service_specification", Text, nullable=False),
+    Column("bucket", Integer, nullable=False),
+    Column("orders", Integer, nullable=False),
+    Column("with_requested", Integer, nullable=False),
+    Column("on_time", Integer, nullable=False),
+    Column("jeopardized", Integer, nullable=False),
+    PrimaryKeyConstraint("day", "service_specification", "bucket", name="pk_metric_order_day"),
+)
 
-def _cycle_times_sql(percentiles: Sequence[int]) -> Any:
-    """Number each specification's cycle times in order (a window) and keep the rows whose rank is
-    a wanted percentile's, computed in SQL from the group's count: ceil(n * p / 100)."""
-    ranks = " OR ".join(f"r = (n * {int(p)} + 99) / 100" for p in percentiles)
-    return text(
-        f"""
-        SELECT specification, n, r, cycle_seconds FROM (
-            SELECT COALESCE(service_specification, '') AS specification, cycle_seconds,
-                   row_number() OVER (PARTITION BY service_specification ORDER BY cycle_seconds) AS r,
-                   count(*) OVER (PARTITION BY service_specification) AS n
-            FROM service_order
-            WHERE completion_date >= :start AND completion_date < :end AND cycle_seconds IS NOT NULL
-        ) AS ranked
-        WHERE {ranks}
-        ORDER BY specification, r
-        """
-    )
+# Activities finished on a day, by owner and name.
+metric_activity_day = Table(
+    "metric_activity_day",
+    metadata,
+    Column("day", Text, nullable=False),
+    Column("owner", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("activities", Integer, nullable=False),
+    Column("fell_out", Integer, nullable=False),
+    Column("fallouts", Integer, nullable=False),
+    PrimaryKeyConstraint("day", "owner", "name", name="pk_metric_activity_day"),
+)
 
-
-def nearest_rank(n: int, percentile: int) -> int:
-    """The rank of the nearest-rank percentile among n sorted values: ceil(p/100 * n), at least 1."""
-    return max(1, (n * percentile + 99) // 100)
+# How far the roll-up has come: the last day rolled up (YYYY-MM-DD).
+metric_rollup = Table(
+    "metric_rollup",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("through", Text, nullable=False),
+)
+ROLLUP = "daily"
 
 
 class SqlMetrics:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
-    def cycle_times(self, start: str, end: str, percentiles: Sequence[int]) -> list[dict[str, Any]]:
-        rows = self.conn.execute(_cycle_times_sql(percentiles), {"start": start, "end": end}).all()
-        by_spec: dict[str, dict[str, Any]] = {}
-        for spec, n, r, seconds in rows:
-            entry = by_spec.setdefault(spec, {"specification": spec, "completed": int(n)})
-            for p in percentiles:
-                if int(r) == nearest_rank(int(n), p):
-                    entry[f"p{p}"] = float(seconds)
-        return list(by_spec.values())
+    # --- the roll-up ------------------------------------------------------------------------------
 
-    def on_time(self, start: str, end: str) -> OnTime:
-        requested = service_order.c.requested_completion_date
-        row = self.conn.execute(
-            select(
-                func.count(),
-                func.count(requested),
-                func.sum(case((service_order.c.completion_date <= requested, 1), else_=0)),
-            ).where(_completed_in(start, end))
-        ).one()
-        return OnTime(int(row[0]), int(row[1]), int(row[2] or 0))
+    def rolled_through(self) -> str | None:
+        value = self.conn.execute(
+            select(metric_rollup.c.through).where(metric_rollup.c.name == ROLLUP)
+        ).scalar()
+        return None if value is None else str(value)
 
-    def jeopardy_rate(self, start: str, end: str) -> JeopardyRate:
-        row = self.conn.execute(
-            select(func.count(), func.sum(service_order.c.jeopardized)).where(
-                service_order.c.order_date >= start, service_order.c.order_date < end
-            )
-        ).one()
-        return JeopardyRate(int(row[0]), int(row[1] or 0))
+    def first_day(self) -> str | None:
+        """The first day anything finished (where a roll-up starts)."""
+        orders = self.conn.execute(select(func.min(service_order.c.completion_date))).scalar()
+        activities = self.conn.execute(select(func.min(activity.c.finished_at))).scalar()
+        found = [str(v)[:10] for v in (orders, activities) if v]
+        return min(found) if found else None
 
-    def fallout_rates(self, start: str, end: str) -> list[FalloutRate]:
+    def order_days(self, first: str, last: str) -> list[OrderRow]:
+        t = metric_order_day.c
         rows = self.conn.execute(
             select(
-                activity.c.owner,
-                activity.c.name,
-                func.count(),
-                func.sum(case((activity.c.fallouts > 0, 1), else_=0)),
-                func.sum(activity.c.fallouts),
-            )
-            .where(activity.c.planned_at >= start, activity.c.planned_at < end)
-            .group_by(activity.c.owner, activity.c.name)
-            .order_by(activity.c.owner, activity.c.name)
+                t.day, t.service_specification, t.bucket, t.orders, t.with_requested, t.on_time, t.jeopardized
+            ).where(t.day >= first, t.day <= last)
         )
-        return [
-            FalloutRate(str(owner), str(name or ""), int(n), int(fell or 0), int(total or 0))
-            for owner, name, n, fell, total in rows
-        ]
+        return [tuple(r) for r in rows]
 
-    def throughput(self, start: str, end: str) -> list[tuple[str, int]]:
-        day = func.substr(service_order.c.completion_date, 1, 10)
+    def activity_days(self, first: str, last: str) -> list[ActivityRow]:
+        t = metric_activity_day.c
         rows = self.conn.execute(
-            select(day, func.count()).where(_completed_in(start, end)).group_by(day).order_by(day)
+            select(t.day, t.owner, t.name, t.activities, t.fell_out, t.fallouts).where(
+                t.day >= first, t.day <= last
+            )
         )
-        return [(str(d), int(n)) for d, n in rows]
+        return [tuple(r) for r in rows]
+
+    def save_day(self, day: str, orders: list[OrderRow], activities: list[ActivityRow]) -> None:
+        """Replace the day's roll-up and record it as rolled (a re-run writes the same rows)."""
+        self.conn.execute(delete(metric_order_day).where(metric_order_day.c.day == day))
+        self.conn.execute(delete(metric_activity_day).where(metric_activity_day.c.day == day))
+        order_columns = (
+            "day",
+            "service_specification",
+            "bucket",
+            "orders",
+            "with_requested",
+            "on_time",
+            "jeopardized",
+        )
+        if orders:
+            self.conn.execute(
+                insert(metric_order_day), [dict(zip(order_columns, r, strict=True)) for r in orders]
+            )
+        activity_columns = ("day", "owner", "name", "activities", "fell_out", "fallouts")
+        if activities:
+            self.conn.execute(
+                insert(metric_activity_day), [dict(zip(activity_columns, r, strict=True)) for r in activities]
+            )
+        self.conn.execute(delete(metric_rollup).where(metric_rollup.c.name == ROLLUP))
+        self.conn.execute(insert(metric_rollup).values(name=ROLLUP, through=day))
+
+    # --- the live edges ---------------------------------------------------------------------------
+
+    def completed_orders(self, start: str, end: str) -> list[tuple[str, str | None, float, str | None, int]]:
+        c = service_order.c
+        rows = self.conn.execute(
+            select(
+                c.completion_date,
+                c.service_specification,
+                c.cycle_seconds,
+                c.requested_completion_date,
+                c.jeopardized,
+            ).where(c.completion_date >= start, c.completion_date < end, c.cycle_seconds.is_not(None))
+        )
+        return [(str(a), b, float(s), r, int(j)) for a, b, s, r, j in rows]
+
+    def finished_activities(self, start: str, end: str) -> list[tuple[str, str, str | None, int]]:
+        a = activity.c
+        rows = self.conn.execute(
+            select(a.finished_at, a.owner, a.name, a.fallouts).where(
+                and_(a.finished_at >= start, a.finished_at < end)
+            )
+        )
+        return [(str(f), str(o), n, int(k)) for f, o, n, k in rows]
+
+    # --- open orders by state ---------------------------------------------------------------------
 
     def state_counts(self, start: str, end: str) -> list[StateCount]:
         c = order_state_count.c
@@ -153,10 +197,8 @@ class SqlMetrics:
     def record_state_counts(self, taken_at: str, counts: dict[str, int]) -> None:
         c = order_state_count.c
         self.conn.execute(order_state_count.delete().where(c.taken_at == taken_at))
-        rows = [{"taken_at": taken_at, "state": s, "orders": n} for s, n in counts.items()]
+        rows: list[dict[str, Any]] = [
+            {"taken_at": taken_at, "state": s, "orders": n} for s, n in counts.items()
+        ]
         if rows:
             self.conn.execute(insert(order_state_count), rows)
-
-
-def _completed_in(start: str, end: str) -> Any:
-    return and_(service_order.c.completion_date >= start, service_order.c.completion_date < end)

@@ -25,7 +25,7 @@ from sqlalchemy import (
 
 from provtrack.adapters.store.prepared import Prepared
 from provtrack.adapters.store.tables import AutoId, metadata
-from provtrack.domain.activities import Activity
+from provtrack.domain.activities import ACTIVITY_TERMINAL, Activity
 from provtrack.domain.plan import Plan
 from provtrack.services.ports import ConcurrentUpdate
 
@@ -53,11 +53,11 @@ activity = Table(
     Column("document", Text, nullable=False),
     # Read by the dashboard and the fallout metrics (migration 0011, adapters/store/metrics.py).
     Column("name", Text),
-    Column("planned_at", Text),  # when its plan was made
+    Column("finished_at", Text),  # when it was done, skipped, failed or cancelled
     Column("fallouts", Integer, nullable=False, server_default="0"),
     Index("ix_activity_service_order_id", "service_order_id"),
     Index("ix_activity_owner_external_id", "owner", "external_id"),
-    Index("ix_activity_planned_at", "planned_at", "owner", "name", "fallouts"),
+    Index("ix_activity_finished", "finished_at", "owner", "name", "fallouts"),
     Index("ix_activity_state_owner", "state", "owner"),
 )
 
@@ -78,6 +78,7 @@ parked_notification = Table(
 # Compiled once and run on the driver (prepared.py): the engine reads and saves a plan per job.
 _ACTIVITY_COLUMNS = (
     "service_order_id", "item_id", "state", "owner", "external_id", "document", "name", "fallouts",
+    "finished_at",
 )  # fmt: skip
 _INSERT_PLAN = Prepared(
     insert(provisioning_plan).values(
@@ -93,7 +94,7 @@ _SAVE_PLAN = Prepared(
     .values(version=bindparam("version"), document=bindparam("document"))
 )
 _INSERT_ACTIVITY = Prepared(
-    insert(activity).values({name: bindparam(name) for name in ("id", *_ACTIVITY_COLUMNS, "planned_at")})
+    insert(activity).values({name: bindparam(name) for name in ("id", *_ACTIVITY_COLUMNS)})
 )
 _SAVE_ACTIVITY = Prepared(
     update(activity)
@@ -149,7 +150,7 @@ class SqlPlans:
             "version": plan.version,
             "document": _dumps(plan.to_document()),
         }
-        activities = [{**_activity_row(a), "planned_at": plan.created_at} for a in plan.activities]
+        activities = [_activity_row(a) for a in plan.activities]
 
         def insert(conn: Connection) -> None:
             _INSERT_PLAN.execute(conn, row).close()
@@ -277,4 +278,5 @@ def _activity_row(a: Activity, document: str | None = None) -> dict[str, Any]:
         "document": document if document is not None else _dumps(a.to_document()),
         "name": a.name,
         "fallouts": a.fallouts,
+        "finished_at": a.actual_end if a.state in ACTIVITY_TERMINAL else None,
     }

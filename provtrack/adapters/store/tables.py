@@ -43,8 +43,10 @@ service_order = Table(
         "service_specification",
         "cycle_seconds",
         "requested_completion_date",
+        "jeopardized",
     ),
-    Index("ix_service_order_order_date_jeopardized", "order_date", "jeopardized"),
+    Index("ix_service_order_category", "category", "priority", "state"),
+    Index("ix_service_order_priority", "priority", "state"),
 )
 
 cancel_service_order = Table(

@@ -1,10 +1,12 @@
-"""The dashboard and its business metrics: the columns and indexes their aggregates read, and the
-hourly count of open orders by state.
+"""The dashboard and its business metrics: the columns and indexes their aggregates read, the daily
+roll-up, and the hourly count of open orders by state.
 
 - service_order: `jeopardy_level` (the level now), `jeopardized` (1 once it was inJeopardy or late),
   `completion_date`, `cycle_seconds` (completionDate - orderDate of a completed order) and
   `service_specification` (the order's specifications, sorted, joined by " + ").
-- activity: `name`, `planned_at` (when its plan was made), `fallouts` (how often it fell out).
+- activity: `name`, `finished_at` (when it was done, skipped, failed or cancelled), `fallouts` (how
+  often it fell out).
+- metric_order_day, metric_activity_day, metric_rollup: the daily roll-up (adapters/store/metrics.py).
 - order_state_count: open orders by state, one row per state and hour (the `metrics.snapshot` job).
 
 Existing rows are filled from their documents. An activity that fell out before this revision
@@ -30,6 +32,7 @@ depends_on = None
 
 BATCH = 2000
 JEOPARDIZED = ("inJeopardy", "late")
+FINISHED = ("done", "skipped", "failed", "cancelled")
 
 
 def upgrade() -> None:
@@ -41,7 +44,7 @@ def upgrade() -> None:
         orders.add_column(sa.Column("service_specification", sa.Text))
     with op.batch_alter_table("activity") as activities:
         activities.add_column(sa.Column("name", sa.Text))
-        activities.add_column(sa.Column("planned_at", sa.Text))
+        activities.add_column(sa.Column("finished_at", sa.Text))
         activities.add_column(sa.Column("fallouts", sa.Integer, nullable=False, server_default="0"))
     op.create_table(
         "order_state_count",
@@ -50,29 +53,66 @@ def upgrade() -> None:
         sa.Column("orders", sa.Integer, nullable=False),
         sa.PrimaryKeyConstraint("taken_at", "state", name="pk_order_state_count"),
     )
+    op.create_table(
+        "metric_order_day",
+        sa.Column("day", sa.Text, nullable=False),
+        sa.Column("service_specification", sa.Text, nullable=False),
+        sa.Column("bucket", sa.Integer, nullable=False),
+        sa.Column("orders", sa.Integer, nullable=False),
+        sa.Column("with_requested", sa.Integer, nullable=False),
+        sa.Column("on_time", sa.Integer, nullable=False),
+        sa.Column("jeopardized", sa.Integer, nullable=False),
+        sa.PrimaryKeyConstraint("day", "service_specification", "bucket", name="pk_metric_order_day"),
+    )
+    op.create_table(
+        "metric_activity_day",
+        sa.Column("day", sa.Text, nullable=False),
+        sa.Column("owner", sa.Text, nullable=False),
+        sa.Column("name", sa.Text, nullable=False),
+        sa.Column("activities", sa.Integer, nullable=False),
+        sa.Column("fell_out", sa.Integer, nullable=False),
+        sa.Column("fallouts", sa.Integer, nullable=False),
+        sa.PrimaryKeyConstraint("day", "owner", "name", name="pk_metric_activity_day"),
+    )
+    op.create_table(
+        "metric_rollup",
+        sa.Column("name", sa.Text, primary_key=True),
+        sa.Column("through", sa.Text, nullable=False),
+    )
     _fill_orders()
     _fill_activities()
     op.create_index("ix_service_order_jeopardy_level_state", "service_order", ["jeopardy_level", "state"])
     op.create_index(
         "ix_service_order_completion",
         "service_order",
-        ["completion_date", "service_specification", "cycle_seconds", "requested_completion_date"],
+        [
+            "completion_date",
+            "service_specification",
+            "cycle_seconds",
+            "requested_completion_date",
+            "jeopardized",
+        ],
     )
-    op.create_index("ix_service_order_order_date_jeopardized", "service_order", ["order_date", "jeopardized"])
-    op.create_index("ix_activity_planned_at", "activity", ["planned_at", "owner", "name", "fallouts"])
+    op.create_index("ix_service_order_category", "service_order", ["category", "priority", "state"])
+    op.create_index("ix_service_order_priority", "service_order", ["priority", "state"])
+    op.create_index("ix_activity_finished", "activity", ["finished_at", "owner", "name", "fallouts"])
     op.create_index("ix_activity_state_owner", "activity", ["state", "owner"])
 
 
 def downgrade() -> None:
     op.drop_index("ix_activity_state_owner", "activity")
-    op.drop_index("ix_activity_planned_at", "activity")
-    op.drop_index("ix_service_order_order_date_jeopardized", "service_order")
+    op.drop_index("ix_activity_finished", "activity")
+    op.drop_index("ix_service_order_priority", "service_order")
+    op.drop_index("ix_service_order_category", "service_order")
     op.drop_index("ix_service_order_completion", "service_order")
     op.drop_index("ix_service_order_jeopardy_level_state", "service_order")
     op.drop_table("order_state_count")
+    op.drop_table("metric_rollup")
+    op.drop_table("metric_activity_day")
+    op.drop_table("metric_order_day")
     with op.batch_alter_table("activity") as activities:
         activities.drop_column("fallouts")
-        activities.drop_column("planned_at")
+        activities.drop_column("finished_at")
         activities.drop_column("name")
     with op.batch_alter_table("service_order") as orders:
         for name in ("service_specification", "cycle_seconds", "completion_date", "jeopardized"):
@@ -152,28 +192,22 @@ def _fill_activities() -> None:
         sa.column("service_order_id", sa.Text),
         sa.column("document", sa.Text),
         sa.column("name", sa.Text),
-        sa.column("planned_at", sa.Text),
+        sa.column("finished_at", sa.Text),
         sa.column("fallouts", sa.Integer),
-    )
-    plans = sa.table(
-        "provisioning_plan", sa.column("service_order_id", sa.Text), sa.column("created_at", sa.Text)
     )
     update = (
         activities.update()
         .where(activities.c.id == sa.bindparam("b_id"))
         .values(
             name=sa.bindparam("name"),
-            planned_at=sa.bindparam("planned_at"),
+            finished_at=sa.bindparam("finished_at"),
             fallouts=sa.bindparam("fallouts"),
         )
     )
     after = ""
     while True:
         rows = conn.execute(
-            sa.select(activities.c.id, activities.c.document, plans.c.created_at)
-            .select_from(
-                activities.outerjoin(plans, plans.c.service_order_id == activities.c.service_order_id)
-            )
+            sa.select(activities.c.id, activities.c.document)
             .where(activities.c.id > after)
             .order_by(activities.c.id)
             .limit(BATCH)
@@ -184,8 +218,9 @@ def _fill_activities() -> None:
         for row in rows:
             doc = json.loads(row.document)
             fell = doc.get("state") == "fallout" or int(doc.get("attempt", 0)) > 1
+            finished = doc.get("actualEndDate") if doc.get("state") in FINISHED else None
             values.append(
-                {"b_id": row.id, "name": doc.get("name"), "planned_at": row.created_at, "fallouts": int(fell)}
+                {"b_id": row.id, "name": doc.get("name"), "finished_at": finished, "fallouts": int(fell)}
             )
         conn.execute(update, values)
         after = rows[-1].id
