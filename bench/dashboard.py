@@ -2,7 +2,7 @@
 
 Seeds a SQLite store with realistic orders (bench/seed.py's life cycles spread over 90 days), a plan
 of three activities each (some fallen out), jeopardy alerts on part of the open ones and 90 days of
-hourly open-order counts; then renders each page in-process (the app built by the assembly, as
+hourly open-order counts, the days that have ended rolled up (as the hourly job does); then renders each page in-process (the app built by the assembly, as
 `provtrack serve` builds it; no network, no browser) and times it.
 
     python bench/dashboard.py --orders 100000 [--requests 200] [--database sqlite:///bench-dash.db]
@@ -33,6 +33,7 @@ from provtrack.domain.clock import format_datetime
 from provtrack.domain.model import ServiceOrder
 from provtrack.domain.plan import Plan
 from provtrack.domain.query import Query
+from provtrack.services.metrics import roll_up
 from provtrack.settings import Settings
 
 BATCH = 2_000
@@ -105,6 +106,10 @@ def seed(store: SqlStore, count: int, end: datetime) -> list[str]:
         hour += timedelta(hours=1)
     with store.engine.begin() as conn:
         conn.execute(order_state_count.insert(), rows)
+    # What the hourly `metrics.snapshot` job has done by now: every day that has ended rolled up.
+    with store.transaction(write=True) as tx:
+        while roll_up(tx.metrics, now=end):
+            pass
     return ids
 
 

@@ -21,6 +21,7 @@ from provtrack.web.filters import LEVELS, PAGE_SIZES, SORTS, STATES, InvalidFilt
 from provtrack.web.gantt import gantt
 
 OPEN_STATES = [s.value for s in OrderState if s not in TERMINAL_STATES]
+CHART_POINTS = 240
 UP_TO_NOW = timedelta(milliseconds=1)  # periods end after now: what happened at this instant counts
 METRIC_PERIODS = {"7d": timedelta(days=7), "30d": timedelta(days=30), "90d": timedelta(days=90)}
 
@@ -237,6 +238,9 @@ def _open_chart(counts: list[metrics.StateCount]) -> charts.LineChart | None:
     times = sorted({c.taken_at for c in counts})
     if len(times) < 2:
         return None
+    if len(times) > CHART_POINTS:  # a point every few hours is enough for a chart; the JSON has all
+        step = -(-len(times) // CHART_POINTS)
+        times = [*times[:-1:step], times[-1]]
     states = sorted({c.state for c in counts if c.orders}, key=OPEN_STATES.index)
     table = {(c.taken_at, c.state): c.orders for c in counts}
     return charts.lines(times, {s: [float(table.get((t, s), 0)) for t in times] for s in states})

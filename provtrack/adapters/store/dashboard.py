@@ -61,31 +61,44 @@ class SqlDashboard:
         total = int(
             self.conn.execute(select(func.count()).select_from(service_order).where(where)).scalar_one()
         )
-        # The nearest commitment first: the requested date when given (most are), else by age.
-        rows = self.conn.execute(
-            select(service_order.c.document)
-            .where(where)
-            .order_by(
-                service_order.c.requested_completion_date.is_(None),
-                service_order.c.requested_completion_date,
-                service_order.c.order_date,
+        # The nearest commitment first: the requested date when given (most are), else by age. The ids
+        # are sorted from the index alone (it holds the sort keys), then only their documents read.
+        ids = list(
+            self.conn.execute(
+                select(service_order.c.id)
+                .where(where)
+                .order_by(
+                    service_order.c.requested_completion_date.is_(None),
+                    service_order.c.requested_completion_date,
+                    service_order.c.order_date,
+                )
+                .limit(limit)
+            ).scalars()
+        )
+        documents = dict(
+            self.conn.execute(
+                select(service_order.c.id, service_order.c.document).where(service_order.c.id.in_(ids))
             )
-            .limit(limit)
-        ).scalars()
-        return total, list(rows)
+            .tuples()
+            .all()
+        )
+        return total, [documents[i] for i in ids]
 
     def running_activities(self, order_ids: Sequence[str]) -> dict[str, list[Activity]]:
         """The activities in progress or blocked of these orders (one query for a whole board)."""
         found: dict[str, list[Activity]] = {}
         if not order_ids:
             return found
+        # By order id only (its index; a few activities each): with the state in the query, SQLite
+        # would take the state index and read every running activity of every order.
         rows = self.conn.execute(
-            select(activity.c.service_order_id, activity.c.document).where(
-                activity.c.service_order_id.in_(list(order_ids)),
-                activity.c.state.in_(("inProgress", "blocked")),
+            select(activity.c.service_order_id, activity.c.document, activity.c.state).where(
+                activity.c.service_order_id.in_(list(order_ids))
             )
         )
-        for order_id, document in rows:
+        for order_id, document, state in rows:
+            if state not in ("inProgress", "blocked"):
+                continue
             found.setdefault(str(order_id), []).append(Activity.from_document(orjson.loads(document)))
         return found
 

@@ -36,7 +36,13 @@ service_order = Table(
     Index("ix_service_order_state_order_date", "state", "order_date", "id"),
     Index("ix_service_order_order_date", "order_date", "id"),
     Index("ix_service_order_external_id", "external_id"),
-    Index("ix_service_order_jeopardy_level_state", "jeopardy_level", "state"),
+    Index(
+        "ix_service_order_jeopardy_level_state",
+        "jeopardy_level",
+        "state",
+        "requested_completion_date",
+        "order_date",
+    ),
     Index(
         "ix_service_order_completion",
         "completion_date",

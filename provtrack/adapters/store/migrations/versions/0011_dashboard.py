@@ -81,7 +81,11 @@ def upgrade() -> None:
     )
     _fill_orders()
     _fill_activities()
-    op.create_index("ix_service_order_jeopardy_level_state", "service_order", ["jeopardy_level", "state"])
+    op.create_index(
+        "ix_service_order_jeopardy_level_state",
+        "service_order",
+        ["jeopardy_level", "state", "requested_completion_date", "order_date"],
+    )
     op.create_index(
         "ix_service_order_completion",
         "service_order",
