@@ -75,13 +75,10 @@ class SqlDashboard:
                 .limit(limit)
             ).scalars()
         )
-        documents = dict(
-            self.conn.execute(
-                select(service_order.c.id, service_order.c.document).where(service_order.c.id.in_(ids))
-            )
-            .tuples()
-            .all()
+        rows = self.conn.execute(
+            select(service_order.c.id, service_order.c.document).where(service_order.c.id.in_(ids))
         )
+        documents = {str(order_id): str(document) for order_id, document in rows}
         return total, [documents[i] for i in ids]
 
     def running_activities(self, order_ids: Sequence[str]) -> dict[str, list[Activity]]:
