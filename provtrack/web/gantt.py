@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from provtrack.domain.activities import Activity
 from provtrack.domain.clock import format_datetime, parse_datetime
 from provtrack.domain.durations import humane_duration
+from provtrack.domain.plan import Plan, schedule
 
 WIDTH = 1000
 LABEL_WIDTH = 220
@@ -90,9 +92,10 @@ class Gantt:
 
 def gantt(plan: dict[str, Any], now: datetime) -> Gantt | None:
     """The chart of a plan document (GET .../plan), or None when it has no activities."""
-    activities = plan.get("activity") or []
-    if not activities:
+    if not plan.get("activity"):
         return None
+    plan = projected(plan, now)
+    activities = plan["activity"]
     critical = set(plan.get("criticalPath") or [])
     spans = {a["id"]: _spans(a, now) for a in activities}
     instants = [t for planned, actual in spans.values() for bar in (planned, actual) if bar for t in bar]
@@ -155,6 +158,17 @@ def gantt(plan: dict[str, Any], now: datetime) -> Gantt | None:
         format_datetime(now)[11:16],
         list(plan.get("criticalPath") or []),
     )
+
+
+def projected(plan: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """The plan as it stands now: the stored planned dates are those of its last change, so the
+    waiting activities are projected again from now, by the domain's own forward pass (the one the
+    expected completion date comes from), and the critical path with them."""
+    activities = [Activity.from_document(a) for a in plan["activity"]]
+    fresh = Plan.from_document(plan, activities)
+    if fresh.started:
+        _, fresh.critical_path = schedule(fresh, now=now)
+    return {**plan, "criticalPath": fresh.critical_path, "activity": [a.to_document() for a in activities]}
 
 
 def _spans(

@@ -24,12 +24,18 @@ def more_orders(site: Site) -> None:
     site.simulator.behaviour.refuse_specs = []
     site.create(eline("BSS-4300", requestedCompletionDate=(site.clock.now + timedelta(hours=1)).isoformat()))
     site.at(site.t0 + timedelta(hours=1, minutes=40))
+    site.simulator.behaviour.instant = False  # its port reservation answers at the next poll, in an hour
+    site.create(
+        fibre("BSS-4400", requestedCompletionDate=(site.clock.now + timedelta(minutes=20)).isoformat())
+    )
+    site.simulator.behaviour.instant = True
+    site.at(site.clock.now + timedelta(minutes=6))  # the reservation has overrun its 2 minutes
 
 
 def shoot(site: Site, out: Path) -> list[Path]:
     shots = {
         "orders.png": ("/", 1280),
-        "order.png": (f"/orders/{site.ids['BSS-FIBRE-3']}", 1280),
+        "order.png": (f"/orders/{site.ids['BSS-4400']}", 1280),
         "jeopardy.png": ("/jeopardy", 1280),
         "fallout.png": ("/fallout", 1280),
         "metrics.png": ("/performance?period=7d", 1280),

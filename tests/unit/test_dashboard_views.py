@@ -18,6 +18,8 @@ def activity(name: str, state: str, predecessors: tuple[str, ...] = (), **dates:
     return {
         "id": name,
         "name": name,
+        "serviceOrderId": "order-1",
+        "kind": "resourceOrder",
         "serviceOrderItemId": "1",
         "owner": "inventory",
         "state": state,
@@ -27,9 +29,12 @@ def activity(name: str, state: str, predecessors: tuple[str, ...] = (), **dates:
     }
 
 
-def test_a_running_activity_is_drawn_up_to_now_against_its_expected_duration() -> None:
+def test_a_running_activity_is_drawn_up_to_now_and_what_waits_is_projected_from_now() -> None:
     plan = {
-        "criticalPath": ["a", "b"],
+        "serviceOrderId": "order-1",
+        "createdAt": "2026-11-27T08:00:00Z",
+        "started": True,
+        "criticalPath": ["a", "b"],  # as stored at the last change, before b overran
         "activity": [
             activity(
                 "a", "done", actualStartDate="2026-11-27T08:00:00Z", actualEndDate="2026-11-27T08:30:00Z"
@@ -39,8 +44,8 @@ def test_a_running_activity_is_drawn_up_to_now_against_its_expected_duration() -
                 "c",
                 "planned",
                 ("a",),
-                plannedStartDate="2026-11-27T10:00:00Z",
-                plannedEndDate="2026-11-27T10:30:00Z",
+                plannedStartDate="2026-11-27T08:30:00Z",
+                plannedEndDate="2026-11-27T09:00:00Z",
             ),
         ],
     }
@@ -49,18 +54,19 @@ def test_a_running_activity_is_drawn_up_to_now_against_its_expected_duration() -
 
     assert chart is not None
     a, b, c = chart.rows
-    assert [r.critical for r in chart.rows] == [True, True, False]
     assert b.actual is not None
     assert b.planned is not None
     # b has run 1 h 30 min against 30 min expected: its actual bar is three times its planned bar.
     assert b.actual.width == pytest.approx(3 * b.planned.width, abs=0.2)
     assert chart.now_x == pytest.approx(b.actual.x + b.actual.width, abs=0.2)
+    # c could not start before now: projected from now for its 30 minutes, it ends last.
     assert c.actual is None
     assert c.planned is not None
-    assert c.planned.x >= chart.now_x
+    assert c.planned.x == pytest.approx(chart.now_x, abs=0.2)
+    assert [r.critical for r in chart.rows] == [True, False, True]
+    assert [arrow.critical for arrow in chart.arrows] == [False, True]
     assert a.planned is not None
     assert a.planned.x >= LABEL_WIDTH
-    assert [arrow.critical for arrow in chart.arrows] == [True, False]
 
 
 def test_a_plan_without_activities_has_no_chart() -> None:
