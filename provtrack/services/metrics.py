@@ -33,6 +33,7 @@ SNAPSHOT_EVERY = timedelta(hours=1)
 ROLLUP_DELAY = timedelta(hours=1)  # a day is rolled up an hour after it ended
 ROLLUP_BATCH = 31  # days rolled up by one run of the job
 PERCENTILES = (50, 90)
+OPEN_ORDER_POINTS = 240  # counts of open orders over a period in `all_metrics` (`open_orders` has all)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +111,7 @@ class MetricsRecords(Protocol):
         self, start: str, end: str
     ) -> list[tuple[str, str | None, float, str | None, int]]: ...
     def finished_activities(self, start: str, end: str) -> list[tuple[str, str, str | None, int]]: ...
-    def state_counts(self, start: str, end: str) -> list[StateCount]: ...
+    def state_counts(self, start: str, end: str, *, every_hours: int = 1) -> list[StateCount]: ...
     def open_by_state(self) -> dict[str, int]: ...
     def record_state_counts(self, taken_at: str, counts: dict[str, int]) -> None: ...
 
@@ -291,11 +292,12 @@ def open_orders(store: Store, period: Period, *, now: datetime) -> list[StateCou
 
 
 def all_metrics(store: Store, period: Period, *, now: datetime) -> Metrics:
-    """Every figure, read in one transaction (one consistent view, one connection)."""
+    """Every figure, read in one transaction (one consistent view, one connection); the open orders
+    counted every hour, or every few hours over a long period (`open_orders` has every hour)."""
     start, end = period.bounds
     with store.transaction(write=False) as tx:
         orders, activities = _rows(tx.metrics, period)
-        counts = tx.metrics.state_counts(start, end)
+        counts = tx.metrics.state_counts(start, end, every_hours=_every_hours(period))
         current = tx.metrics.open_by_state() if period.end >= now else {}
     cycle, on, jeopardy, fallout, days = _figures(orders, activities)
     stamp = format_datetime(now)
@@ -308,6 +310,13 @@ def all_metrics(store: Store, period: Period, *, now: datetime) -> Metrics:
         days,
         counts + [StateCount(stamp, state, n) for state, n in sorted(current.items())],
     )
+
+
+def _every_hours(period: Period) -> int:
+    """At most OPEN_ORDER_POINTS counts over the period: every hour for ten days, then sparser (a
+    divisor of 24, so that the counts are taken at the same hours every day)."""
+    hours = (period.end - period.start).total_seconds() / 3600
+    return next((n for n in (1, 2, 3, 4, 6, 8, 12) if hours / n <= OPEN_ORDER_POINTS), 24)
 
 
 def open_orders_now(store: Store) -> dict[str, int]:
