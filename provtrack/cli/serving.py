@@ -41,6 +41,8 @@ def serve(  # noqa: PLR0917 - Typer maps each parameter to an option
     ] = None,
 ) -> None:
     """Migrate the database and serve the TMF641 API (docs at /docs)."""
+    import gc
+
     import uvicorn
 
     from provtrack.bootstrap import Assembly, configure_logging
@@ -58,6 +60,10 @@ def serve(  # noqa: PLR0917 - Typer maps each parameter to an option
         f"(API /tmf-api/serviceOrdering/v4, docs /docs) with {redact(settings.database_url)}"
     )
     console.print(f"dashboard: http://{settings.host}:{settings.port}/")
+    # What was built so far lives as long as the process: out of the collector's way, a full
+    # collection walks only what requests create (it put tens of ms into the dashboard's p99).
+    gc.collect()
+    gc.freeze()
     uvicorn.run(
         application,
         host=settings.host,
