@@ -5,8 +5,10 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 PROVTRACK_PORT ?= 8641
+# The browser tests drive Debian's Chromium (Playwright's own browser downloads are not used).
+CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test lint typecheck unit integration bench clean
+.PHONY: run test lint typecheck unit integration bench bench-dashboard screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +22,13 @@ $(DEV_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@ $(RUN_STAMP)
 
+$(CHROMIUM):
+	apt-get update
+	DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
+
 run: $(RUN_STAMP)
 	$(BIN)/provtrack db upgrade
+	@echo "dashboard: http://127.0.0.1:$(PROVTRACK_PORT)/"
 	$(BIN)/provtrack serve --port $(PROVTRACK_PORT) --demo
 
 lint: $(DEV_STAMP)
@@ -32,11 +39,17 @@ lint: $(DEV_STAMP)
 typecheck: $(DEV_STAMP)
 	$(BIN)/mypy
 
-test: lint typecheck
+test: lint typecheck | $(CHROMIUM)
 	$(BIN)/pytest
 
 bench: $(DEV_STAMP)
 	$(BIN)/python bench/create_orders.py
+
+bench-dashboard: $(DEV_STAMP)
+	$(BIN)/python bench/dashboard.py --orders 100000
+
+screenshots: $(DEV_STAMP) | $(CHROMIUM)
+	$(BIN)/python -m tests.e2e.screenshots docs/screenshots
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache provtrack.db provtrack.db-*

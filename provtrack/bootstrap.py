@@ -32,23 +32,26 @@ from provtrack.adapters.tmf641_partner import PartnerOrderingClient
 from provtrack.adapters.tmf652 import ResourceOrderingClient
 from provtrack.adapters.webhooks import HttpSender
 from provtrack.api.app import create_app
+from provtrack.api.errors import ERRORS
 from provtrack.api.hub import events_config
 from provtrack.domain.catalog import Catalog
 from provtrack.domain.clock import format_datetime
 from provtrack.engine.cancellation import CancellationEngine
 from provtrack.engine.events import EventDelivery
 from provtrack.engine.jeopardy import JeopardyEngine
+from provtrack.engine.metrics import MetricsSnapshots
 from provtrack.engine.partners import PartnerEngine
 from provtrack.engine.product_orders import ProductOrderingEngine
 from provtrack.engine.provisioning import ProvisioningEngine
 from provtrack.engine.worker import Closeable, Handler, JobHandlers, Worker
-from provtrack.services import delivery, events, partners, product_orders, provisioning
+from provtrack.services import delivery, events, metrics, partners, product_orders, provisioning
 from provtrack.services.cancellation import CancellationBookkeeping
 from provtrack.services.jeopardy import JeopardyMonitor
 from provtrack.services.ports import Context
 from provtrack.services.product_orders import ProductOrderWatch
 from provtrack.services.tasks import TaskQueue
 from provtrack.settings import Settings
+from provtrack.web.app import install_dashboard
 
 
 def configure_logging(level: str = "info") -> None:
@@ -130,8 +133,8 @@ class Assembly:
 
     def features(self, *, sender: events.Sender | None = None) -> list[JobHandlers]:
         """Every feature with job kinds: event delivery, the provisioning engine, partner orders,
-        cancellation, product orders, jeopardy. Each opens its own downstream clients (a `sender`
-        given here becomes theirs): `close_features` closes them."""
+        cancellation, product orders, jeopardy, metrics. Each opens its own downstream clients (a
+        `sender` given here becomes theirs): `close_features` closes them."""
         settings = self.settings
         return [
             EventDelivery(
@@ -178,6 +181,7 @@ class Assembly:
                 secret=settings.policy_webhook_secret,
                 mailer=self._mailer(),
             ),
+            MetricsSnapshots(self.store),
         ]
 
     def handlers(self, *, sender: events.Sender | None = None) -> dict[str, Handler]:
@@ -200,7 +204,8 @@ class Assembly:
     def start(self) -> None:
         """What every role does once at start: the hub subscriptions of the catalog's systems and
         partners and of the product ordering API (a job each, run by whichever worker claims it,
-        retried until it works), and the outbox prune job (kept if it is there)."""
+        retried until it works), the outbox prune job and the hourly count of open orders (each
+        kept if it is there)."""
         now = self.clock()
         ctx = Context(format_datetime(now), "provtrack", new_id)
         if self.catalog is not None:
@@ -209,6 +214,7 @@ class Assembly:
         if self.settings.product_ordering_url:
             product_orders.subscribe_to_hub(self.store, ctx=ctx)
         delivery.schedule_pruning(self.store, now=now)
+        metrics.schedule_snapshot(self.store, now=now)
 
     @contextmanager
     def running(self, *, with_worker: bool) -> Iterator[Worker | None]:
@@ -267,7 +273,7 @@ class Assembly:
                 yield
             self.store.dispose()
 
-        return create_app(
+        app = create_app(
             self.settings,
             self.store,
             clock=self.clock,
@@ -276,6 +282,8 @@ class Assembly:
             catalog=self.catalog,
             jeopardy=self.jeopardy,
         )
+        install_dashboard(app, errors=ERRORS, poll_seconds=self.settings.dashboard_poll_seconds)
+        return app
 
 
 def _product_order_poll(settings: Settings) -> timedelta | None:

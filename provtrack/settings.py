@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     smtp_starttls: bool = False
     smtp_username: str | None = None
     smtp_password: str | None = None
+    dashboard_poll_seconds: float = Field(
+        default=2.0, description="how often an open dashboard page asks whether anything changed"
+    )
     log_level: str = "info"
     access_log: bool = False
 

@@ -15,6 +15,7 @@ from provtrack.api.cancellation import install_cancellation
 from provtrack.api.errors import install_error_handlers
 from provtrack.api.http import BodyLimit
 from provtrack.api.jeopardy import install_jeopardy
+from provtrack.api.metrics import install_metrics
 from provtrack.api.provisioning import install_provisioning
 from provtrack.api.tasks import install_tasks
 from provtrack.domain.catalog import Catalog
@@ -63,6 +64,7 @@ def create_app(
     install_provisioning(app)
     install_tasks(app)
     install_jeopardy(app)
+    install_metrics(app)
     app.include_router(operations.router)
     install_error_handlers(app)
     install_openapi(app)

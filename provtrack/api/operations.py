@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from provtrack.api.errors import error_response
 from provtrack.api.http import json_response
+from provtrack.api.metrics import gauges
 
 router = APIRouter(tags=["operations"])
 
@@ -31,5 +32,5 @@ async def health(request: Request) -> Response:
 
 
 @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
-def metrics() -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+def metrics(request: Request) -> Response:
+    return Response(generate_latest() + gauges(request.app.state.store), media_type=CONTENT_TYPE_LATEST)

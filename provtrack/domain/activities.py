@@ -182,6 +182,7 @@ class Activity:
     # (TMF652 cancelResourceOrder), or the done activity this one undoes (its catalog `undo`).
     withdraws: str | None = None
     undoes: str | None = None
+    fallouts: int = 0  # how often it fell out, retries included: the fallout rate counts it
 
     @property
     def subject(self) -> str:
@@ -209,6 +210,8 @@ class Activity:
             self.actual_end = None
         if target in ACTIVITY_TERMINAL:
             self.actual_end = now
+        if target == ActivityState.FALLOUT:
+            self.fallouts += 1
 
     def check_action(self, action: OperatorAction) -> ActivityState:
         """The state `action` moves this activity to; ActionRefused when its state does not allow it.
@@ -265,6 +268,7 @@ class Activity:
             "deferredCharacteristics": self.deferred_characteristics or None,
             "withdraws": self.withdraws,
             "undoes": self.undoes,
+            "fallouts": self.fallouts or None,
         }
         doc.update({k: v for k, v in optional.items() if v is not None})
         return doc
@@ -309,6 +313,7 @@ class Activity:
             deferred_characteristics=dict(doc.get("deferredCharacteristics") or {}),
             withdraws=doc.get("withdraws"),
             undoes=doc.get("undoes"),
+            fallouts=int(doc.get("fallouts", 0)),
         )
 
 

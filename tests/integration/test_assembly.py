@@ -88,6 +88,7 @@ def test_a_worker_that_stops_closes_what_its_features_opened(
             "CancellationEngine",
             "EventDelivery",
             "JeopardyEngine",
+            "MetricsSnapshots",
             "PartnerEngine",
             "ProductOrderingEngine",
             "ProvisioningEngine",

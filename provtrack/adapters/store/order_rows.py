@@ -11,8 +11,9 @@ from sqlalchemy import bindparam, insert, select, update
 
 from provtrack.adapters.store.prepared import Prepared
 from provtrack.adapters.store.tables import audit_record, service_order
-from provtrack.domain.clock import format_datetime
+from provtrack.domain.clock import format_datetime, parse_datetime
 from provtrack.domain.model import Change, ServiceOrder
+from provtrack.domain.states import OrderState
 
 ORDER_COLUMNS: dict[tuple[str, ...], str] = {
     ("id",): "id",
@@ -46,6 +47,11 @@ _ORDER_COLUMNS = (
     "state_before_cancellation",
     "version",
     "document",
+    "jeopardy_level",
+    "jeopardized",
+    "completion_date",
+    "cycle_seconds",
+    "service_specification",
 )
 SAVE_ORDER = Prepared(
     update(service_order)
@@ -78,6 +84,33 @@ def order_row(order: ServiceOrder) -> dict[str, Any]:
         ),
         "version": order.version,
         "document": dumps(order.to_document()),
+        **metric_columns(order),
+    }
+
+
+JEOPARDIZED = frozenset({"inJeopardy", "late"})
+
+
+def metric_columns(order: ServiceOrder) -> dict[str, Any]:
+    """The columns the dashboard's aggregates read (adapters/store/metrics.py), from the order."""
+    completed = order.completion_date if order.state == OrderState.COMPLETED else None
+    cycle = None
+    if completed is not None:
+        cycle = (parse_datetime(completed) - parse_datetime(order.order_date)).total_seconds()
+    specifications = sorted(
+        {
+            str(spec["id"])
+            for item in order.all_items()
+            if isinstance(spec := (item.attributes.get("service") or {}).get("serviceSpecification"), dict)
+            and spec.get("id")
+        }
+    )
+    return {
+        "jeopardy_level": order.jeopardy_level,
+        "jeopardized": int(any(a.get("jeopardyType") in JEOPARDIZED for a in order.jeopardy_alerts)),
+        "completion_date": completed,
+        "cycle_seconds": cycle,
+        "service_specification": " + ".join(specifications) or None,
     }
 
 

@@ -25,7 +25,7 @@ from sqlalchemy import (
 
 from provtrack.adapters.store.prepared import Prepared
 from provtrack.adapters.store.tables import AutoId, metadata
-from provtrack.domain.activities import Activity
+from provtrack.domain.activities import ACTIVITY_TERMINAL, Activity
 from provtrack.domain.plan import Plan
 from provtrack.services.ports import ConcurrentUpdate
 
@@ -51,8 +51,14 @@ activity = Table(
     Column("owner", Text, nullable=False),
     Column("external_id", Text),
     Column("document", Text, nullable=False),
+    # Read by the dashboard and the fallout metrics (migration 0011, adapters/store/metrics.py).
+    Column("name", Text),
+    Column("finished_at", Text),  # when it was done, skipped, failed or cancelled
+    Column("fallouts", Integer, nullable=False, server_default="0"),
     Index("ix_activity_service_order_id", "service_order_id"),
     Index("ix_activity_owner_external_id", "owner", "external_id"),
+    Index("ix_activity_finished", "finished_at", "owner", "name", "fallouts"),
+    Index("ix_activity_state_owner", "state", "owner"),
 )
 
 # A notification for a resource order provtrack cannot match yet (the POST that created it has not
@@ -70,7 +76,10 @@ parked_notification = Table(
 )
 
 # Compiled once and run on the driver (prepared.py): the engine reads and saves a plan per job.
-_ACTIVITY_COLUMNS = ("service_order_id", "item_id", "state", "owner", "external_id", "document")
+_ACTIVITY_COLUMNS = (
+    "service_order_id", "item_id", "state", "owner", "external_id", "document", "name", "fallouts",
+    "finished_at",
+)  # fmt: skip
 _INSERT_PLAN = Prepared(
     insert(provisioning_plan).values(
         {name: bindparam(name) for name in ("service_order_id", "created_at", "version", "document")}
@@ -273,4 +282,7 @@ def _activity_row(a: Activity, document: str | None = None) -> dict[str, Any]:
         "owner": a.owner,
         "external_id": a.external_id,
         "document": document if document is not None else _dumps(a.to_document()),
+        "name": a.name,
+        "fallouts": a.fallouts,
+        "finished_at": a.actual_end if a.state in ACTIVITY_TERMINAL else None,
     }

@@ -20,9 +20,11 @@ from sqlalchemy import Connection, Engine, delete, func, insert, select
 from provtrack.adapters.store import events as event_store
 from provtrack.adapters.store import jobs
 from provtrack.adapters.store.cancellation import SqlCancellations
+from provtrack.adapters.store.dashboard import SqlDashboard
 from provtrack.adapters.store.database import WriterLock, is_sqlite, sqlite_file
 from provtrack.adapters.store.escalation import DurationCache, SqlJeopardyRecords
 from provtrack.adapters.store.filters import FilterCompiler
+from provtrack.adapters.store.metrics import SqlMetrics
 from provtrack.adapters.store.order_rows import (
     AUDIT_INSERT,
     INSERT_ORDER,
@@ -271,6 +273,14 @@ class SqlTransaction:
     @property
     def events(self) -> event_store.SqlEventsTransaction:
         return event_store.SqlEventsTransaction(self.conn)
+
+    @property
+    def dashboard(self) -> SqlDashboard:
+        return SqlDashboard(self)
+
+    @property
+    def metrics(self) -> SqlMetrics:
+        return SqlMetrics(self.conn)
 
     def _not_optimistic(self, what: str) -> None:
         if self.queued_writes is not None:

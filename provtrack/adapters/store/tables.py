@@ -6,7 +6,7 @@ queries sort and filter on most; the columns are written from the aggregate on e
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, Table, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Float, Index, Integer, MetaData, Table, Text, UniqueConstraint
 from sqlalchemy.dialects import sqlite
 
 metadata = MetaData()
@@ -27,9 +27,32 @@ service_order = Table(
     Column("state_before_cancellation", Text),
     Column("version", Integer, nullable=False),
     Column("document", Text, nullable=False),
+    # Read by the dashboard and the business metrics (migration 0011, adapters/store/metrics.py).
+    Column("jeopardy_level", Text, nullable=False, server_default="onTrack"),
+    Column("jeopardized", Integer, nullable=False, server_default="0"),  # 1 once inJeopardy or late
+    Column("completion_date", Text),
+    Column("cycle_seconds", Float),  # completionDate - orderDate of a completed order
+    Column("service_specification", Text),  # the items' specifications, sorted, joined by " + "
     Index("ix_service_order_state_order_date", "state", "order_date", "id"),
     Index("ix_service_order_order_date", "order_date", "id"),
     Index("ix_service_order_external_id", "external_id"),
+    Index(
+        "ix_service_order_jeopardy_level_state",
+        "jeopardy_level",
+        "state",
+        "requested_completion_date",
+        "order_date",
+    ),
+    Index(
+        "ix_service_order_completion",
+        "completion_date",
+        "service_specification",
+        "cycle_seconds",
+        "requested_completion_date",
+        "jeopardized",
+    ),
+    Index("ix_service_order_category", "category", "priority", "state"),
+    Index("ix_service_order_priority", "priority", "state"),
 )
 
 cancel_service_order = Table(
