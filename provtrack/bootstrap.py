@@ -222,6 +222,7 @@ class Assembly:
             worker_in_process=with_worker,
             catalog=self.catalog,
             jeopardy=self.jeopardy,
+            require_catalog=True,
         )
 
 

@@ -25,6 +25,7 @@ from provtrack.services.events import (
     SubscriptionNotFound,
 )
 from provtrack.services.jeopardy import EscalationNotFound
+from provtrack.services.orders import NoCatalog
 from provtrack.services.ports import (
     ActivityNotFound,
     ConcurrentUpdate,
@@ -57,6 +58,7 @@ ERRORS: dict[type[Exception], tuple[int, str, str]] = {
     PatchConflict: (409, "CONFLICT", "Change not allowed now"),
     TaskError: (409, "CONFLICT", "Change not allowed now"),
     ConcurrentUpdate: (409, "CONCURRENT_UPDATE", "Changed concurrently; retry"),
+    NoCatalog: (503, "NO_CATALOG", "No provisioning catalog configured"),
 }
 
 
