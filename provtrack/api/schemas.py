@@ -133,6 +133,7 @@ class Characteristic(TmfModel):
     name: NonEmpty
     valueType: str | None = None
     value: Any = None
+    characteristicRelationship: list[dict[str, Any]] | None = None
 
 
 class ServiceSpecificationRef(Ref):
@@ -156,9 +157,18 @@ class ServiceRefOrValue(TmfModel):
     supportingResource: list[Ref] | None = None
     serviceRelationship: list[dict[str, Any]] | None = None
     relatedParty: list[RelatedParty] | None = None
+    relatedEntity: list[dict[str, Any]] | None = None
     place: list[dict[str, Any]] | None = None
     feature: list[dict[str, Any]] | None = None
     note: list[Note] | None = None
+    serviceOrderItem: list[dict[str, Any]] | None = None
+    startDate: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
+    endDate: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
+    startMode: str | None = None
+    hasStarted: bool | None = None
+    isBundle: bool | None = None
+    isServiceEnabled: bool | None = None
+    isStateful: bool | None = None
     referred_type: str | None = Field(default=None, alias="@referredType")
 
 
@@ -174,8 +184,13 @@ class ServiceOrderItemRelationship(TmfModel):
     orderItem: ServiceOrderItemRef
 
 
-class AppointmentRef(Ref):
+class AppointmentRef(TmfModel):
+    model_config = ConfigDict(json_schema_extra=_requires("id"))
+
+    id: str | None = None
+    href: str | None = None
     description: str | None = None
+    referred_type: str | None = Field(default=None, alias="@referredType")
 
 
 class ErrorMessage(TmfModel):
@@ -239,8 +254,15 @@ class ServiceOrderItem(ServiceOrderItemCreate):
     serviceOrderItem: list[ServiceOrderItem] | None = None  # type: ignore[assignment]
 
 
-class ServiceOrderRelationship(Ref):
+class ServiceOrderRelationship(TmfModel):
+    """A related order (a TMF622 product order it came from: `relationshipType` e.g. `cross-ref`)."""
+
+    model_config = ConfigDict(json_schema_extra=_requires("id"))
+
+    id: str | None = None
+    href: str | None = None
     relationshipType: NonEmpty
+    referred_type: str | None = Field(default=None, alias="@referredType")
 
 
 _DATE_TIME: dict[str, Any] = {"format": "date-time"}
@@ -304,8 +326,10 @@ class ServiceOrder(ServiceOrderCreate):
     serviceOrderItem: list[ServiceOrderItem]  # type: ignore[assignment]
 
 
-class ServiceOrderUpdate(TmfModel):
+class ServiceOrderUpdate(BaseModel):
     """ServiceOrder_Update: the attributes a PATCH may change (merge patch shape)."""
+
+    model_config = ConfigDict(extra="allow")
 
     description: str | None = None
     externalId: str | None = None
@@ -375,7 +399,7 @@ class EventSubscription(BaseModel):
     disabledReason: str | None = None
 
 
-class Error(BaseModel):
+class Error(TmfModel):
     """TMF630 error body."""
 
     code: str
@@ -383,4 +407,3 @@ class Error(BaseModel):
     message: str | None = None
     status: str | None = None
     referenceError: str | None = None
-    type_: str | None = Field(default=None, alias="@type")
