@@ -101,12 +101,12 @@ def body(
 
 
 def patch_body(model: type[BaseModel]) -> dict[str, Any]:
-    """A PATCH body: a merge patch of `model`, as application/merge-patch+json or application/json.
+    """A PATCH body: a merge patch of `model` (RFC 7396, the media type TMF641 makes mandatory).
 
-    JSON Patch (RFC 6902) is accepted too but said in the description only: an array body beside an
-    object one makes openapi-python-client 0.29 generate a PATCH that fails on every call
-    (`isinstance` with a parameterised list)."""
-    return body(model, media_types=(JSON, MERGE_PATCH))
+    `application/json` (read as a merge patch) and JSON Patch (RFC 6902) are accepted too but said in
+    the description only: a body declared under more than one media type makes openapi-python-client
+    0.29 generate a PATCH that fails on every call."""
+    return body(model, media_types=(MERGE_PATCH,))
 
 
 @dataclass(frozen=True, slots=True)

@@ -311,19 +311,20 @@ class ServiceOrderMilestone(TmfModel):
 
 
 class ServiceOrder(ServiceOrderCreate):
-    """ServiceOrder as the server returns it."""
+    """ServiceOrder as the server returns it: `id` and `href` always, the rest unless `fields=` leaves
+    it out."""
 
     id: str
     href: str
-    state: ServiceOrderStateType
-    orderDate: str = Field(json_schema_extra=_DATE_TIME)
+    state: ServiceOrderStateType | None = None
+    orderDate: str | None = Field(default=None, json_schema_extra=_DATE_TIME)
     startDate: str | None = Field(default=None, json_schema_extra=_DATE_TIME)
     completionDate: str | None = Field(default=None, json_schema_extra=_DATE_TIME)
     expectedCompletionDate: str | None = Field(default=None, json_schema_extra=_DATE_TIME)
     jeopardyAlert: list[ServiceOrderJeopardyAlert] | None = None
     milestone: list[ServiceOrderMilestone] | None = None
     errorMessage: list[ServiceOrderErrorMessage] | None = None
-    serviceOrderItem: list[ServiceOrderItem]  # type: ignore[assignment]
+    serviceOrderItem: list[ServiceOrderItem] | None = None  # type: ignore[assignment]
 
 
 class ServiceOrderUpdate(BaseModel):
@@ -356,9 +357,13 @@ class CancelServiceOrderCreate(TmfModel):
 
 
 class CancelServiceOrder(CancelServiceOrderCreate):
+    """A cancel request as the server returns it: `id` and `href` always, the rest unless `fields=`
+    leaves it out."""
+
     id: str
     href: str
-    state: TaskStateType
+    serviceOrder: ServiceOrderRef | None = None  # type: ignore[assignment]
+    state: TaskStateType | None = None
     effectiveCancellationDate: str | None = Field(default=None, json_schema_extra=_DATE_TIME)
     completionMessage: str | None = None
     errorMessage: ErrorMessage | None = None

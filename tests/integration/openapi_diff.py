@@ -51,13 +51,20 @@ def _operation_differences(
         if other is None:
             found[f"{name} parameter {key[0]}"] = "not declared"
         elif parameter.get("type") != other["schema"].get("type"):
-            found[f"{name} parameter {key[0]}"] = f"{other['schema'].get('type')}, not {parameter.get('type')}"
-    extra = sorted(n for (n, where) in my_parameters if (n, where) not in their_parameters and where != "path")
+            found[f"{name} parameter {key[0]}"] = (
+                f"{other['schema'].get('type')}, not {parameter.get('type')}"
+            )
+    extra = sorted(
+        n for (n, where) in my_parameters if (n, where) not in their_parameters and where != "path"
+    )
     if extra:
         found[f"{name} also takes parameters"] = ", ".join(extra)
     their_body = next((p["schema"] for p in operation.get("parameters", []) if p["in"] == "body"), None)
-    my_body = (mine.get("requestBody") or {}).get("content", {}).get("application/json", {}).get("schema")
-    if _shape(their_body, spec["definitions"], swagger=True) != _shape(my_body, _components(ours), swagger=False):
+    content = (mine.get("requestBody") or {}).get("content", {})
+    my_body = next((v["schema"] for k, v in content.items() if k.endswith("json")), None)
+    if _shape(their_body, spec["definitions"], swagger=True) != _shape(
+        my_body, _components(ours), swagger=False
+    ):
         found[f"{name} body"] = f"{_shape(my_body, _components(ours), swagger=False)}"
     theirs, mine_statuses = set(operation["responses"]), set(mine["responses"])
     if theirs - mine_statuses:
@@ -108,7 +115,9 @@ def _component_differences(spec: dict[str, Any], ours: dict[str, Any]) -> dict[s
         theirs, mine = definitions[name], components[name]
         if "enum" in theirs or "enum" in mine:
             if set(theirs.get("enum", ())) != set(mine.get("enum", ())):
-                found[f"{name} values"] = f"{sorted(mine.get('enum', ()))}, not {sorted(theirs.get('enum', ()))}"
+                found[f"{name} values"] = (
+                    f"{sorted(mine.get('enum', ()))}, not {sorted(theirs.get('enum', ()))}"
+                )
             continue
         their_properties, my_properties = theirs.get("properties", {}), mine.get("properties", {})
         missing = sorted(set(their_properties) - set(my_properties))

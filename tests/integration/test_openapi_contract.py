@@ -163,7 +163,9 @@ def test_served_orders_and_tasks_validate_against_the_tmf641_schema(
     cancelled = client.get(f"{ORDERS}/{order['id']}").json()
 
     assert validator("ServiceOrder").is_valid(order)
-    assert validator("ServiceOrder").is_valid(cancelled), list(validator("ServiceOrder").iter_errors(cancelled))
+    assert validator("ServiceOrder").is_valid(cancelled), list(
+        validator("ServiceOrder").iter_errors(cancelled)
+    )
     assert task.status_code == 201
     assert task.json()["state"] == "done"
     assert validator("CancelServiceOrder").is_valid(task.json())
