@@ -237,7 +237,7 @@ class ServiceOrderItemCreate(TmfModel):
 
     id: str = Field(min_length=1, description="unique within the order, nested items included")
     action: OrderItemActionType
-    quantity: int | None = Field(default=None, ge=1)
+    quantity: int | None = Field(default=None, ge=1, le=2**31 - 1)  # what a 32-bit client holds
     service: ServiceRefOrValue
     appointment: AppointmentRef | None = None
     serviceOrderItem: list[ServiceOrderItemCreate] | None = None
