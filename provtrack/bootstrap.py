@@ -152,12 +152,16 @@ class Assembly:
 
     def start(self) -> None:
         """What every role does once at start: the hub subscriptions of the catalog's systems (a
-        job per system, run by whichever worker claims it, retried until it works), and the outbox
-        prune job (kept if it is there)."""
+        job per system, run by whichever worker claims it, retried until it works), planning again
+        the orders accepted when no catalog was configured, and the outbox prune job (kept if it is
+        there)."""
         now = self.clock()
         if self.catalog is not None:
             ctx = Context(format_datetime(now), "provtrack", new_id)
             provisioning.subscribe_to_hubs(self.store, self.catalog, ctx=ctx)
+            stranded = provisioning.plan_stranded_orders(self.store, ctx=ctx)
+            if stranded:
+                structlog.get_logger("provtrack").info("planning orders left unplanned", orders=len(stranded))
         delivery.schedule_pruning(self.store, now=now)
 
     @contextmanager

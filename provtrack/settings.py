@@ -65,6 +65,13 @@ class Settings(BaseSettings):
     demo_simulator_port: int = Field(
         default=8652, description="port of the simulated systems of `serve --demo`"
     )
+    demo_order_every_seconds: float = Field(default=3.0, description="`serve --demo`: a new order this often")
+    demo_system_delay_seconds: float = Field(
+        default=4.0, description="`serve --demo`: how long a simulated system takes per resource order"
+    )
+    live_summary_seconds: float = Field(
+        default=10.0, description="`serve --live` off a terminal: a summary line this often"
+    )
     downstream_timeout_seconds: float = Field(default=10.0, description="timeout of one TMF652 call")
     worker_lease_seconds: float = Field(
         default=60.0, description="how long a claimed job is kept from other workers before it is run again"

@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from provtrack.cli.options import CatalogOption, DatabaseOption, checked, console, redact, settings_from
+from provtrack.cli.options import (
+    CatalogOption,
+    DatabaseOption,
+    checked,
+    console,
+    redact,
+    require_free_port,
+    settings_from,
+)
 from provtrack.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+BASE_PATH = "/tmf-api/serviceOrdering/v4"
 
 
 def serve(  # noqa: PLR0917 - Typer maps each parameter to an option
@@ -39,6 +54,15 @@ def serve(  # noqa: PLR0917 - Typer maps each parameter to an option
             show_default=False,
         ),
     ] = None,
+    live: Annotated[
+        bool | None,
+        typer.Option(
+            "--live/--no-live",
+            help="show orders per state and each state change as they happen (a panel on a terminal, "
+            "lines elsewhere); default on with --demo",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Migrate the database and serve the TMF641 API (docs at /docs)."""
     import uvicorn
@@ -49,21 +73,64 @@ def serve(  # noqa: PLR0917 - Typer maps each parameter to an option
         host=host, port=port, database_url=database, catalog=catalog, serve_worker=worker
     )
     configure_logging(settings.log_level)
+    require_free_port(settings.host, settings.port, "the API (--port)")
     if demo:
+        require_free_port("127.0.0.1", settings.demo_simulator_port, "the demo's simulated systems")
         settings = _start_demo(settings)
+    else:
+        say_if_no_catalog(settings)
     assembly = checked(lambda: Assembly.build(settings, migrate=True))
     application = assembly.app(with_worker=settings.serve_worker)
+    for line in banner(settings):
+        console.print(line, markup=False, highlight=False)
+    with _live_view(assembly.store.engine, settings, on=demo if live is None else live):
+        uvicorn.run(
+            application,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            access_log=settings.access_log,
+        )
+
+
+def banner(settings: Settings) -> list[str]:
+    """What `serve` says it serves: the database, and the URLs worth opening, each whole on a line."""
+    base = settings.public_url or f"http://{_reachable(settings.host)}:{settings.port}"
+    orders = f"{base}{BASE_PATH}/serviceOrder"
+    return [
+        f"provtrack serving on {base} with {redact(settings.database_url)}",
+        f"  API docs      {base}/docs  (ReDoc: {base}/redoc)",
+        f"  TMF641 API    {orders}",
+        f"  watch orders  {orders}?fields=state,externalId,expectedCompletionDate",
+    ]
+
+
+def say_if_no_catalog(settings: Settings) -> None:
+    """Without a catalog nothing can be planned: orders are refused (503 NO_CATALOG) until one is given."""
+    if settings.catalog:
+        return
     console.print(
-        f"provtrack serving on http://{settings.host}:{settings.port} "
-        f"(API /tmf-api/serviceOrdering/v4, docs /docs) with {redact(settings.database_url)}"
+        "[bold red]no provisioning catalog[/bold red]: provtrack cannot plan orders, so it refuses them "
+        "(503 NO_CATALOG) until it runs with --catalog FILE, PROVTRACK_CATALOG or --demo",
+        markup=True,
+        highlight=False,
     )
-    uvicorn.run(
-        application,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        access_log=settings.access_log,
-    )
+
+
+def _reachable(host: str) -> str:
+    """An address to put in a URL: a wildcard listener is reached on loopback from this machine."""
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+
+
+@contextmanager
+def _live_view(engine: Engine, settings: Settings, *, on: bool) -> Iterator[None]:
+    if not on:
+        yield
+        return
+    from provtrack.cli.live_view import LiveView
+
+    with LiveView(engine, summary_every=settings.live_summary_seconds).running():
+        yield
 
 
 def worker(database: DatabaseOption = None, catalog: CatalogOption = None) -> None:
@@ -75,6 +142,7 @@ def worker(database: DatabaseOption = None, catalog: CatalogOption = None) -> No
 
     settings = settings_from(database_url=database, catalog=catalog)
     configure_logging(settings.log_level)
+    say_if_no_catalog(settings)
     assembly = checked(lambda: Assembly.build(settings, migrate=True))
     stop = threading.Event()  # a signal asks; the worker then finishes its running jobs
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -97,25 +165,32 @@ def _start_demo(settings: Settings) -> Settings:
     import logging
     import threading
 
-    from provtrack.simulator.demo_orders import feed_orders
     from provtrack.simulator.resource_ordering import Behaviour, ResourceOrderingSimulator
     from provtrack.simulator.serving import serving_in_thread
 
-    simulator = ResourceOrderingSimulator(Behaviour(delay=4.0, failure_rate=0.05, hold_rate=0.05))
+    behaviour = Behaviour(delay=settings.demo_system_delay_seconds, failure_rate=0.05, hold_rate=0.05)
+    simulator = ResourceOrderingSimulator(behaviour)
     serving = serving_in_thread(simulator.app(), host="127.0.0.1", port=settings.demo_simulator_port)
     base = serving.__enter__()
     _DEMO_PARTS.append(serving)  # the simulator lives as long as the process
     logging.getLogger("httpx").setLevel(logging.WARNING)
     own = f"http://{settings.host}:{settings.port}"
-    feeder = threading.Thread(
-        target=feed_orders,
-        kwargs={"base_url": own, "every": 3.0, "count": None, "stop": threading.Event()},
-        name="provtrack-demo-feed",
-        daemon=True,
-    )
+    every = settings.demo_order_every_seconds
+    feeder = threading.Thread(target=_feed, args=(own, every), name="provtrack-demo-feed", daemon=True)
     feeder.start()
-    console.print(
-        f"demo: simulated systems at {base}, a new order every 3 s; watch "
-        f"{own}/tmf-api/serviceOrdering/v4/serviceOrder?fields=state,externalId,expectedCompletionDate"
-    )
+    console.print(f"demo: simulated systems at {base}, a new order every {every:g} s", highlight=False)
     return settings.model_copy(update={"catalog": settings.catalog or "demo", "simulator_url": base})
+
+
+def _feed(base_url: str, every: float) -> None:
+    """The demo's order feed, beside the server in this process, until the process ends."""
+    import threading
+
+    import structlog
+
+    from provtrack.simulator.demo_orders import ServerUnreachable, feed_orders
+
+    try:
+        feed_orders(base_url, every=every, count=None, stop=threading.Event(), wait=60.0)
+    except ServerUnreachable as exc:
+        structlog.get_logger("provtrack.demo").error("demo order feed stopped", reason=str(exc))

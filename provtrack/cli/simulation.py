@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from provtrack.cli.options import console
+from provtrack.cli.options import console, require_free_port
 
 
 def simulate(
@@ -31,6 +31,7 @@ def simulate(
     behaviour = Behaviour(
         delay=delay, failure_rate=failure_rate, hold_rate=hold_rate, instant=instant, seed=seed
     )
+    require_free_port(host, port, "the simulator (--port)")
     console.print(
         f"provtrack simulator on http://{host}:{port}/<system>/tmf-api/resourceOrderingManagement/v4"
     )
@@ -41,15 +42,25 @@ def demo_feed(
     url: Annotated[str, typer.Option(help="the provtrack server to feed")] = "http://127.0.0.1:8641",
     every: Annotated[float, typer.Option(help="seconds between two orders")] = 3.0,
     count: Annotated[int | None, typer.Option(help="stop after this many orders")] = None,
+    wait: Annotated[float, typer.Option(help="seconds to wait for the server to answer first")] = 10.0,
 ) -> None:
-    """Feed a running server a steady stream of realistic orders (FTTH, E-Line, SD-WAN, SIM, IPTV)."""
+    """Feed a running server a steady stream of realistic orders (FTTH, E-Line, SD-WAN, SIM, IPTV).
+
+    Ends with how many orders the server accepted and refused; exit status 1 when any was refused or
+    the server does not answer."""
     import threading
 
-    from provtrack.simulator.demo_orders import feed_orders
+    from provtrack.simulator.demo_orders import ServerUnreachable, feed_orders
 
-    console.print(f"feeding {url} an order every {every}s (Ctrl-C to stop)")
+    console.print(f"feeding {url} an order every {every:g} s (Ctrl-C to stop)", highlight=False)
     try:
-        sent = feed_orders(url, every=every, count=count, stop=threading.Event())
+        fed = feed_orders(url, every=every, count=count, stop=threading.Event(), wait=wait)
     except KeyboardInterrupt:
         return
-    console.print(f"{sent} orders sent")
+    except ServerUnreachable as exc:
+        console.print(f"[red]demo stopped[/red]: {exc}", markup=True, highlight=False)
+        raise typer.Exit(1) from None
+    console.print(f"{fed.accepted} orders accepted, {fed.refused} refused", highlight=False)
+    if fed.refused:
+        console.print(f"last refusal: {fed.last_refusal}", markup=False, highlight=False)
+        raise typer.Exit(1)

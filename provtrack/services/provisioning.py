@@ -6,6 +6,7 @@ committed together. Nothing here talks to the network: the engine's handlers do,
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,6 +25,7 @@ from provtrack.domain.clock import parse_datetime
 from provtrack.domain.jobs import JobRequest, Lease
 from provtrack.domain.model import Change, ServiceOrder
 from provtrack.domain.plan import OrderNotFeasible, Plan
+from provtrack.domain.query import Condition, Query, SortKey, Value
 from provtrack.domain.states import OrderState
 from provtrack.services.orders import PLAN_ORDER_JOB
 from provtrack.services.ports import ActivityNotFound, Context, DownstreamSubscription, Store, Transaction
@@ -122,6 +124,28 @@ def plan_order(
         return plan, Planned(outcome, dispatch_now)
 
     return plan_order_change(store, order_id, build, ctx=ctx)
+
+
+def plan_stranded_orders(store: Store, *, ctx: Context, batch: int = 500) -> list[str]:
+    """Orders accepted while no catalog could plan them (still `acknowledged`, no plan, their planning
+    job given up): planning is asked again, now that there is a catalog. Returns their ids."""
+    acknowledged = (Condition(("state",), "eq", (Value("text", OrderState.ACKNOWLEDGED.value),)),)
+    stranded: list[str] = []
+    offset = 0
+    with store.transaction(write=False) as tx:
+        while True:
+            page = tx.list_orders(Query(acknowledged, (SortKey(("orderDate",), False),), offset, batch))
+            ids = [json.loads(document)["id"] for document in page.documents]
+            stranded += [order_id for order_id in ids if tx.plans.get(order_id) is None]
+            offset += batch
+            if offset >= page.total or not ids:
+                break
+    if stranded:
+        now = _now(ctx)
+        with store.transaction(write=True) as tx:
+            for order_id in stranded:
+                tx.schedule_job(JobRequest(PLAN_JOB, order_id, now), now=now)
+    return stranded
 
 
 def start_order(store: Store, order_id: str, *, ctx: Context, catalog: Catalog | None = None) -> None:
