@@ -6,7 +6,7 @@ RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 PROVTRACK_PORT ?= 8641
 
-.PHONY: run test lint typecheck unit integration bench clean
+.PHONY: run shell test lint typecheck unit integration bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ $(DEV_STAMP): pyproject.toml | $(BIN)/python
 run: $(RUN_STAMP)
 	$(BIN)/provtrack db upgrade
 	$(BIN)/provtrack serve --port $(PROVTRACK_PORT) --demo
+
+# A shell with .venv/bin on PATH, so that `provtrack ...` works as the README writes it.
+shell: $(RUN_STAMP)
+	@echo "provtrack is on PATH in this shell ($(BIN)); exit to leave"
+	@PATH="$(CURDIR)/$(BIN):$$PATH" VIRTUAL_ENV="$(CURDIR)/$(VENV)" $${SHELL:-/bin/sh} -i
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check provtrack tests bench
