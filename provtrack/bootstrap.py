@@ -226,7 +226,7 @@ class Assembly:
             worker_in_process=with_worker,
             catalog=self.catalog,
             jeopardy=self.jeopardy,
-            require_catalog=True,
+            require_catalog=not self.settings.accept_orders_without_catalog,
         )
 
 

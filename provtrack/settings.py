@@ -54,6 +54,11 @@ class Settings(BaseSettings):
         default=None,
         description="provisioning catalog YAML file (docs/catalog.md), or `demo` for the shipped one",
     )
+    accept_orders_without_catalog: bool = Field(
+        default=False,
+        description="without a catalog, accept orders anyway: they wait `acknowledged` and are planned "
+        "when provtrack starts with one (default: refuse them, 503 NO_CATALOG)",
+    )
     listener_url: str | None = Field(
         default=None,
         description="base URL downstream systems reach provtrack at for notifications; default public_url or http://host:port",

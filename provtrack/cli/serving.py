@@ -106,12 +106,16 @@ def banner(settings: Settings) -> list[str]:
 
 
 def say_if_no_catalog(settings: Settings) -> None:
-    """Without a catalog nothing can be planned: orders are refused (503 NO_CATALOG) until one is given."""
+    """Without a catalog nothing can be planned: say so first, and what becomes of orders."""
     if settings.catalog:
         return
+    if settings.accept_orders_without_catalog:
+        consequence = "it accepts orders and leaves them acknowledged until it runs with one"
+    else:
+        consequence = "so it refuses them (503 NO_CATALOG)"
     console.print(
-        "[bold red]no provisioning catalog[/bold red]: provtrack cannot plan orders, so it refuses them "
-        "(503 NO_CATALOG) until it runs with --catalog FILE, PROVTRACK_CATALOG or --demo",
+        f"[bold red]no provisioning catalog[/bold red]: provtrack cannot plan orders, {consequence}; "
+        "give one with --catalog FILE, PROVTRACK_CATALOG or --demo",
         markup=True,
         highlight=False,
     )

@@ -33,6 +33,19 @@ def test_without_a_catalog_an_order_is_refused_at_once_saying_why(tmp_path: Path
     assert listed == []
 
 
+def test_an_operator_may_have_orders_held_until_a_catalog_comes(tmp_path: Path) -> None:
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'p.db'}", accept_orders_without_catalog=True)
+    assembly = Assembly.build(settings, migrate=True)
+    try:
+        with TestClient(assembly.app(with_worker=False)) as client:
+            created = client.post(ORDERS, json=order_body())
+    finally:
+        assembly.store.dispose()
+
+    assert created.status_code == 201, created.text
+    assert created.json()["state"] == "acknowledged"
+
+
 def test_with_a_catalog_the_same_order_is_accepted(tmp_path: Path) -> None:
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'p.db'}", catalog="demo")
     assembly = Assembly.build(settings, migrate=True)
