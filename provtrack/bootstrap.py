@@ -26,20 +26,28 @@ from provtrack.adapters.store.database import create_database_engine
 from provtrack.adapters.store.migrate import upgrade_database
 from provtrack.adapters.store.notify import start_job_listener
 from provtrack.adapters.store.repository import SqlStore
+from provtrack.adapters.tmf622 import ProductOrderingClient
 from provtrack.adapters.tmf638 import ServiceInventoryClient
+from provtrack.adapters.tmf641_partner import PartnerOrderingClient
 from provtrack.adapters.tmf652 import ResourceOrderingClient
 from provtrack.adapters.webhooks import HttpSender
 from provtrack.api.app import create_app
 from provtrack.api.hub import events_config
 from provtrack.domain.catalog import Catalog
 from provtrack.domain.clock import format_datetime
+from provtrack.engine.cancellation import CancellationEngine
 from provtrack.engine.events import EventDelivery
 from provtrack.engine.jeopardy import JeopardyEngine
+from provtrack.engine.partners import PartnerEngine
+from provtrack.engine.product_orders import ProductOrderingEngine
 from provtrack.engine.provisioning import ProvisioningEngine
 from provtrack.engine.worker import Handler, JobHandlers, Worker
-from provtrack.services import delivery, events, provisioning
+from provtrack.services import delivery, events, partners, product_orders, provisioning
+from provtrack.services.cancellation import CancellationBookkeeping
 from provtrack.services.jeopardy import JeopardyMonitor
 from provtrack.services.ports import Context
+from provtrack.services.product_orders import ProductOrderWatch
+from provtrack.services.tasks import TaskQueue
 from provtrack.settings import Settings
 
 
@@ -62,14 +70,20 @@ def build_catalog(settings: Settings) -> Catalog | None:
     """The provisioning catalog, validated (InvalidCatalog names file and line), or None."""
     if not settings.catalog:
         return None
-    overrides = None
+    overrides = partner_overrides = None
     if settings.simulator_url:
         base = settings.simulator_url.rstrip("/")
         catalog = load_catalog(settings.catalog)
         overrides = {name: f"{base}/{name}/tmf-api/resourceOrderingManagement/v4" for name in catalog.systems}
         if catalog.inventory_url:
             overrides["@inventory"] = f"{base}/inventory/tmf-api/serviceInventory/v4"
-    return load_catalog(settings.catalog, overrides=overrides)
+    if settings.partner_simulator_url:
+        base = settings.partner_simulator_url.rstrip("/")
+        partner_overrides = {
+            name: f"{base}/{name}/tmf-api/serviceOrdering/v4"
+            for name in load_catalog(settings.catalog).partners
+        }
+    return load_catalog(settings.catalog, overrides=overrides, partner_overrides=partner_overrides)
 
 
 @dataclass
@@ -81,6 +95,9 @@ class Assembly:
     catalog: Catalog | None
     policy: ReloadingPolicy
     jeopardy: JeopardyMonitor
+    tasks: TaskQueue
+    cancellation: CancellationBookkeeping
+    product_order_watch: ProductOrderWatch
     clock: Callable[[], datetime] = utc_now
 
     @classmethod
@@ -100,13 +117,20 @@ class Assembly:
         engine = create_database_engine(settings.database_url)
         if migrate:
             upgrade_database(engine)
-        store = SqlStore(engine, after_change=(jeopardy.after_change,))
-        return cls(settings, store, catalog, policy, jeopardy, clock)
+        # Cancellation first: the jeopardy refresh then sees an order the cancellation has settled;
+        # jeopardy before the task queues: they take the level it has just assessed.
+        cancellation = CancellationBookkeeping(catalog)
+        watch = ProductOrderWatch(_product_order_poll(settings))
+        tasks = TaskQueue(catalog)
+        hooks = (cancellation.after_change, watch.after_change, jeopardy.after_change, tasks.after_change)
+        store = SqlStore(engine, after_change=hooks)
+        return cls(settings, store, catalog, policy, jeopardy, tasks, cancellation, watch, clock)
 
     # --- the worker -------------------------------------------------------------------------------
 
     def features(self, *, sender: events.Sender | None = None) -> list[JobHandlers]:
-        """Every feature with job kinds: event delivery, the provisioning engine, jeopardy."""
+        """Every feature with job kinds: event delivery, the provisioning engine, partner orders,
+        cancellation, product orders, jeopardy."""
         settings = self.settings
         return [
             EventDelivery(
@@ -126,6 +150,25 @@ class Assembly:
                 inventory_client=ServiceInventoryClient(timeout=settings.downstream_timeout_seconds),
                 lease=timedelta(seconds=settings.worker_lease_seconds),
                 clock=self.clock,
+            ),
+            PartnerEngine(
+                self.store,
+                self.catalog,
+                PartnerOrderingClient(timeout=settings.downstream_timeout_seconds),
+                listener_base_url=settings.listener_base_url(),
+            ),
+            CancellationEngine(
+                self.store,
+                self.catalog,
+                ResourceOrderingClient(timeout=settings.downstream_timeout_seconds),
+            ),
+            ProductOrderingEngine(
+                self.store,
+                self.catalog,
+                ProductOrderingClient(timeout=settings.downstream_timeout_seconds),
+                url=settings.product_ordering_url,
+                listener_base_url=settings.listener_base_url(),
+                poll_interval=timedelta(seconds=settings.product_ordering_poll_seconds),
             ),
             JeopardyEngine(
                 self.store,
@@ -151,17 +194,20 @@ class Assembly:
         )
 
     def start(self) -> None:
-        """What every role does once at start: the hub subscriptions of the catalog's systems (a
-        job per system, run by whichever worker claims it, retried until it works), planning again
-        the orders accepted when no catalog was configured, and the outbox prune job (kept if it is
-        there)."""
+        """What every role does once at start: the hub subscriptions of the catalog's systems and
+        partners and of the product ordering API (a job each, run by whichever worker claims it,
+        retried until it works), planning again the orders accepted when no catalog was configured,
+        and the outbox prune job (kept if it is there)."""
         now = self.clock()
+        ctx = Context(format_datetime(now), "provtrack", new_id)
         if self.catalog is not None:
-            ctx = Context(format_datetime(now), "provtrack", new_id)
             provisioning.subscribe_to_hubs(self.store, self.catalog, ctx=ctx)
+            partners.subscribe_to_partner_hubs(self.store, self.catalog, ctx=ctx)
             stranded = provisioning.plan_stranded_orders(self.store, ctx=ctx)
             if stranded:
                 structlog.get_logger("provtrack").info("planning orders left unplanned", orders=len(stranded))
+        if self.settings.product_ordering_url:
+            product_orders.subscribe_to_hub(self.store, ctx=ctx)
         delivery.schedule_pruning(self.store, now=now)
 
     @contextmanager
@@ -228,6 +274,12 @@ class Assembly:
             jeopardy=self.jeopardy,
             require_catalog=not self.settings.accept_orders_without_catalog,
         )
+
+
+def _product_order_poll(settings: Settings) -> timedelta | None:
+    if not settings.product_ordering_url:
+        return None
+    return timedelta(seconds=settings.product_ordering_poll_seconds)
 
 
 def merge_handlers(

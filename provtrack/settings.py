@@ -77,7 +77,23 @@ class Settings(BaseSettings):
     live_summary_seconds: float = Field(
         default=10.0, description="`serve --live` off a terminal: a summary line this often"
     )
+    partner_simulator_url: str | None = Field(
+        default=None,
+        description="points every catalog partner at this `provtrack simulate --mode partner` "
+        "(URL/<partner>/tmf-api/serviceOrdering/v4)",
+    )
+    demo_partner_port: int = Field(
+        default=8653, description="port of the simulated partners of `serve --demo`"
+    )
     downstream_timeout_seconds: float = Field(default=10.0, description="timeout of one TMF652 call")
+    product_ordering_url: str | None = Field(
+        default=None,
+        description="TMF622 product ordering API (…/tmf-api/productOrderingManagement/v4): provtrack subscribes "
+        "to its hub, confirms its cancellation events there and polls it as the safety net",
+    )
+    product_ordering_poll_seconds: float = Field(
+        default=300.0, description="safety poll of the product orders open service orders name"
+    )
     worker_lease_seconds: float = Field(
         default=60.0, description="how long a claimed job is kept from other workers before it is run again"
     )

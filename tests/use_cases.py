@@ -13,14 +13,16 @@ import pytest
 from provtrack.adapters.catalog_file import parse_catalog_text
 from provtrack.adapters.policy_file import parse_policy_text
 from provtrack.domain.clock import format_datetime
-from provtrack.domain.model import ServiceOrder
+from provtrack.domain.model import Change, ServiceOrder
 from provtrack.domain.patching import NotPatchable
 from provtrack.domain.plan import Plan
 from provtrack.domain.query import parse_query
-from provtrack.domain.states import OrderState
-from provtrack.services import activities, orders, provisioning
+from provtrack.domain.states import OrderState, TaskState
+from provtrack.domain.tasks import CapacityReached
+from provtrack.services import activities, cancellation, orders, provisioning, revisions, tasks, withdrawals
 from provtrack.services.jeopardy import JeopardyMonitor
-from provtrack.services.ports import AfterChange, Context, OrderNotFound, Store, Transaction
+from provtrack.services.ports import AfterChange, Context, OrderNotFound, Store, TaskSelection, Transaction
+from provtrack.services.unit_of_work import change_order
 
 StoreFactory = Callable[[Sequence[AfterChange]], Store]
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
@@ -35,9 +37,13 @@ systems:
 services:
   fibre:
     add:
-      - {id: reserve-port, system: inventory, resourceSpecification: olt-port, expectedDuration: PT1H}
+      - {id: reserve-port, system: inventory, resourceSpecification: olt-port, expectedDuration: PT1H,
+         undo: release-port}
       - {id: activate-line, system: inventory, resourceSpecification: broadband-profile,
          after: [reserve-port], expectedDuration: PT2H}
+    undo:
+      - {id: release-port, system: inventory, resourceSpecification: olt-port, resourceAction: delete,
+         expectedDuration: PT10M}
 """,
     source="use-case-catalog.yaml",
 )
@@ -156,8 +162,11 @@ def test_a_cancel_request_runs_the_hooks_and_keeps_its_task(stores: StoreFactory
     store = stores((seen,))
     order = orders.create_order(store, fibre(), ctx=ctx())
 
-    task = orders.request_order_cancellation(
-        store, {"serviceOrder": {"id": order.id}, "cancellationReason": "moved house"}, ctx=ctx()
+    task = cancellation.request_cancellation(
+        store,
+        {"serviceOrder": {"id": order.id}, "cancellationReason": "moved house"},
+        ctx=ctx(),
+        catalog=CATALOG,
     )
 
     saved = read(store, order.id)
@@ -224,3 +233,215 @@ def test_jeopardy_as_a_hook_alerts_an_order_that_will_miss_its_date(stores: Stor
     assert saved is not None
     assert saved.jeopardy_level == "inJeopardy"
     assert saved.expected_completion_date == format_datetime(T0 + timedelta(hours=3))
+
+
+VISIT_CATALOG = parse_catalog_text(
+    """
+workGroups:
+  techs: {members: [amelie], capacity: 1}
+services:
+  visit:
+    add:
+      - {id: install, kind: manualTask, workGroup: techs, expectedDuration: PT3H,
+         checklist: [{name: ontSerial}]}
+      - {id: install-2, kind: manualTask, workGroup: techs, expectedDuration: PT1H}
+""",
+    source="use-case-visit.yaml",
+)
+
+
+def test_manual_tasks_are_queued_worked_and_complete_their_order(stores: StoreFactory) -> None:
+    queue = tasks.TaskQueue(VISIT_CATALOG)
+    store = stores((queue.after_change,))
+    item = {"id": "1", "action": "add", "service": {"serviceSpecification": {"id": "visit"}}}
+    order = orders.create_order(store, {"serviceOrderItem": [item], "priority": "2"}, ctx=ctx())
+    provisioning.plan_order(store, order.id, VISIT_CATALOG, ctx=ctx())
+
+    total, queued = tasks.list_tasks(store, TaskSelection(work_group="techs"), now=T0)
+    assert total == 2
+    assert {t["state"] for t in queued} == {"queued"}
+    assert {t["priority"] for t in queued} == {"2"}
+    first, second = (t["id"] for t in queued)
+    amelie = ctx(actor="amelie")
+    for task_id in (first, second):
+        tasks.claim_task(store, task_id, ctx=amelie, catalog=VISIT_CATALOG)
+    tasks.start_task(store, first, ctx=amelie, catalog=VISIT_CATALOG)
+    with pytest.raises(CapacityReached):
+        tasks.start_task(store, second, ctx=amelie, catalog=VISIT_CATALOG)
+
+    checklist = {"ontSerial": "SN-1"} if queued[0]["checklist"] else None
+    tasks.complete_task(store, first, checklist, ctx=amelie, catalog=VISIT_CATALOG)
+    tasks.start_task(store, second, ctx=amelie, catalog=VISIT_CATALOG)
+    remaining = {"ontSerial": "SN-1"} if queued[1]["checklist"] else None
+    tasks.complete_task(store, second, remaining, ctx=amelie, catalog=VISIT_CATALOG)
+
+    saved = read(store, order.id)
+    assert saved is not None
+    assert saved.state == OrderState.COMPLETED
+    assert {t["state"] for t in tasks.list_tasks(store, TaskSelection(order_id=order.id), now=T0)[1]} == {
+        "completed"
+    }
+
+
+def test_an_escalations_assignment_moves_queued_tasks_to_another_group_or_person(
+    stores: StoreFactory,
+) -> None:
+    catalog = parse_catalog_text(
+        """
+workGroups:
+  techs: {members: [amelie, bruno]}
+  leads: {members: [lea]}
+services:
+  visit:
+    add:
+      - {id: install, kind: manualTask, workGroup: techs, expectedDuration: PT3H}
+      - {id: check, kind: manualTask, workGroup: techs, expectedDuration: PT1H}
+""",
+        source="use-case-escalation.yaml",
+    )
+    store = stores((tasks.TaskQueue(catalog).after_change,))
+    item = {"id": "1", "action": "add", "service": {"serviceSpecification": {"id": "visit"}}}
+    order = orders.create_order(store, {"serviceOrderItem": [item]}, ctx=ctx())
+    provisioning.plan_order(store, order.id, catalog, ctx=ctx())
+    first, second = (t["id"] for t in tasks.list_tasks(store, TaskSelection(order_id=order.id), now=T0)[1])
+    tasks.claim_task(store, first, ctx=ctx(actor="amelie"), catalog=catalog)
+
+    def escalate(assignment: dict[str, str]) -> None:
+        def step(_tx: Transaction, changed: ServiceOrder, _plan: Plan | None) -> None:
+            changed.changes.append(
+                Change("escalation[slow]", "assignedTo", None, assignment, ctx().now, "policy")
+            )
+
+        change_order(store, order.id, step, ctx=ctx(actor="provtrack-jeopardy"))
+
+    escalate({"person": "bruno"})  # both tasks to bruno: the claimed one is handed back first
+    assert [
+        (t["assignee"], t["state"]) for t in (tasks.get_task(store, i, now=T0) for i in (first, second))
+    ] == [
+        ("bruno", "assigned"),
+        ("bruno", "assigned"),
+    ]
+    escalate({"person": "lea"})  # not a member of techs: nothing changes
+    tasks.hand_back_task(store, second, "going home", ctx=ctx(actor="bruno"), catalog=catalog)
+    escalate({"workGroup": "leads"})  # only the queued task moves
+    assert [tasks.get_task(store, i, now=T0)["workGroup"] for i in (first, second)] == ["techs", "leads"]
+
+
+# --- cancellation under way (docs/cancellation.md) ------------------------------------------------
+
+
+def _plan_document(store: Store, order_id: str) -> dict[str, Any]:
+    return activities.get_plan(store, order_id)
+
+
+def _named(store: Store, order_id: str, name: str) -> dict[str, Any]:
+    return next(a for a in _plan_document(store, order_id)["activity"] if a["name"] == name)
+
+
+def _reserved_and_activating(store: Store) -> str:
+    """An order whose port is reserved (done) and whose line activation is under way at its system."""
+    order = orders.create_order(store, fibre(), ctx=ctx())
+    provisioning.plan_order(store, order.id, CATALOG, ctx=ctx())
+    for name, state in (("reserve-port", "completed"), ("activate-line", "inProgress")):
+        activity = _named(store, order.id, name)
+        provisioning.record_resource_order(
+            store,
+            activity["id"],
+            activity["attempt"],
+            {"id": f"RO-{name}", "state": state},
+            CATALOG,
+            ctx=ctx(),
+        )
+    return order.id
+
+
+def test_a_cancellation_stops_what_is_under_way_then_undoes_what_is_done(stores: StoreFactory) -> None:
+    store = stores((cancellation.CancellationBookkeeping(CATALOG).after_change,))
+    order_id = _reserved_and_activating(store)
+
+    task = cancellation.request_cancellation(
+        store, {"serviceOrder": {"id": order_id}, "cancellationReason": "moved"}, ctx=ctx(), catalog=CATALOG
+    )
+    assert task.state == TaskState.IN_PROGRESS
+    stop = _named(store, order_id, "cancel-activate-line")
+    request = withdrawals.withdrawal_request(store, stop["id"])
+    assert request is not None
+    assert request.resource_order_id == "RO-activate-line"
+    withdrawals.record_withdrawal_sent(
+        store, request, "RO-activate-line", {"id": "CRO-1", "state": "done"}, CATALOG, ctx=ctx()
+    )
+    release = _named(store, order_id, "release-port")
+    assert (release["state"], _named(store, order_id, "activate-line")["state"]) == (
+        "inProgress",
+        "cancelled",
+    )
+    provisioning.record_resource_order(
+        store,
+        release["id"],
+        release["attempt"],
+        {"id": "RO-release", "state": "completed"},
+        CATALOG,
+        ctx=ctx(),
+    )
+
+    saved = read(store, order_id)
+    assert saved is not None
+    assert saved.state == OrderState.CANCELLED
+    assert saved.attributes["cancellationReason"] == "moved"
+    done = cancellation.get_task(store, task.id)
+    assert done.state == TaskState.DONE
+    assert done.completion_message == (
+        f"service order {order_id} cancelled; stopped: cancel-activate-line; undone: release-port"
+    )
+
+
+def test_a_refused_withdrawal_holds_the_order_until_an_operator_skips_it(stores: StoreFactory) -> None:
+    store = stores((cancellation.CancellationBookkeeping(CATALOG).after_change,))
+    order_id = _reserved_and_activating(store)
+    task = cancellation.request_cancellation(
+        store, {"serviceOrder": {"id": order_id}}, ctx=ctx(), catalog=CATALOG
+    )
+    stop = _named(store, order_id, "cancel-activate-line")
+    request = withdrawals.withdrawal_request(store, stop["id"])
+    assert request is not None
+
+    withdrawals.record_withdrawal_refused(store, request, 409, {"message": "already active"}, ctx=ctx())
+
+    held = read(store, order_id)
+    assert held is not None
+    assert held.state == OrderState.HELD
+    told = cancellation.get_task(store, task.id)
+    assert told.state == TaskState.IN_PROGRESS
+    assert told.error_message is not None
+    assert told.error_message["code"] == "CANCELLATION_HELD"
+    assert "refused to cancel the resource order (HTTP 409): already active" in told.error_message["message"]
+
+    activities.skip_activity(store, stop["id"], reason="cancelled by phone", ctx=ctx(actor="operator"))
+
+    resumed = read(store, order_id)
+    assert resumed is not None
+    assert resumed.state == OrderState.PENDING_CANCELLATION
+    assert cancellation.get_task(store, task.id).error_message is None
+    assert _named(store, order_id, "release-port")["state"] == "inProgress"
+
+
+def test_a_new_requested_completion_date_runs_the_jeopardy_projection_again(stores: StoreFactory) -> None:
+    monitor = JeopardyMonitor(lambda: POLICY)
+    store = stores((cancellation.CancellationBookkeeping(CATALOG).after_change, monitor.after_change))
+    order = orders.create_order(
+        store, fibre(requestedCompletionDate=format_datetime(T0 + timedelta(days=2))), ctx=ctx()
+    )
+    provisioning.plan_order(store, order.id, CATALOG, ctx=ctx())
+    planned = read(store, order.id)
+    assert planned is not None
+    assert planned.jeopardy_level == "onTrack"
+
+    due = format_datetime(T0 + timedelta(hours=1))  # the plan needs three
+    revisions.patch_order(
+        store, order.id, {"requestedCompletionDate": due}, json_patch=False, ctx=ctx(), catalog=CATALOG
+    )
+
+    revised = read(store, order.id)
+    assert revised is not None
+    assert revised.jeopardy_level == "inJeopardy"
+    assert revised.jeopardy_alerts[-1]["message"]

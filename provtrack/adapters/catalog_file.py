@@ -24,11 +24,16 @@ def parse_catalog_text(text: str, *, source: str) -> Catalog:
     return read_catalog(document, source=source)
 
 
-def load_catalog(path: str | Path, *, overrides: dict[str, str] | None = None) -> Catalog:
+def load_catalog(
+    path: str | Path,
+    *,
+    overrides: dict[str, str] | None = None,
+    partner_overrides: dict[str, str] | None = None,
+) -> Catalog:
     """Read and validate a catalog file; `demo` names the catalog shipped with provtrack.
 
-    `overrides` replaces system URLs by name, and the TMF638 URL under `@inventory` (the demo points
-    them at `provtrack simulate`).
+    `overrides` replaces system URLs by name, and the TMF638 URL under `@inventory`;
+    `partner_overrides` replaces partner URLs by name (the demo points them at `provtrack simulate`).
     """
     file = DEMO_CATALOG if str(path) == "demo" else Path(path)
     try:
@@ -47,4 +52,12 @@ def load_catalog(path: str | Path, *, overrides: dict[str, str] | None = None) -
         catalog = replace(
             catalog, systems=systems, inventory_url=inventory.rstrip("/") if inventory else None
         )
+    if partner_overrides:
+        from dataclasses import replace
+
+        partners = {
+            name: replace(partner, url=partner_overrides.get(name, partner.url).rstrip("/"))
+            for name, partner in catalog.partners.items()
+        }
+        catalog = replace(catalog, partners=partners)
     return catalog

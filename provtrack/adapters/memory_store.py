@@ -19,8 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from provtrack.domain import states
 from provtrack.domain.activities import Activity
 from provtrack.domain.cancellation import CancelServiceOrder
+from provtrack.domain.coordination_catalog import read_work_group
 from provtrack.domain.escalation import Escalation
 from provtrack.domain.events import EventFilter
 from provtrack.domain.jeopardy import learned_from_sorted
@@ -28,6 +30,8 @@ from provtrack.domain.jobs import JobRequest
 from provtrack.domain.model import Change, OrderEvent, ServiceOrder
 from provtrack.domain.plan import Plan
 from provtrack.domain.query import Query
+from provtrack.domain.tasks import ManualTask, TaskState
+from provtrack.domain.work_groups import WorkGroup
 from provtrack.services.ports import (
     AfterChange,
     ConcurrentUpdate,
@@ -35,6 +39,7 @@ from provtrack.services.ports import (
     FinishedActivity,
     Page,
     Store,
+    TaskSelection,
 )
 
 HISTORY_WINDOW = 500  # as the SQL store: learned durations read the newest samples only
@@ -68,6 +73,9 @@ class MemoryData:
     escalations: dict[tuple[str, str], Escalation] = field(default_factory=dict)
     durations: dict[str, FinishedActivity] = field(default_factory=dict)
     subscriptions: dict[str, DownstreamSubscription] = field(default_factory=dict)
+    manual_tasks: dict[str, tuple[str, int]] = field(default_factory=dict)  # document, version
+    work_groups: dict[str, dict[str, Any]] = field(default_factory=dict)  # definitions given to the API
+    product_order_links: dict[tuple[str, str], str] = field(default_factory=dict)  # -> task id
 
 
 class MemoryStore:
@@ -86,6 +94,9 @@ class MemoryStore:
             yield MemoryTransaction(working, write=True)
             self.data = working  # committed: nothing raised
 
+    def answers_at_once(self, *, write: bool) -> bool:
+        return not (write and self._writer.locked())
+
     def pending_jobs(self, *, kind: str | None = None) -> list[StoredJob]:
         return sorted(
             (j for j in self.data.jobs.values() if kind is None or j.kind == kind), key=lambda j: j.due_at
@@ -102,6 +113,8 @@ class MemoryTransaction:
         self.plans = MemoryPlans(self)
         self.jeopardy = MemoryJeopardyRecords(self)
         self.subscriptions = MemoryDownstreamSubscriptions(self)
+        self.tasks = MemoryTasks(self)
+        self.cancellations = MemoryCancellations(self)
 
     def _write(self) -> None:
         if not self.writing:
@@ -287,6 +300,45 @@ class MemoryPlans:
         return taken
 
 
+class MemoryCancellations:
+    def __init__(self, tx: MemoryTransaction) -> None:
+        self.tx = tx
+        self.data = tx.data
+
+    def task(self, task_id: str) -> CancelServiceOrder | None:
+        row = self.data.tasks.get(task_id)
+        return None if row is None else CancelServiceOrder.from_document(orjson.loads(row[0]))
+
+    def open_task(self, order_id: str) -> CancelServiceOrder | None:
+        found = [
+            (created_at, task_id)
+            for task_id, (document, created_at) in self.data.tasks.items()
+            if (task := orjson.loads(document))["serviceOrder"]["id"] == order_id
+            and task["state"] in (states.TaskState.ACKNOWLEDGED, states.TaskState.IN_PROGRESS)
+        ]
+        return self.task(max(found)[1]) if found else None
+
+    def save_task(self, task: CancelServiceOrder) -> None:
+        self.tx._write()
+        created_at = self.data.tasks[task.id][1]
+        self.data.tasks[task.id] = (_dumps(task.to_document()), created_at)
+        self.tx.record_changes(task.service_order_id, task.changes)
+        self.data.outbox.extend((task.service_order_id, e) for e in task.events)
+        task.events.clear()
+
+    def link_product_order(
+        self, product_order_id: str, service_order_id: str, task_id: str, *, at: str
+    ) -> None:
+        self.tx._write()
+        key = (product_order_id, service_order_id)
+        if key in self.data.product_order_links:
+            raise ConcurrentUpdate(f"product order {product_order_id} opened a cancellation meanwhile")
+        self.data.product_order_links[key] = task_id
+
+    def product_order_link(self, product_order_id: str, service_order_id: str) -> str | None:
+        return self.data.product_order_links.get((product_order_id, service_order_id))
+
+
 class MemoryJeopardyRecords:
     def __init__(self, tx: MemoryTransaction) -> None:
         self.tx = tx
@@ -347,6 +399,73 @@ class MemoryDownstreamSubscriptions:
     def forget(self, system: str) -> None:
         self.tx._write()
         self.tx.data.subscriptions.pop(system, None)
+
+
+class MemoryTasks:
+    def __init__(self, tx: MemoryTransaction) -> None:
+        self.tx = tx
+        self.data = tx.data
+
+    def add(self, task: ManualTask) -> None:
+        self.tx._write()
+        task.version = 1
+        self._put(task)
+
+    def get(self, task_id: str) -> ManualTask | None:
+        row = self.data.manual_tasks.get(task_id)
+        return None if row is None else ManualTask.from_document(orjson.loads(row[0]), version=row[1])
+
+    def save(self, task: ManualTask) -> None:
+        self.tx._write()
+        stored = self.data.manual_tasks.get(task.id)
+        if stored is None or stored[1] != task.version:
+            raise ConcurrentUpdate(f"manual task {task.id} changed while it was updated")
+        task.version += 1
+        self._put(task)
+
+    def _put(self, task: ManualTask) -> None:
+        self.data.manual_tasks[task.id] = (_dumps(task.to_document()), task.version)
+        self.tx.record_changes(task.order_id, task.changes)
+
+    def _all(self) -> list[ManualTask]:
+        return [
+            ManualTask.from_document(orjson.loads(d), version=v) for d, v in self.data.manual_tasks.values()
+        ]
+
+    def of_order(self, order_id: str) -> list[ManualTask]:
+        return sorted((t for t in self._all() if t.order_id == order_id), key=lambda t: (t.created, t.id))
+
+    def select(self, selection: TaskSelection) -> tuple[int, list[ManualTask]]:
+        found = [
+            t
+            for t in self._all()
+            if selection.work_group in (None, t.work_group)
+            and (not selection.states or t.state in selection.states)
+            and selection.assignee in (None, t.assignee)
+            and selection.order_id in (None, t.order_id)
+        ]
+        found.sort(key=lambda t: (*t.queue_key(), t.id))
+        return len(found), found[selection.offset : selection.offset + selection.limit]
+
+    def work_group(self, name: str) -> WorkGroup | None:
+        definition = self.data.work_groups.get(name)
+        return None if definition is None else read_work_group(name, definition)
+
+    def work_groups(self) -> list[WorkGroup]:
+        return [read_work_group(n, d) for n, d in sorted(self.data.work_groups.items())]
+
+    def put_work_group(self, name: str, definition: dict[str, Any], *, at: str) -> None:
+        self.tx._write()
+        self.data.work_groups[name] = copy.deepcopy(definition)
+
+    def in_progress(self, work_group: str, assignee: str | None = None) -> int:
+        return sum(
+            1
+            for t in self._all()
+            if t.work_group == work_group
+            and t.state == TaskState.IN_PROGRESS
+            and assignee in (None, t.assignee)
+        )
 
 
 def _page(documents: list[str], query: Query, *, newest_first: str) -> Page:

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import http.client
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import orjson
 
 from provtrack.adapters.http_connections import KeepAliveConnections, StaleConnection
 
 RESOURCE_ORDER = "resourceOrder"
+CANCEL_RESOURCE_ORDER = "cancelResourceOrder"
 ACCEPT_JSON = {"Accept": "application/json"}
 SEND_JSON = {"Accept": "application/json", "Content-Type": "application/json"}
 
@@ -109,6 +110,32 @@ class ResourceOrderingClient:
         """Register `callback` with the system's hub for resource order state changes."""
         body = {"callback": callback, "query": "eventType=ResourceOrderStateChangeEvent"}
         return self._call("POST", f"{base_url}/hub", json=body)
+
+    # --- cancellation (TMF652 cancelResourceOrder), docs/cancellation.md ---------------------------
+
+    def cancel(self, base_url: str, resource_order_id: str, reason: str) -> dict[str, Any]:
+        """POST a CancelResourceOrder for the order; the answer is the cancel task."""
+        body = {
+            "@type": "CancelResourceOrder",
+            "cancellationReason": reason,
+            "resourceOrder": {"id": resource_order_id, "@referredType": "ResourceOrder"},
+        }
+        return self._call("POST", f"{base_url}/{CANCEL_RESOURCE_ORDER}", json=body)
+
+    def get_cancellation(self, base_url: str, cancellation_id: str) -> dict[str, Any]:
+        return self._call("GET", f"{base_url}/{CANCEL_RESOURCE_ORDER}/{cancellation_id}")
+
+    def find_cancellations(self, base_url: str, resource_order_id: str) -> list[dict[str, Any]]:
+        """The cancel tasks the system has for a resource order (looked up before a POST is repeated)."""
+        query = urlencode({"resourceOrder.id": resource_order_id})
+        return self._list(f"{base_url}/{CANCEL_RESOURCE_ORDER}?{query}")
+
+    def find_resource_orders(self, base_url: str, external_id: str) -> list[dict[str, Any]]:
+        """The resource orders the system has with this externalId (did a POST reach it?)."""
+        return self._list(f"{base_url}/{RESOURCE_ORDER}?{urlencode({'externalId': external_id})}")
+
+    def _list(self, url: str) -> list[dict[str, Any]]:
+        return [item for item in self._call_list("GET", url) if isinstance(item, dict)]
 
     def _call(
         self, method: str, url: str, json: Any = None, *, repeat_if_stale: bool = True

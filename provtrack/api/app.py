@@ -9,7 +9,9 @@ from datetime import datetime
 from fastapi import FastAPI
 
 from provtrack.adapters.clock import utc_now
+from provtrack.adapters.webhooks import resolve
 from provtrack.api import hub, operations, service_orders
+from provtrack.api.cancellation import install_cancellation
 from provtrack.api.docs_assets import install_docs
 from provtrack.api.errors import install_error_handlers
 from provtrack.api.http import BodyLimit
@@ -17,6 +19,7 @@ from provtrack.api.jeopardy import install_jeopardy
 from provtrack.api.methods import AllowedMethods
 from provtrack.api.openapi import install_openapi
 from provtrack.api.provisioning import install_provisioning
+from provtrack.api.tasks import install_tasks
 from provtrack.domain.catalog import Catalog
 from provtrack.services.jeopardy import JeopardyMonitor
 from provtrack.services.ports import Store
@@ -59,10 +62,13 @@ def create_app(
     app.state.worker_in_process = worker_in_process
     app.state.catalog = catalog  # the TMF652 listener and activity actions need the systems
     app.state.jeopardy = jeopardy  # the jeopardy extension API reads its policy
+    app.state.resolve = resolve  # the hub checks a callback's addresses (tests give their own)
     app.state.orders_need_catalog = require_catalog and catalog is None
     app.include_router(service_orders.router)
     hub.install(app)
+    install_cancellation(app)
     install_provisioning(app)
+    install_tasks(app)
     install_jeopardy(app)
     app.include_router(operations.router)
     install_error_handlers(app)

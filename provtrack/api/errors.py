@@ -13,11 +13,15 @@ from starlette.responses import Response
 
 from provtrack.domain.activities import IllegalActivityTransition
 from provtrack.domain.cancellation import TaskError
+from provtrack.domain.cancellation_steps import CancellationInProgress
+from provtrack.domain.coordination_catalog import InvalidWorkGroup
 from provtrack.domain.events import RefusedCallback
 from provtrack.domain.patching import MalformedPatch, PatchConflict
 from provtrack.domain.query import InvalidQuery
 from provtrack.domain.states import IllegalTransition
+from provtrack.domain.tasks import CapacityReached, IllegalTaskMove, InvalidTaskInput, TaskRefused
 from provtrack.domain.validation import InvalidOrder, ServerOwnedField
+from provtrack.domain.work_groups import InvalidChecklist
 from provtrack.services.events import (
     DeadLetterNotFound,
     InvalidSubscription,
@@ -29,10 +33,12 @@ from provtrack.services.orders import NoCatalog
 from provtrack.services.ports import (
     ActivityNotFound,
     ConcurrentUpdate,
+    ManualTaskNotFound,
     OrderNotFound,
     PlanNotFound,
     TaskNotFound,
 )
+from provtrack.services.tasks import UnknownWorkGroup
 
 JSON = "application/json;charset=utf-8"
 
@@ -45,6 +51,9 @@ ERRORS: dict[type[Exception], tuple[int, str, str]] = {
     MalformedPatch: (400, "INVALID_PATCH", "Invalid patch document"),
     InvalidSubscription: (400, "INVALID_VALUE", "Invalid request"),
     RefusedCallback: (400, "REFUSED_CALLBACK", "Callback URL refused"),
+    InvalidChecklist: (400, "INVALID_CHECKLIST", "Checklist not filled in"),
+    InvalidTaskInput: (400, "INVALID_VALUE", "Invalid request"),
+    InvalidWorkGroup: (400, "INVALID_VALUE", "Invalid work group"),
     OrderNotFound: (404, "NOT_FOUND", "Service order not found"),
     TaskNotFound: (404, "NOT_FOUND", "Cancel request not found"),
     PlanNotFound: (404, "NOT_FOUND", "Plan not found"),
@@ -53,11 +62,17 @@ ERRORS: dict[type[Exception], tuple[int, str, str]] = {
     SubscriptionNotFound: (404, "NOT_FOUND", "Subscription not found"),
     DeadLetterNotFound: (404, "NOT_FOUND", "Dead letter not found"),
     OrderNotYetCreated: (404, "NOT_FOUND", "Service order did not exist then"),
+    ManualTaskNotFound: (404, "NOT_FOUND", "Task not found"),
+    UnknownWorkGroup: (404, "NOT_FOUND", "Work group not found"),
     IllegalTransition: (409, "ILLEGAL_STATE_TRANSITION", "State change not allowed"),
     IllegalActivityTransition: (409, "ILLEGAL_STATE_TRANSITION", "Activity state change not allowed"),
     PatchConflict: (409, "CONFLICT", "Change not allowed now"),
     TaskError: (409, "CONFLICT", "Change not allowed now"),
+    CancellationInProgress: (409, "CONFLICT", "Change not allowed now"),
     ConcurrentUpdate: (409, "CONCURRENT_UPDATE", "Changed concurrently; retry"),
+    IllegalTaskMove: (409, "ILLEGAL_STATE_TRANSITION", "Task state change not allowed"),
+    CapacityReached: (409, "CAPACITY_REACHED", "Work group at capacity"),
+    TaskRefused: (409, "CONFLICT", "Task action not possible now"),
     NoCatalog: (503, "NO_CATALOG", "No provisioning catalog configured"),
 }
 

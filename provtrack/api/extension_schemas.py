@@ -58,3 +58,98 @@ class ResourceOrderEventPayload(BaseModel):
 
 
 ResourceOrderEvent.model_rebuild()
+
+
+class CancelResourceOrderEvent(BaseModel):
+    """A TMF652 cancelResourceOrder notification from a downstream system's hub."""
+
+    model_config = ConfigDict(extra="allow")
+
+    eventId: str | None = None
+    eventType: str | None = None
+    event: CancelResourceOrderEventPayload
+
+
+class CancelResourceOrderEventPayload(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    cancelResourceOrder: dict[str, Any] = Field(
+        description="the TMF652 CancelResourceOrder, with its `state`"
+    )
+
+
+class ProductOrderEvent(BaseModel):
+    """A TMF622 notification (product order or cancel product order) from the product ordering API."""
+
+    model_config = ConfigDict(extra="allow")
+
+    eventId: str | None = None
+    eventType: str | None = None
+    event: dict[str, Any] = Field(description="`productOrder` or `cancelProductOrder`")
+
+
+class PartnerOrderEvent(BaseModel):
+    """A TMF641 notification from a partner: it only makes provtrack read the partner's order now."""
+
+    model_config = ConfigDict(extra="allow")
+
+    eventId: str | None = None
+    eventType: str | None = None
+    event: PartnerOrderEventPayload
+
+
+class PartnerOrderEventPayload(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    serviceOrder: dict[str, Any] = Field(description="the partner's ServiceOrder, with its `id`")
+
+
+class TaskAssignment(BaseModel):
+    """POST /provtrack/v1/task/{id}/assign and /reassign."""
+
+    assignee: NonEmpty = Field(description="the member who gets the task")
+
+
+class TaskNote(BaseModel):
+    text: NonEmpty
+
+
+class TaskCompletion(BaseModel):
+    """The task's checklist filled in: field name -> value (docs/coordination.md)."""
+
+    checklist: dict[str, Any] | None = None
+
+
+class TaskFailure(BaseModel):
+    reasonCode: NonEmpty = Field(description="one of the task's `failureCodes`")
+    reason: str | None = Field(default=None, min_length=1)
+
+
+class TaskHandBack(BaseModel):
+    reason: str | None = Field(default=None, min_length=1)
+
+
+class InformationRequest(BaseModel):
+    """What the customer must supply: the service characteristics wanted."""
+
+    informationRequired: list[dict[str, Any]] = Field(
+        min_length=1, description='e.g. `[{"name": "accessCode", "description": "the door code"}]`'
+    )
+
+
+class WorkGroupDefinition(BaseModel):
+    """A work group as the catalog defines one (docs/coordination.md)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    description: str | None = None
+    members: list[str] | None = None
+    capacity: int | None = Field(default=None, ge=1)
+    memberCapacity: int | None = Field(default=None, ge=1)
+    timeZone: str | None = Field(default=None, description="an IANA name; default UTC")
+    workingHours: dict[str, str] | None = Field(default=None, description='`{"mon-fri": "08:00-18:00"}`')
+    holidays: list[str] | None = Field(default=None, description="yearly MM-DD, or one date")
+
+
+CancelResourceOrderEvent.model_rebuild()
+PartnerOrderEvent.model_rebuild()

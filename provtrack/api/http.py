@@ -16,7 +16,7 @@ from provtrack.adapters.clock import new_id
 from provtrack.api.errors import JSON, ApiError, error_response, format_location
 from provtrack.domain.clock import format_datetime
 from provtrack.domain.query import FieldTree, Query, parse_fields, parse_query, select_fields
-from provtrack.services.ports import Context, Page
+from provtrack.services.ports import Context, Page, Store
 from provtrack.settings import Settings
 
 T = TypeVar("T")
@@ -36,11 +36,8 @@ async def call_store(
     another process (a `provtrack worker`) writes. A PostgreSQL call waits on the network and must
     not hold up the event loop.
     """
-    store = request.app.state.store
-    inline = getattr(store, "sqlite", False) and not (
-        write and (request.app.state.worker_in_process or store.writer_busy())
-    )
-    if inline:
+    store: Store = request.app.state.store
+    if not (write and request.app.state.worker_in_process) and store.answers_at_once(write=write):
         return use_case(store, *args, **kwargs)
     return await run_in_threadpool(use_case, store, *args, **kwargs)
 

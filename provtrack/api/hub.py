@@ -10,7 +10,6 @@ from fastapi import APIRouter, FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from provtrack.adapters.webhooks import resolve
 from provtrack.api.errors import ApiError
 from provtrack.api.extension_schemas import DeadLetterReplay, SecretRotation
 from provtrack.api.http import base_url, context, json_response, read_json
@@ -96,7 +95,7 @@ def _json(value: Any, status: int = 200, headers: dict[str, str] | None = None) 
 async def register_listener(request: Request) -> Response:
     body = await read_json(request)
     config = events_config(request.app.state.settings)
-    resolver = getattr(request.app.state, "resolve", resolve)
+    resolver = request.app.state.resolve
     subscription = await run_in_threadpool(
         events.create_subscription,
         _store(request),

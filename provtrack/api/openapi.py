@@ -45,6 +45,16 @@ BODY_MODELS: tuple[type[BaseModel], ...] = (
     extension_schemas.ActivitySkip,
     extension_schemas.ActivityFailure,
     extension_schemas.ResourceOrderEvent,
+    extension_schemas.CancelResourceOrderEvent,
+    extension_schemas.ProductOrderEvent,
+    extension_schemas.PartnerOrderEvent,
+    extension_schemas.TaskAssignment,
+    extension_schemas.TaskNote,
+    extension_schemas.TaskCompletion,
+    extension_schemas.TaskFailure,
+    extension_schemas.TaskHandBack,
+    extension_schemas.InformationRequest,
+    extension_schemas.WorkGroupDefinition,
 )
 
 _DESCRIPTIONS = {
@@ -79,15 +89,13 @@ def answers(*statuses: int, model: Any = None, description: str | None = None) -
     return declared
 
 
-def page_answers(model: type[BaseModel], *errors: int) -> dict[int | str, Any]:
+def page_answers(model: type[BaseModel] | None, *errors: int) -> dict[int | str, Any]:
     """A list operation's answers: 200 (every match) or 206 (a page), both with the counts."""
-    declared = answers(200, 400, *errors, model=list[model])  # type: ignore[valid-type]
+    declared = answers(200, 400, *errors, model=None if model is None else list[model])  # type: ignore[valid-type]
     declared[200]["headers"] = _COUNT_HEADERS
-    declared[206] = {
-        "description": _DESCRIPTIONS[206],
-        "headers": _COUNT_HEADERS,
-        "content": {JSON: {"schema": {"type": "array", "items": _ref(model)}}},
-    }
+    declared[206] = {"description": _DESCRIPTIONS[206], "headers": _COUNT_HEADERS}
+    if model is not None:
+        declared[206]["content"] = {JSON: {"schema": {"type": "array", "items": _ref(model)}}}
     return declared
 
 
@@ -178,6 +186,27 @@ def list_parameters(filters: Sequence[Filter]) -> dict[str, Any]:
     return {"parameters": parameters}
 
 
+def task_list_parameters(*, with_work_group: bool) -> dict[str, Any]:
+    """`openapi_extra` of the work API's task lists (docs/coordination.md)."""
+    from provtrack.domain.tasks import TaskState
+
+    states = {
+        "type": "array",
+        "items": {"type": "string", "enum": [s.value for s in TaskState]},
+        "minItems": 1,
+    }
+    parameters = [
+        _query("state", states, "the task is in one of these states", explode=False),
+        _query("assignee", {"type": "string", "minLength": 1}, "the member holding the task"),
+        _query("serviceOrderId", {"type": "string", "minLength": 1}, "the order the task is for"),
+        _query("offset", {"type": "integer", "minimum": 0}, "Index of the first task to return"),
+        _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "How many tasks at most"),
+    ]
+    if with_work_group:
+        parameters.insert(0, _query("workGroup", {"type": "string", "minLength": 1}, "the task's group"))
+    return {"parameters": parameters}
+
+
 def _filter_parameters(found: Filter) -> list[dict[str, Any]]:
     if found.kind == "enum":
         assert found.enum is not None
@@ -250,11 +279,11 @@ def build_document(app: FastAPI, *, max_limit: int) -> dict[str, Any]:
         components.setdefault(name, schema)
     for name in ("HTTPValidationError", "ValidationError"):
         components.pop(name, None)
-    for path in document["paths"].values():
-        for operation in path.values():
+    for path, operations in document["paths"].items():
+        for operation in operations.values():
             operation["responses"].pop("422", None)
             for parameter in operation.get("parameters", ()):
-                if parameter["name"] == "limit" and parameter["in"] == "query":
+                if path.startswith("/tmf-api/") and parameter["name"] == "limit":
                     parameter["schema"]["maximum"] = max_limit
     _name_operations(app, document)
     renamed: dict[str, Any] = _without_nulls(_renamed(document))

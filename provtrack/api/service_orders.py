@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -36,8 +37,9 @@ from provtrack.api.openapi import (
 )
 from provtrack.api.operations import ORDERS_CREATED
 from provtrack.domain.clock import InvalidDateTime, normalise_datetime
-from provtrack.domain.states import OrderState, TaskState
-from provtrack.services import events, orders
+from provtrack.domain.query import Query
+from provtrack.domain.states import ACCEPTED, OrderState, TaskState
+from provtrack.services import cancellation, events, orders, revisions
 
 BASE_PATH = "/tmf-api/serviceOrdering/v4"
 MERGE_PATCH = "application/merge-patch+json"
@@ -46,7 +48,7 @@ JSON_PATCH = "application/json-patch+json"
 router = APIRouter(prefix=BASE_PATH, tags=["TMF641 service ordering"])
 
 ORDER_STATES = tuple(s.value for s in OrderState)
-TASK_STATES = tuple(s.value for s in TaskState)
+TASK_STATES = (*(s.value for s in TaskState), ACCEPTED)
 AS_OF = {
     "name": "asOf",
     "in": "query",
@@ -157,7 +159,14 @@ async def patch_service_order(id: str, request: Request) -> Response:
         if patch.get("href") == f"{_url(request, 'serviceOrder')}/{id}":
             del patch["href"]  # a client sending back the order as it read it: href unchanged
     order = await call_store(
-        request, orders.patch_order, id, patch, json_patch=json_patch, write=True, ctx=context(request)
+        request,
+        revisions.patch_order,
+        id,
+        patch,
+        json_patch=json_patch,
+        write=True,
+        ctx=context(request),
+        catalog=request.app.state.catalog,
     )
     document = orjson.dumps(order.to_document()).decode()
     return json_response(render(document, f"{_url(request, 'serviceOrder')}/{id}", fields_of(request)))
@@ -180,8 +189,11 @@ def delete_service_order(id: str, request: Request) -> Response:
     status_code=201,
     summary="Creates a CancelServiceOrder",
     description=(
-        "An order in state `acknowledged` is cancelled at once and the task is `done`. Cancelling an "
-        "order that has started is not available yet: the task ends `terminatedWithError` and says so."
+        "The task is `acknowledged`, then `inProgress` while the order is assessed against its point "
+        "of no return and the cancellation is carried out (in-flight resource orders cancelled at their "
+        "systems, done activities undone), then `done` or `terminatedWithError`. A "
+        "`requestedCancellationDate` in the future is honoured then. Preview it at "
+        "`/provtrack/v1/serviceOrder/{id}/cancellationImpact`; see docs/cancellation.md."
     ),
     operation_id="createCancelServiceOrder",
     responses=answers(201, 400, 404, 409, 413, model=schemas.CancelServiceOrder),
@@ -191,7 +203,12 @@ async def create_cancel_service_order(request: Request) -> Response:
     body = await read_json(request)
     check_types(schemas.CancelServiceOrderCreate, body)
     task = await call_store(
-        request, orders.request_order_cancellation, body, write=True, ctx=context(request)
+        request,
+        cancellation.request_cancellation,
+        body,
+        write=True,
+        ctx=context(request),
+        catalog=request.app.state.catalog,
     )
     href = f"{_url(request, 'cancelServiceOrder')}/{task.id}"
     document = orjson.dumps(task.to_document()).decode()
@@ -207,7 +224,7 @@ async def create_cancel_service_order(request: Request) -> Response:
     openapi_extra=list_parameters(TASK_FILTERS),
 )
 def list_cancel_service_orders(request: Request) -> Response:
-    query = list_query(request, enums={("state",): TASK_STATES})
+    query = accepted_as_acknowledged(list_query(request, enums={("state",): TASK_STATES}))
     page = orders.list_tasks(_store(request), query)
     return page_response(page, query, _url(request, "cancelServiceOrder"))
 
@@ -223,3 +240,19 @@ async def retrieve_cancel_service_order(id: str, request: Request) -> Response:
     document = await call_store(request, orders.get_task_json, id)
     href = f"{_url(request, 'cancelServiceOrder')}/{id}"
     return json_response(render(document, href, fields_of(request)))
+
+
+def accepted_as_acknowledged(query: Query) -> Query:
+    """`state=accepted` (TMF641 v4.1's enum name for the entry state) finds acknowledged tasks."""
+    conditions = tuple(
+        replace(
+            c,
+            values=tuple(
+                replace(v, text=TaskState.ACKNOWLEDGED.value) if v.text == ACCEPTED else v for v in c.values
+            ),
+        )
+        if c.path == ("state",)
+        else c
+        for c in query.conditions
+    )
+    return replace(query, conditions=conditions)

@@ -38,7 +38,13 @@ IN_JEOPARDY = frozenset({"inJeopardy", "late"})
 FINISHED = frozenset(s.value for s in TERMINAL_STATES)
 # What the summary names, in this order; other states are counted in `created` only.
 SHOWN = (("inProgress", "in progress"), ("completed", "completed"), ("held", "held"))
-ALSO_SHOWN_WHEN_ANY = (("failed", "failed"), ("partial", "partial"), ("rejected", "rejected"))
+ALSO_SHOWN_WHEN_ANY = (
+    ("pending", "pending"),
+    ("cancelled", "cancelled"),
+    ("failed", "failed"),
+    ("partial", "partial"),
+    ("rejected", "rejected"),
+)
 
 
 class OrderWatch:

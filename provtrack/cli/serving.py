@@ -22,6 +22,8 @@ from provtrack.settings import Settings
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from provtrack.simulator.demo_orders import CustomerOrders
+
 BASE_PATH = "/tmf-api/serviceOrdering/v4"
 
 
@@ -76,6 +78,7 @@ def serve(  # noqa: PLR0917 - Typer maps each parameter to an option
     require_free_port(settings.host, settings.port, "the API (--port)")
     if demo:
         require_free_port("127.0.0.1", settings.demo_simulator_port, "the demo's simulated systems")
+        require_free_port("127.0.0.1", settings.demo_partner_port, "the demo's simulated partners")
         settings = _start_demo(settings)
     else:
         say_if_no_catalog(settings)
@@ -102,6 +105,7 @@ def banner(settings: Settings) -> list[str]:
         f"  API docs      {base}/docs  (ReDoc: {base}/redoc)",
         f"  TMF641 API    {orders}",
         f"  watch orders  {orders}?fields=state,externalId,expectedCompletionDate",
+        f"  task queues   {base}/provtrack/v1/task?state=queued,assigned,inProgress",
     ]
 
 
@@ -165,28 +169,57 @@ _DEMO_PARTS: list[object] = []
 
 
 def _start_demo(settings: Settings) -> Settings:
-    """Simulated systems and an order feed in background threads, for `serve --demo`."""
+    """Simulated systems and partners, an order feed and a work force in background threads, for
+    `serve --demo`."""
     import logging
+    import os
     import threading
 
+    from provtrack.simulator.demo_orders import CustomerOrders
+    from provtrack.simulator.partner_ordering import PartnerBehaviour, PartnerOrderingSimulator
+    from provtrack.simulator.product_ordering import BASE, MOUNT, ProductOrderingSimulator
     from provtrack.simulator.resource_ordering import Behaviour, ResourceOrderingSimulator
     from provtrack.simulator.serving import serving_in_thread
 
     behaviour = Behaviour(delay=settings.demo_system_delay_seconds, failure_rate=0.05, hold_rate=0.05)
     simulator = ResourceOrderingSimulator(behaviour)
-    serving = serving_in_thread(simulator.app(), host="127.0.0.1", port=settings.demo_simulator_port)
+    application = simulator.app()
+    application.mount(MOUNT, ProductOrderingSimulator().app())  # the customer order system (TMF622)
+    serving = serving_in_thread(application, host="127.0.0.1", port=settings.demo_simulator_port)
     base = serving.__enter__()
-    _DEMO_PARTS.append(serving)  # the simulator lives as long as the process
+    _DEMO_PARTS.append(serving)  # the simulators live as long as the process
+    # A day of a partner's work is 4 s: the ONT ships in about 8 s, the off-net access in about 40 s.
+    os.environ.setdefault("PROVTRACK_DEMO_WHOLESALE_TOKEN", "demo-token")  # the demo catalog's reference
+    partners = PartnerOrderingSimulator(PartnerBehaviour(day_seconds=4.0, hold_rate=0.3, jeopardy_rate=0.3))
+    partner_serving = serving_in_thread(partners.app(), host="127.0.0.1", port=settings.demo_partner_port)
+    partner_base = partner_serving.__enter__()
+    _DEMO_PARTS.append(partner_serving)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     own = f"http://{settings.host}:{settings.port}"
+    product_ordering = f"{base}{MOUNT}{BASE}"
     every = settings.demo_order_every_seconds
-    feeder = threading.Thread(target=_feed, args=(own, every), name="provtrack-demo-feed", daemon=True)
-    feeder.start()
-    console.print(f"demo: simulated systems at {base}, a new order every {every:g} s", highlight=False)
-    return settings.model_copy(update={"catalog": settings.catalog or "demo", "simulator_url": base})
+    customer_orders = CustomerOrders(product_ordering, cancel_share=0.1)
+    for name, target, args in (
+        ("provtrack-demo-feed", _feed, (own, every, customer_orders)),
+        ("provtrack-demo-work-force", _work, (own,)),
+    ):
+        threading.Thread(target=target, args=args, name=name, daemon=True).start()
+    console.print(
+        f"demo: simulated systems at {base}, partners at {partner_base}, a new order every {every:g} s "
+        "(one customer order in ten cancelled) and a work force working the queues",
+        highlight=False,
+    )
+    return settings.model_copy(
+        update={
+            "catalog": settings.catalog or "demo",
+            "simulator_url": base,
+            "partner_simulator_url": partner_base,
+            "product_ordering_url": settings.product_ordering_url or product_ordering,
+        }
+    )
 
 
-def _feed(base_url: str, every: float) -> None:
+def _feed(base_url: str, every: float, customer_orders: CustomerOrders) -> None:
     """The demo's order feed, beside the server in this process, until the process ends."""
     import threading
 
@@ -194,7 +227,17 @@ def _feed(base_url: str, every: float) -> None:
 
     from provtrack.simulator.demo_orders import ServerUnreachable, feed_orders
 
+    stop = threading.Event()
     try:
-        feed_orders(base_url, every=every, count=None, stop=threading.Event(), wait=60.0)
+        feed_orders(base_url, every=every, count=None, stop=stop, wait=60.0, customer_orders=customer_orders)
     except ServerUnreachable as exc:
         structlog.get_logger("provtrack.demo").error("demo order feed stopped", reason=str(exc))
+
+
+def _work(base_url: str) -> None:
+    """The demo's simulated work force, working the task queues until the process ends."""
+    import threading
+
+    from provtrack.simulator.work_force import run_work_force
+
+    run_work_force(base_url=base_url, stop=threading.Event())

@@ -10,11 +10,15 @@ action changes anything.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from provtrack.domain.catalog import ActivityKind
+from provtrack.domain.clock import parse_datetime
 from provtrack.domain.model import Change
+from provtrack.domain.work_groups import TaskTerms
+from provtrack.domain.working_hours import WorkingHours
 
 
 class ActivityState(StrEnum):
@@ -149,6 +153,35 @@ class Activity:
     reason: str | None = None  # why it is blocked or failed, as the owner said it
     error: dict[str, Any] | None = None  # the downstream answer kept for a refused request
     skip_reason: str | None = None
+    # Coordination (docs/coordination.md): what a manual task asks, when its group works, the
+    # appointment that bounds its start; a partner order's specification and the partner's own date.
+    task: TaskTerms | None = None
+    working_hours: WorkingHours | None = None
+    appointment: dict[str, Any] | None = None
+    earliest_start: str | None = None
+    work_started: str | None = None  # when the person started the task (after the hand-out)
+    service_specification: str | None = None  # at the partner
+    owner_expected_end: str | None = None  # the partner's expectedCompletionDate
+    # Characteristics taken from an earlier task's checklist, filled when this activity starts.
+    deferred_characteristics: dict[str, Any] = field(default_factory=dict)
+
+    def finish_after(self, begin: datetime, seconds: float | None = None) -> datetime:
+        """When this activity, begun (or waiting to begin) at `begin`, is expected to end: the owner's
+        own date when it gave one, else `seconds` (the expected duration) of its group's working
+        time, not before its appointment."""
+        if self.owner_expected_end is not None:
+            return parse_datetime(self.owner_expected_end)
+        if self.earliest_start is not None:
+            begin = max(begin, parse_datetime(self.earliest_start))
+        work = timedelta(seconds=self.expected_seconds if seconds is None else seconds)
+        if self.working_hours is None:
+            return begin + work
+        return self.working_hours.finish(begin, work)
+
+    # Cancellation steps (docs/cancellation.md): the activity whose downstream order this one cancels
+    # (TMF652 cancelResourceOrder), or the done activity this one undoes (its catalog `undo`).
+    withdraws: str | None = None
+    undoes: str | None = None
 
     @property
     def subject(self) -> str:
@@ -222,6 +255,16 @@ class Activity:
             "reason": self.reason,
             "error": self.error,
             "skipReason": self.skip_reason,
+            "task": self.task.to_document() if self.task else None,
+            "workingHours": self.working_hours.to_document() if self.working_hours else None,
+            "appointment": self.appointment,
+            "earliestStartDate": self.earliest_start,
+            "workStartDate": self.work_started,
+            "serviceSpecification": self.service_specification,
+            "ownerExpectedEndDate": self.owner_expected_end,
+            "deferredCharacteristics": self.deferred_characteristics or None,
+            "withdraws": self.withdraws,
+            "undoes": self.undoes,
         }
         doc.update({k: v for k, v in optional.items() if v is not None})
         return doc
@@ -254,6 +297,18 @@ class Activity:
             reason=doc.get("reason"),
             error=doc.get("error"),
             skip_reason=doc.get("skipReason"),
+            task=TaskTerms.from_document(doc["task"]) if doc.get("task") else None,
+            working_hours=WorkingHours.from_document(doc["workingHours"])
+            if doc.get("workingHours")
+            else None,
+            appointment=doc.get("appointment"),
+            earliest_start=doc.get("earliestStartDate"),
+            work_started=doc.get("workStartDate"),
+            service_specification=doc.get("serviceSpecification"),
+            owner_expected_end=doc.get("ownerExpectedEndDate"),
+            deferred_characteristics=dict(doc.get("deferredCharacteristics") or {}),
+            withdraws=doc.get("withdraws"),
+            undoes=doc.get("undoes"),
         )
 
 

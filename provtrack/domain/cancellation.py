@@ -1,8 +1,9 @@
-"""CancelServiceOrder: the task that asks for an order to be cancelled, and what it does today.
+"""CancelServiceOrder: the task that asks for an order to be cancelled, its life cycle and its request.
 
-An order that has not started (`acknowledged`) is cancelled at once. Cancelling an order in flight
-(assessment against the point of no return, undo of done activities) comes with the cancellation
-work; until then the task ends `terminatedWithError` and its message says so.
+The task is `acknowledged` when it is recorded, `inProgress` while the cancellation is assessed and
+carried out, and ends `done` (the order is cancelled) or `terminatedWithError` (it could not be). What
+a cancellation does to the order is provtrack.domain.cancellation_impact (the assessment) and
+provtrack.domain.cancellation_steps (carrying it out).
 """
 
 from __future__ import annotations
@@ -11,16 +12,12 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from provtrack.domain.model import Change, EventType, OrderEvent, ServiceOrder
-from provtrack.domain.states import TASK_TRANSITIONS, TERMINAL_STATES, OrderState, TaskState
+from provtrack.domain.model import Change, EventType, OrderEvent
+from provtrack.domain.states import TASK_TRANSITIONS, TaskState
 from provtrack.domain.validation import InvalidOrder, ServerOwnedField, normalise_dates
 
 SERVER_OWNED_TASK_FIELDS = frozenset(
     {"id", "href", "state", "effectiveCancellationDate", "completionMessage", "errorMessage"}
-)
-IN_FLIGHT_NOT_YET_SUPPORTED = (
-    "cancellation of an order that has started is not available in this release: provtrack "
-    "cancels orders in state acknowledged only; the order was left unchanged in state {state}"
 )
 
 
@@ -79,12 +76,59 @@ class CancelServiceOrder:
             doc["errorMessage"] = self.error_message
         return doc
 
+    @property
+    def reason(self) -> str | None:
+        value = self.attributes.get("cancellationReason")
+        return str(value) if value else None
+
+    @property
+    def requested_date(self) -> str | None:
+        value = self.attributes.get("requestedCancellationDate")
+        return str(value) if value else None
+
+    @property
+    def is_open(self) -> bool:
+        return bool(TASK_TRANSITIONS[self.state])
+
     def finish(self, target: TaskState, *, now: str, actor: str) -> None:
+        """Move the task along TASK_TRANSITIONS (inProgress, done, terminatedWithError), announced."""
         if target not in TASK_TRANSITIONS[self.state]:
             raise TaskError(f"cancelServiceOrder {self.id} cannot move from {self.state} to {target}")
         self.changes.append(Change("cancelServiceOrder", "state", self.state.value, target.value, now, actor))
         self.state = target
         self.events.append(OrderEvent(EventType.CANCEL_STATE_CHANGE, now))
+
+    def refuse(self, code: str, message: str, *, now: str, actor: str) -> None:
+        """The order could not be cancelled: terminatedWithError, saying why."""
+        self.error_message = _error(code, "cancellation refused", message)
+        self.finish(TaskState.TERMINATED_WITH_ERROR, now=now, actor=actor)
+
+    def complete(self, message: str, *, now: str, actor: str) -> None:
+        """The order is cancelled: done, with the effective date."""
+        self.effective_cancellation_date = now
+        self.completion_message = message
+        self.error_message = None
+        self.finish(TaskState.DONE, now=now, actor=actor)
+
+    def require_information(self, code: str, message: str, *, now: str, actor: str) -> None:
+        """The cancellation waits on a decision (a step fell out): the requester is told, with why."""
+        self.error_message = _error(code, "cancellation held", message)
+        self.changes.append(
+            Change("cancelServiceOrder", "errorMessage", None, self.error_message, now, actor)
+        )
+        self.events.append(OrderEvent(EventType.CANCEL_INFORMATION_REQUIRED, now))
+
+    def resume(self, *, now: str, actor: str) -> None:
+        """The decision was taken: the cancellation goes on."""
+        if self.error_message is not None:
+            self.changes.append(
+                Change("cancelServiceOrder", "errorMessage", self.error_message, None, now, actor)
+            )
+            self.error_message = None
+
+
+def _error(code: str, reason: str, message: str) -> dict[str, Any]:
+    return {"code": code, "reason": reason, "message": message, "@type": "ErrorMessage"}
 
 
 def validate_cancel_request(body: Any) -> dict[str, Any]:
@@ -101,32 +145,3 @@ def validate_cancel_request(body: Any) -> dict[str, Any]:
     checked: dict[str, Any] = dict(body)
     normalise_dates(checked, ("requestedCancellationDate",), prefix="")
     return checked
-
-
-def request_cancellation(order: ServiceOrder, task: CancelServiceOrder, *, now: str, actor: str) -> None:
-    """Carry out what the cancellation can do now, and say in the task what happened."""
-    if order.state == OrderState.ACKNOWLEDGED:
-        reason = task.attributes.get("cancellationReason")
-        if reason:
-            order.set_attribute("cancellationReason", reason, now=now, actor=actor)
-        order.move_to(OrderState.CANCELLED, now=now, actor=actor)
-        task.effective_cancellation_date = now
-        task.completion_message = f"service order {order.id} cancelled before it started"
-        task.finish(TaskState.DONE, now=now, actor=actor)
-        return
-    if order.state in TERMINAL_STATES:
-        message = f"service order {order.id} is {order.state}: there is nothing left to cancel"
-        code = "ORDER_FINISHED"
-    elif order.state in (OrderState.ASSESSING_CANCELLATION, OrderState.PENDING_CANCELLATION):
-        message = f"service order {order.id} is already being cancelled ({order.state})"
-        code = "CANCELLATION_UNDER_WAY"
-    else:
-        message = IN_FLIGHT_NOT_YET_SUPPORTED.format(state=order.state)
-        code = "IN_FLIGHT_CANCELLATION_UNAVAILABLE"
-    task.error_message = {
-        "code": code,
-        "reason": "cancellation refused",
-        "message": message,
-        "@type": "ErrorMessage",
-    }
-    task.finish(TaskState.TERMINATED_WITH_ERROR, now=now, actor=actor)

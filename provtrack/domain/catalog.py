@@ -13,9 +13,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from provtrack.domain.durations import InvalidDuration, parse_duration
+
+if TYPE_CHECKING:
+    from provtrack.domain.partners import Partner
+    from provtrack.domain.work_groups import TaskTerms, WorkGroup
 
 ACTIONS = ("add", "modify", "delete")
 DEFAULT_HUB_SAFETY_POLL = timedelta(minutes=5)
@@ -27,8 +31,8 @@ class ActivityKind(StrEnum):
     """What an activity is and who carries it out."""
 
     RESOURCE_ORDER = "resourceOrder"  # a TMF652 resource order to a downstream system
-    MANUAL_TASK = "manualTask"  # work for a work group (executed with the coordination issue)
-    PARTNER_ORDER = "partnerOrder"  # a TMF641 order to a partner (executed with the coordination issue)
+    MANUAL_TASK = "manualTask"  # a task in a work group's queue (docs/coordination.md)
+    PARTNER_ORDER = "partnerOrder"  # a TMF641 service order to a partner (docs/coordination.md)
 
 
 class Progress(StrEnum):
@@ -47,6 +51,7 @@ class System:
     # Answers `GET resourceOrder?externalId=`: a POST whose outcome is unknown is looked up there
     # before it is sent again. A system that cannot be searched must itself drop a repeated externalId.
     searchable: bool = True
+    cancellable: bool = True  # takes TMF652 cancelResourceOrder for an order under way
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +69,8 @@ class ActivitySpec:
     point_of_no_return: bool = False
     undo: str | None = None
     description: str = ""
+    task: TaskTerms | None = None  # a manual task's instructions, checklist, failure codes
+    service_specification: str | None = None  # a partner order's specification at the partner
 
     @property
     def owner(self) -> str:
@@ -81,8 +88,8 @@ class ServiceSpec:
 @dataclass(frozen=True, slots=True)
 class Catalog:
     systems: Mapping[str, System]
-    work_groups: frozenset[str]
-    partners: frozenset[str]
+    work_groups: Mapping[str, WorkGroup]
+    partners: Mapping[str, Partner]
     services: Mapping[str, ServiceSpec]
     inventory_url: str | None = None
     source: str = "<catalog>"
@@ -179,9 +186,11 @@ def read_catalog(document: Any, *, source: str = "<catalog>") -> Catalog:
             r.problem(
                 document, key, f"unknown top-level key `{key}` (expected one of {', '.join(sorted(known))})"
             )
+    from provtrack.domain.coordination_catalog import read_partners, read_work_groups  # imports this
+
     systems = _read_systems(r, r.mapping(document, "systems", "catalog"))
-    work_groups = frozenset(r.mapping(document, "workGroups", "catalog"))
-    partners = frozenset(r.mapping(document, "partners", "catalog"))
+    work_groups = read_work_groups(r, r.mapping(document, "workGroups", "catalog"))
+    partners = read_partners(r, r.mapping(document, "partners", "catalog"))
     inventory = r.mapping(document, "inventory", "catalog")
     inventory_url = inventory.get("url") if inventory else None
     if inventory and not isinstance(inventory_url, str):
@@ -226,12 +235,18 @@ def _read_systems(r: _Reader, raw: dict[str, Any]) -> dict[str, System]:
         if interval is not None and interval <= timedelta(0):
             r.problem(body, "pollInterval", f"{where}.pollInterval: must be positive")
             continue
-        searchable = body.get("searchable", True)
-        if not isinstance(searchable, bool):
-            r.problem(body, "searchable", f"{where}.searchable: must be true or false")
+        flags = {key: body.get(key, True) for key in ("searchable", "cancellable")}
+        if wrong := [key for key, value in flags.items() if not isinstance(value, bool)]:
+            for key in wrong:
+                r.problem(body, key, f"{where}.{key}: must be true or false")
             continue
         systems[str(name)] = System(
-            str(name), url.rstrip("/"), progress, interval or DEFAULT_HUB_SAFETY_POLL, searchable
+            str(name),
+            url.rstrip("/"),
+            progress,
+            interval or DEFAULT_HUB_SAFETY_POLL,
+            searchable=flags["searchable"],
+            cancellable=flags["cancellable"],
         )
     return systems
 
@@ -243,8 +258,8 @@ def _read_service(
     body: Any,
     *,
     systems: Mapping[str, System],
-    work_groups: frozenset[str],
-    partners: frozenset[str],
+    work_groups: Mapping[str, Any],
+    partners: Mapping[str, Any],
 ) -> ServiceSpec | None:
     where = f"services.{spec_id}"
     if not isinstance(body, dict):
@@ -305,8 +320,8 @@ def _read_activity(
     where: str,
     *,
     systems: Mapping[str, System],
-    work_groups: frozenset[str],
-    partners: frozenset[str],
+    work_groups: Mapping[str, Any],
+    partners: Mapping[str, Any],
 ) -> ActivitySpec | None:
     if not isinstance(raw, dict) or not isinstance(raw.get("id"), str) or not _NAME.match(raw["id"]):
         r.problem(parent, index, f"{where}[{index}]: an activity needs an `id` (letters, digits, - _ .)")
@@ -315,6 +330,7 @@ def _read_activity(
     allowed = {
         "id", "kind", "system", "workGroup", "partner", "resourceSpecification", "resourceAction",
         "characteristics", "after", "expectedDuration", "pointOfNoReturn", "undo", "description",
+        "instructions", "checklist", "failureCodes", "serviceSpecification",
     }  # fmt: skip
     for key in raw:
         if key not in allowed:
@@ -335,6 +351,9 @@ def _read_activity(
     if duration is None or shape is None:
         return None
     after, characteristics, resource_action = shape
+    from provtrack.domain.coordination_catalog import read_task_terms  # imports this module
+
+    task = read_task_terms(r, raw, where, manual=kind is ActivityKind.MANUAL_TASK)
     return ActivitySpec(
         id=raw["id"],
         kind=kind,
@@ -349,6 +368,8 @@ def _read_activity(
         point_of_no_return=bool(raw.get("pointOfNoReturn", False)),
         undo=raw.get("undo"),
         description=str(raw.get("description") or ""),
+        task=task,
+        service_specification=raw.get("serviceSpecification"),
     )
 
 
@@ -359,8 +380,8 @@ def _activity_owner(
     kind: ActivityKind,
     *,
     systems: Mapping[str, System],
-    work_groups: frozenset[str],
-    partners: frozenset[str],
+    work_groups: Mapping[str, Any],
+    partners: Mapping[str, Any],
 ) -> str | None:
     """The system, work group or partner the activity goes to, declared in its section."""
     key, declared, section = {
@@ -377,6 +398,11 @@ def _activity_owner(
         return None
     if kind is ActivityKind.RESOURCE_ORDER and not isinstance(raw.get("resourceSpecification"), str):
         r.problem(raw, None, f"{where}: a resourceOrder activity needs `resourceSpecification`")
+        return None
+    if kind is ActivityKind.PARTNER_ORDER and not isinstance(raw.get("serviceSpecification"), str):
+        r.problem(
+            raw, None, f"{where}: a partnerOrder activity needs `serviceSpecification` (at the partner)"
+        )
         return None
     return str(owner)
 

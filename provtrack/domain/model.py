@@ -394,6 +394,21 @@ class ServiceOrder:
         self.changes.append(Change(f"serviceOrderItem[{item.id}]", "attributes", old, attributes, now, actor))
         self.events.append(OrderEvent(EventType.ORDER_ATTRIBUTE_VALUE_CHANGE, now))
 
+    def add_item(self, document: dict[str, Any], *, now: str, actor: str) -> ServiceOrderItem:
+        """A top-level item added to the order (a revision under way): acknowledged, announced."""
+        item = ServiceOrderItem.from_document(_acknowledged(document))
+        self.items.append(item)
+        self.changes.append(Change(_label(item), "added", None, item.to_document(), now, actor))
+        self.events.append(OrderEvent(EventType.ORDER_ATTRIBUTE_VALUE_CHANGE, now))
+        return item
+
+    def remove_item(self, item_id: str, *, now: str, actor: str) -> None:
+        """A top-level item taken out of the order (a revision under way), recorded and announced."""
+        item = next(i for i in self.items if i.id == item_id)
+        self.items.remove(item)
+        self.changes.append(Change(_label(item), "removed", item.to_document(), None, now, actor))
+        self.events.append(OrderEvent(EventType.ORDER_ATTRIBUTE_VALUE_CHANGE, now))
+
     @property
     def jeopardy_level(self) -> str:
         """The level of the last jeopardy alert (`onTrack` when none was ever raised)."""

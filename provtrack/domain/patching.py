@@ -134,12 +134,51 @@ def _apply_item_changes(order: ServiceOrder, items: Any, *, now: str, actor: str
         if doc.get("errorMessage", item.error_messages or None) != (item.error_messages or None):
             raise NotPatchable(f"{path}.errorMessage", "is set by the server")
         attributes = {k: v for k, v in doc.items() if k not in ITEM_SERVER_FIELDS}
-        if attributes != item.attributes and order.state != OrderState.ACKNOWLEDGED:
+        if (
+            attributes != item.attributes
+            and order.state != OrderState.ACKNOWLEDGED
+            and not _supplies_information(order, item.id, item.attributes, attributes)
+        ):
             raise PatchConflict(
                 f"{path}: items can change only before the order starts; service order "
                 f"{order.id} is {order.state}"
             )
         order.replace_item_attributes(item.id, attributes, now=now, actor=actor)
+
+
+def _supplies_information(
+    order: ServiceOrder, item_id: str, before: dict[str, Any], after: dict[str, Any]
+) -> bool:
+    """A pending order accepts the service characteristics it asked for (an errorMessage of code
+    MISSING_INFORMATION naming them, docs/coordination.md), and no other change to the item."""
+    if order.state != OrderState.PENDING:
+        return False
+    asked = {
+        str((m.get("informationRequired") or {}).get("characteristic"))
+        for m in order.error_messages
+        if m.get("code") == "MISSING_INFORMATION"
+        and any(ref.get("itemId") == item_id for ref in m.get("serviceOrderItem") or [])
+    }
+    service_before, service_after = before.get("service") or {}, after.get("service") or {}
+    rest = ("service",)
+    if {k: v for k, v in before.items() if k not in rest} != {
+        k: v for k, v in after.items() if k not in rest
+    }:
+        return False
+    chars = ("serviceCharacteristic",)
+    if {k: v for k, v in service_before.items() if k not in chars} != {
+        k: v for k, v in service_after.items() if k not in chars
+    }:
+        return False
+
+    def others(service: dict[str, Any]) -> list[Any]:
+        return [
+            c
+            for c in service.get("serviceCharacteristic") or []
+            if not (isinstance(c, dict) and c.get("name") in asked)
+        ]
+
+    return bool(asked) and others(service_before) == others(service_after)
 
 
 def _flatten(items: list[dict[str, Any]], path: str) -> Any:

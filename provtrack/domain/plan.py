@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from provtrack.domain.activities import (
@@ -19,7 +19,7 @@ from provtrack.domain.activities import (
     ActivityState,
     OperatorAction,
 )
-from provtrack.domain.catalog import Catalog
+from provtrack.domain.catalog import ActivityKind, Catalog
 from provtrack.domain.clock import format_datetime, parse_datetime
 from provtrack.domain.model import Change, EventType, OrderEvent, ServiceOrder
 from provtrack.domain.plan_building import ItemProblem, draft_activities
@@ -41,6 +41,23 @@ DOWNSTREAM_STATE: dict[str, ActivityState] = {
 }
 
 
+@dataclass(slots=True)
+class CancellationUnderWay:
+    """The plan is carrying out an accepted cancellation (provtrack.domain.cancellation_steps): the
+    order and its items follow the cancellation, not the roll-up."""
+
+    task_id: str  # the CancelServiceOrder being carried out
+    accepted_at: str
+    holds_order: bool = False  # a step fell out: the order is held until an operator acts
+
+    def to_document(self) -> dict[str, Any]:
+        return {"taskId": self.task_id, "acceptedAt": self.accepted_at, "holdsOrder": self.holds_order}
+
+    @classmethod
+    def from_document(cls, doc: dict[str, Any]) -> CancellationUnderWay:
+        return cls(doc["taskId"], doc["acceptedAt"], bool(doc.get("holdsOrder", False)))
+
+
 @dataclass(eq=False, slots=True)
 class Plan:
     order_id: str
@@ -52,6 +69,7 @@ class Plan:
     # The plan held the order for fallout: only such a hold is released when the fallout clears;
     # a hold by an operator, a PATCH or an escalation stays until it is lifted explicitly.
     holds_order: bool = False
+    cancellation: CancellationUnderWay | None = None
     changes: list[Change] = field(default_factory=list)
     version: int = 0
 
@@ -64,8 +82,15 @@ class Plan:
     def of_item(self, item_id: str) -> list[Activity]:
         return [a for a in self.activities if a.item_id == item_id]
 
+    def withdrawal_of(self, activity: Activity) -> Activity | None:
+        """The open cancellation step that cancels this activity's downstream order, if any."""
+        for step in self.activities:
+            if step.withdraws == activity.id and step.state not in ACTIVITY_TERMINAL:
+                return step
+        return None
+
     def to_document(self) -> dict[str, Any]:
-        return {
+        doc = {
             "serviceOrderId": self.order_id,
             "createdAt": self.created_at,
             "started": self.started,
@@ -74,6 +99,9 @@ class Plan:
             "criticalPath": self.critical_path,
             "activityOrder": [a.id for a in self.activities],
         }
+        if self.cancellation is not None:
+            doc["cancellation"] = self.cancellation.to_document()
+        return doc
 
     @classmethod
     def from_document(cls, doc: dict[str, Any], activities: list[Activity], *, version: int = 0) -> Plan:
@@ -85,6 +113,9 @@ class Plan:
             critical_path=list(doc.get("criticalPath", [])),
             started=bool(doc.get("started", False)),
             holds_order=bool(doc.get("holdsOrder", False)),
+            cancellation=(
+                CancellationUnderWay.from_document(doc["cancellation"]) if doc.get("cancellation") else None
+            ),
             version=version,
         )
 
@@ -193,11 +224,15 @@ def record_downstream_state(
     target = DOWNSTREAM_STATE.get(downstream_state)
     if target is None or activity.state not in OPEN or target == activity.state:
         return []
+    if target == ActivityState.FALLOUT and plan.withdrawal_of(activity) is not None:
+        # Being cancelled downstream: an order that stopped (cancelled, failed) is what was asked for.
+        target = ActivityState.CANCELLED
     if target == ActivityState.BLOCKED:
         activity.reason = reason or f"the downstream order is {downstream_state}"
     elif target == ActivityState.FALLOUT:
         detail = f": {reason}" if reason else ""
-        activity.reason = f"{activity.owner} reports the resource order {downstream_state}{detail}"
+        what = "partner order" if activity.kind is ActivityKind.PARTNER_ORDER else "resource order"
+        activity.reason = f"{activity.owner} reports the {what} {downstream_state}{detail}"
     else:
         activity.reason = None
     return finish_move(plan, order, activity, target, now=now, actor=actor)
@@ -308,6 +343,8 @@ def _item_target(plan: Plan, item_id: str, states: dict[str, OrderState]) -> Ord
 
 
 def _roll_up(plan: Plan, order: ServiceOrder, *, now: str, actor: str) -> None:
+    if plan.cancellation is not None:
+        return  # the order and its items follow the cancellation (cancellation_steps.settle)
     fallout = any(a.state == ActivityState.FALLOUT for a in plan.activities)
     if not fallout and plan.holds_order:
         plan.holds_order = False
@@ -363,13 +400,14 @@ def _path(current: OrderState, target: OrderState) -> list[OrderState]:
 
 def schedule(plan: Plan, *, now: datetime, start_at: datetime | None = None) -> tuple[datetime, list[str]]:
     """Forward pass over the graph: planned start and end of every open activity, and the
-    critical path (the chain of activities that ends last). Finished activities keep their dates."""
+    critical path (the chain of activities that ends last). Finished activities keep their dates.
+    An activity ends as `Activity.finish_after` says: in its group's working hours, not before its
+    appointment, or when its partner said."""
     by_id = {a.id: a for a in plan.activities}
     ends: dict[str, datetime] = {}
     via: dict[str, str | None] = {}
     floor = max(now, start_at) if start_at is not None else now
     for activity in _topological(plan.activities, by_id):
-        duration = timedelta(seconds=activity.expected_seconds)
         preds = [(ends[p], p) for p in activity.predecessors if p in ends]
         latest = max(preds, default=(floor, None))
         via[activity.id] = latest[1]
@@ -377,11 +415,13 @@ def schedule(plan: Plan, *, now: datetime, start_at: datetime | None = None) -> 
             ends[activity.id] = parse_datetime(activity.actual_end)
             continue
         if activity.actual_start is not None and activity.state != ActivityState.PLANNED:
-            begin = parse_datetime(activity.actual_start)
-            end = max(begin + duration, now)
+            begin = parse_datetime(activity.work_started or activity.actual_start)
+            end = max(activity.finish_after(begin), now)
         else:
             begin = max(latest[0], floor)
-            end = begin + duration
+            if activity.earliest_start is not None:
+                begin = max(begin, parse_datetime(activity.earliest_start))
+            end = activity.finish_after(begin)
             activity.planned_start = format_datetime(begin)
         activity.planned_end = format_datetime(end)
         ends[activity.id] = end

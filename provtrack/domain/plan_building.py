@@ -14,7 +14,16 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from provtrack.domain.activities import Activity
-from provtrack.domain.catalog import Catalog, ServiceSpec, fill_template, find_cycle, template_names
+from provtrack.domain.catalog import (
+    ActivityKind,
+    ActivitySpec,
+    Catalog,
+    ServiceSpec,
+    fill_template,
+    find_cycle,
+    template_names,
+)
+from provtrack.domain.clock import InvalidDateTime, normalise_datetime
 from provtrack.domain.model import ServiceOrder, ServiceOrderItem
 
 
@@ -44,6 +53,8 @@ def draft_activities(order: ServiceOrder, catalog: Catalog, *, new_id: Callable[
         spec = _spec_of(item, catalog, problems)
         if spec is not None:
             by_item[item.id] = _item_activities(order, item, spec, problems, new_id)
+            for activity in by_item[item.id].values():
+                _coordinate(activity, item, catalog, problems)
     cycle = find_cycle(waits)
     if cycle:
         message = f"item {cycle[0]}: items depend on each other in a cycle {' -> '.join([*cycle, cycle[0]])}"
@@ -66,13 +77,15 @@ def _item_activities(
     new_id: Callable[[], str],
 ) -> dict[str, Activity]:
     """The item's activities by catalog id, with their `after` edges; a problem per one that cannot be made."""
-    values = _template_values(order, item)
+    values = template_values(order, item)
+    # A field of an earlier task's checklist becomes a service characteristic when the task is done.
+    from_tasks = _checklist_names(spec.activities.get(item.action, ()))
     made: dict[str, Activity] = {}
     for definition in spec.activities.get(item.action, ()):
         missing = [
             n
             for n, default in _placeholders(definition.characteristics)
-            if default is None and n not in values
+            if default is None and n not in values and n not in from_tasks
         ]
         if missing:
             problems.append(
@@ -84,24 +97,71 @@ def _item_activities(
                 )
             )
             continue
-        made[definition.id] = Activity(
-            id=new_id(),
-            order_id=order.id,
-            item_id=item.id,
-            name=definition.id,
-            kind=definition.kind,
-            owner=definition.owner,
-            predecessors=[],
-            expected_seconds=definition.expected_duration.total_seconds(),
-            description=definition.description,
-            point_of_no_return=definition.point_of_no_return,
-            undo=definition.undo,
-            resource_specification=definition.resource_specification,
-            resource_action=definition.resource_action,
-            characteristics={k: fill_template(v, values) for k, v in definition.characteristics.items()},
-        )
+        made[definition.id] = _activity(order, item, definition, values, new_id(), from_tasks=from_tasks)
         made[definition.id].predecessors = [made[b].id for b in definition.after if b in made]
     return made
+
+
+def draft_item(
+    order: ServiceOrder, item: ServiceOrderItem, catalog: Catalog, *, new_id: Callable[[], str]
+) -> tuple[list[Activity], list[str], list[ItemProblem]]:
+    """One item's activities (their `after` edges wired) and the items it waits for, or the problems
+    that make it one the catalog cannot deliver (an item added to an order under way)."""
+    problems: list[ItemProblem] = []
+    spec = _spec_of(item, catalog, problems)
+    made = _item_activities(order, item, spec, problems, new_id) if spec is not None else {}
+    return list(made.values()), _item_waits(item), problems
+
+
+def activity_from_spec(
+    order: ServiceOrder, item: ServiceOrderItem, definition: ActivitySpec, *, new_id: Callable[[], str]
+) -> Activity:
+    """One activity of the item made from a catalog activity (an undo or a revision adds them to a
+    plan under way), its characteristics filled from the item; no predecessors."""
+    return _activity(order, item, definition, template_values(order, item), new_id())
+
+
+def _activity(
+    order: ServiceOrder,
+    item: ServiceOrderItem,
+    definition: ActivitySpec,
+    values: dict[str, Any],
+    activity_id: str,
+    *,
+    from_tasks: frozenset[str] = frozenset(),
+) -> Activity:
+    """`from_tasks`: checklist fields of the item's tasks; a characteristic made of one waits for
+    its task (`deferred_characteristics`), filled when the activity starts."""
+    waits = {k for k, v in definition.characteristics.items() if _waits_for_task(v, values, from_tasks)}
+    return Activity(
+        id=activity_id,
+        order_id=order.id,
+        item_id=item.id,
+        name=definition.id,
+        kind=definition.kind,
+        owner=definition.owner,
+        predecessors=[],
+        expected_seconds=definition.expected_duration.total_seconds(),
+        description=definition.description,
+        point_of_no_return=definition.point_of_no_return,
+        undo=definition.undo,
+        resource_specification=definition.resource_specification,
+        resource_action=definition.resource_action,
+        characteristics={
+            k: fill_template(v, values) for k, v in definition.characteristics.items() if k not in waits
+        },
+        deferred_characteristics={k: v for k, v in definition.characteristics.items() if k in waits},
+        task=definition.task,
+        service_specification=definition.service_specification,
+    )
+
+
+def spec_of_item(item: ServiceOrderItem, catalog: Catalog) -> ServiceSpec | None:
+    """The catalog's service specification of an item, None when it names none the catalog knows."""
+    service = item.attributes.get("service") or {}
+    spec_ref = service.get("serviceSpecification") or {}
+    spec_id = spec_ref.get("id") if isinstance(spec_ref, dict) else None
+    return catalog.services.get(str(spec_id)) if spec_id else None
 
 
 def _spec_of(item: ServiceOrderItem, catalog: Catalog, problems: list[ItemProblem]) -> ServiceSpec | None:
@@ -163,7 +223,7 @@ def _closure(item_id: str, waits: dict[str, list[str]]) -> list[str]:
     return seen
 
 
-def _template_values(order: ServiceOrder, item: ServiceOrderItem) -> dict[str, Any]:
+def template_values(order: ServiceOrder, item: ServiceOrderItem) -> dict[str, Any]:
     service = item.attributes.get("service") or {}
     values: dict[str, Any] = {"order.id": order.id, "item.id": item.id}
     if service.get("id"):
@@ -172,6 +232,44 @@ def _template_values(order: ServiceOrder, item: ServiceOrderItem) -> dict[str, A
         if isinstance(characteristic, dict) and "name" in characteristic:
             values[str(characteristic["name"])] = characteristic.get("value")
     return values
+
+
+def _checklist_names(definitions: tuple[ActivitySpec, ...]) -> frozenset[str]:
+    return frozenset(f.name for d in definitions if d.task for f in d.task.checklist)
+
+
+def _waits_for_task(value: Any, values: dict[str, Any], from_tasks: frozenset[str]) -> bool:
+    """A value naming a checklist field the order does not give itself: filled when it starts."""
+    return any(n in from_tasks and n not in values for n, _ in template_names(value))
+
+
+def _coordinate(
+    activity: Activity, item: ServiceOrderItem, catalog: Catalog, problems: list[ItemProblem]
+) -> None:
+    """A manual task takes its group's working hours and the item's appointment (TMF646
+    AppointmentRef), whose `validFor.startDateTime`, when the sender gives it, bounds its start."""
+    if activity.kind is not ActivityKind.MANUAL_TASK:
+        return
+    group = catalog.work_groups.get(activity.owner)
+    if group is not None and not group.hours.always:
+        activity.working_hours = group.hours
+    appointment = item.attributes.get("appointment")
+    if not isinstance(appointment, dict):
+        return
+    activity.appointment = appointment
+    start = (appointment.get("validFor") or {}).get("startDateTime")
+    if start is None:
+        return
+    try:
+        activity.earliest_start = normalise_datetime(str(start))
+    except InvalidDateTime:
+        problems.append(
+            ItemProblem(
+                item.id,
+                "INVALID_APPOINTMENT",
+                f"item {item.id}: appointment.validFor.startDateTime {start!r} is not a date-time",
+            )
+        )
 
 
 def _placeholders(characteristics: Any) -> list[tuple[str, str | None]]:

@@ -44,8 +44,15 @@ TRANSITIONS: dict[OrderState, frozenset[OrderState]] = {
     OrderState.PENDING: frozenset(
         {OrderState.IN_PROGRESS, OrderState.CANCELLED, OrderState.ASSESSING_CANCELLATION}
     ),
+    # provtrack extension: a cancellation held by a step that failed (a downstream refused to cancel,
+    # an undo failed) goes back to pendingCancellation once an operator has acted (docs/cancellation.md).
     OrderState.HELD: frozenset(
-        {OrderState.IN_PROGRESS, OrderState.CANCELLED, OrderState.ASSESSING_CANCELLATION}
+        {
+            OrderState.IN_PROGRESS,
+            OrderState.CANCELLED,
+            OrderState.ASSESSING_CANCELLATION,
+            OrderState.PENDING_CANCELLATION,
+        }
     ),
     # Denial returns to the state the order came from; which one is checked by the caller
     # against the recorded origin (see ServiceOrder.deny_cancellation).
@@ -58,7 +65,9 @@ TRANSITIONS: dict[OrderState, frozenset[OrderState]] = {
             OrderState.PENDING_CANCELLATION,
         }
     ),
-    OrderState.PENDING_CANCELLATION: frozenset({OrderState.CANCELLED}),
+    # provtrack extension: the v4.1 diagram leaves pendingCancellation only to cancelled; a step of the
+    # cancellation that fails holds the order for an operator (docs/cancellation.md).
+    OrderState.PENDING_CANCELLATION: frozenset({OrderState.CANCELLED, OrderState.HELD}),
     OrderState.REJECTED: frozenset(),
     OrderState.CANCELLED: frozenset(),
     OrderState.COMPLETED: frozenset(),
@@ -177,13 +186,21 @@ class TaskState(StrEnum):
     """States of a CancelServiceOrder task.
 
     TMF641 v4.1's enum names the entry state `accepted`; its life-cycle diagram, the v5 guide, TMF622
-    and TMF652 call it `acknowledged`. provtrack emits `acknowledged` (docs/tmf641.md).
+    and TMF652 call it `acknowledged`. provtrack emits `acknowledged` and reads `accepted` (a v4.0/v4.1
+    client's filter or document) as its synonym (docs/tmf641.md).
     """
 
     ACKNOWLEDGED = "acknowledged"  # the request is recorded
     IN_PROGRESS = "inProgress"  # the cancellation is being assessed or carried out
     DONE = "done"  # the order is cancelled
     TERMINATED_WITH_ERROR = "terminatedWithError"  # the order could not be cancelled
+
+    @classmethod
+    def _missing_(cls, value: object) -> TaskState | None:
+        return cls.ACKNOWLEDGED if value == ACCEPTED else None
+
+
+ACCEPTED = "accepted"  # TMF641 v4.1's enum name for the entry state: read as acknowledged
 
 
 TASK_TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {

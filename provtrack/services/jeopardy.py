@@ -95,8 +95,8 @@ def refresh_jeopardy(
     if plan is not None:
         tx.jeopardy.record_durations(_finished_now(order, plan, stamp))
     run = EscalationRun(tx, policy, now, actor, email)
-    if order.is_terminal or order.deleted:
-        _stop(run, order)
+    if order.is_terminal or order.deleted or (plan is not None and plan.cancellation is not None):
+        _stop(run, order)  # finished, or being cancelled: its commitment no longer stands
         return None
     # Without rules only the auto-cancel needs it, and only on a state change: spare the query.
     needed = bool(policy.rules) or _state_changed(order)
@@ -127,7 +127,7 @@ def _assess(
         return None
     facts = order_facts(order, level=order.jeopardy_level, now=run.now, state_since=state_since)
     assessment = assess(
-        _timings(order, plan, run.policy, run.tx.jeopardy),
+        _timings(order, plan, run.policy, run.tx.jeopardy, run.now),
         now=run.now,
         commitment=commitment_of(order, run.policy, facts),
         thresholds=run.policy.thresholds,
@@ -204,7 +204,7 @@ def _finished_now(order: ServiceOrder, plan: Plan, stamp: str) -> list[FinishedA
 
 
 def _timings(
-    order: ServiceOrder, plan: Plan, policy: Policy, records: JeopardyRecords
+    order: ServiceOrder, plan: Plan, policy: Policy, records: JeopardyRecords, now: datetime
 ) -> list[ActivityTiming]:
     unfinished = [a for a in plan.activities if a.state not in ACTIVITY_TERMINAL]
     expected: dict[tuple[str, str], timedelta] = {}
@@ -218,14 +218,24 @@ def _timings(
             expected[key] = timedelta(seconds=a.expected_seconds if learned is None else learned)
         timings.append(
             ActivityTiming(
-                a.id,
-                a.name,
-                expected[key],
-                tuple(a.predecessors),
-                _started(a),
+                a.id, a.name, _on_the_clock(a, expected[key], now), tuple(a.predecessors), _started(a)
             )
         )
     return timings
+
+
+def _on_the_clock(activity: Activity, work: timedelta, now: datetime) -> timedelta:
+    """How long the activity takes on the clock from its start (or its planned start): its group's
+    working hours, its appointment and its partner's own date stretch the work (docs/coordination.md)."""
+    a = activity
+    if a.working_hours is None and a.earliest_start is None and a.owner_expected_end is None:
+        return work
+    started = _started(a)
+    if started is not None:
+        begin = parse_datetime(a.work_started or a.actual_start or format_datetime(started))
+    else:
+        started = begin = parse_datetime(a.planned_start) if a.planned_start else now
+    return max(timedelta(0), a.finish_after(begin, work.total_seconds()) - started)
 
 
 def _started(activity: Activity) -> datetime | None:

@@ -4,11 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from provtrack.domain.cancellation import (
-    CancelServiceOrder,
-    request_cancellation,
-    validate_cancel_request,
-)
 from provtrack.domain.clock import parse_datetime
 from provtrack.domain.jobs import JobRequest
 from provtrack.domain.model import ServiceOrder
@@ -73,18 +68,6 @@ def delete_order(store: Store, order_id: str, *, ctx: Context) -> None:
         order.record_deletion(now=ctx.now, actor=ctx.actor)
 
     change_order(store, order_id, change, ctx=ctx)
-
-
-def request_order_cancellation(store: Store, body: Any, *, ctx: Context) -> CancelServiceOrder:
-    checked = validate_cancel_request(body)
-    task = CancelServiceOrder.accept(checked, task_id=ctx.new_id(), now=ctx.now, actor=ctx.actor)
-
-    def change(tx: Transaction, order: ServiceOrder, _plan: Plan | None) -> None:
-        request_cancellation(order, task, now=ctx.now, actor=ctx.actor)
-        tx.add_task(task, created_at=ctx.now)
-
-    change_order(store, task.service_order_id, change, ctx=ctx)
-    return task
 
 
 def get_task_json(store: Store, task_id: str) -> str:

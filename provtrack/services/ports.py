@@ -2,8 +2,8 @@
 the store they change orders through. The SQL store and the in-memory store implement it.
 
 A transaction reaches the records of each feature one way: a typed attribute (`tx.plans`,
-`tx.jeopardy`; `tx.events` in services/events.py, which alone uses it), never a probe of what the
-transaction happens to have.
+`tx.jeopardy`, `tx.tasks`, `tx.cancellations`, `tx.subscriptions`; `tx.events` in services/events.py,
+which alone uses it), never a probe of what the transaction happens to have.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from provtrack.domain.jobs import JobRequest
 from provtrack.domain.model import Change, ServiceOrder
 from provtrack.domain.plan import Plan
 from provtrack.domain.query import Query
+from provtrack.domain.tasks import ManualTask, TaskState
+from provtrack.domain.work_groups import WorkGroup
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +104,53 @@ class PlanRecords(Protocol):
     def take_parked_notifications(self, owner: str, external_id: str) -> list[tuple[str, str | None]]: ...
 
 
+class ManualTaskNotFound(LookupError):
+    """No manual task with that id."""
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__(f"no manual task with id {task_id!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSelection:
+    """Which manual tasks a list shows; a list is always in queue order (ManualTask.queue_key)."""
+
+    work_group: str | None = None
+    states: frozenset[TaskState] = frozenset()  # empty: every state
+    assignee: str | None = None
+    order_id: str | None = None
+    offset: int = 0
+    limit: int = 100
+
+
+class TaskRecords(Protocol):
+    """Manual tasks, changed in the transaction of the order they belong to; their audit entries go
+    to the order's trail."""
+
+    def add(self, task: ManualTask) -> None: ...
+    def get(self, task_id: str) -> ManualTask | None: ...
+    def save(self, task: ManualTask) -> None:
+        """Saved with its version check (ConcurrentUpdate when it changed meanwhile)."""
+        ...
+
+    def of_order(self, order_id: str) -> list[ManualTask]: ...
+    def select(self, selection: TaskSelection) -> tuple[int, list[ManualTask]]:
+        """How many match in all, and the page, in queue order."""
+        ...
+
+    def in_progress(self, work_group: str, assignee: str | None = None) -> int:
+        """Tasks of the group (of that member) in progress, counted under a lock on the group that
+        the transaction keeps: two starts in one group take turns (not in optimistic transactions)."""
+        ...
+
+    def work_group(self, name: str) -> WorkGroup | None:
+        """The group as defined through the API (it takes precedence over the catalog's), or None."""
+        ...
+
+    def work_groups(self) -> list[WorkGroup]: ...
+    def put_work_group(self, name: str, definition: dict[str, Any], *, at: str) -> None: ...
+
+
 class JeopardyRecords(Protocol):
     """Escalation ladders, learned durations and state history."""
 
@@ -138,6 +187,30 @@ class DownstreamSubscriptions(Protocol):
     def forget(self, system: str) -> None: ...
 
 
+class CancellationRecords(Protocol):
+    """Cancel tasks as aggregates, and which product-order cancellation opened which task."""
+
+    def task(self, task_id: str) -> CancelServiceOrder | None: ...
+    def open_task(self, order_id: str) -> CancelServiceOrder | None:
+        """The order's task that is not finished (acknowledged or inProgress), if any."""
+        ...
+
+    def save_task(self, task: CancelServiceOrder) -> None:
+        """Save a changed task with its audit rows and events (in the transaction of its order)."""
+        ...
+
+    def link_product_order(
+        self, product_order_id: str, service_order_id: str, task_id: str, *, at: str
+    ) -> None:
+        """Record that the product order's cancellation opened this task; ConcurrentUpdate if another
+        transaction recorded the same pair meanwhile."""
+        ...
+
+    def product_order_link(self, product_order_id: str, service_order_id: str) -> str | None:
+        """The task a product order's cancellation opened for this service order, if it did."""
+        ...
+
+
 class Transaction(Protocol):
     """One transaction: orders, cancel tasks, audit rows and jobs, and the records of each feature."""
 
@@ -147,6 +220,10 @@ class Transaction(Protocol):
     def jeopardy(self) -> JeopardyRecords: ...
     @property
     def subscriptions(self) -> DownstreamSubscriptions: ...
+    @property
+    def tasks(self) -> TaskRecords: ...
+    @property
+    def cancellations(self) -> CancellationRecords: ...
 
     def get_order(self, order_id: str) -> ServiceOrder | None: ...
     def get_order_json(self, order_id: str) -> str | None: ...
@@ -191,6 +268,11 @@ class Store(Protocol):
 
     @property
     def after_change(self) -> Sequence[AfterChange]: ...
+
+    def answers_at_once(self, *, write: bool) -> bool:
+        """A use case on one order would finish without waiting: no network, no other writer. The API
+        runs such a one on its event loop instead of a thread (api/http.call_store)."""
+        ...
 
     def transaction(
         self, *, write: bool, optimistic_on: str | None = None

@@ -20,13 +20,17 @@ from provtrack.domain.activities import (
     activity_of_request,
     resource_order_request,
 )
-from provtrack.domain.catalog import ActivityKind, Catalog, Progress
+from provtrack.domain.catalog import ActivityKind, Catalog, Progress, fill_template
 from provtrack.domain.clock import parse_datetime
 from provtrack.domain.jobs import JobRequest, Lease
 from provtrack.domain.model import Change, ServiceOrder
+from provtrack.domain.partners import DISPATCH_JOB as PARTNER_DISPATCH_JOB
+from provtrack.domain.partners import partner_order_request
 from provtrack.domain.plan import OrderNotFeasible, Plan
+from provtrack.domain.plan_building import template_values
 from provtrack.domain.query import Condition, Query, SortKey, Value
 from provtrack.domain.states import OrderState
+from provtrack.domain.tasks import open_task
 from provtrack.services.orders import PLAN_ORDER_JOB
 from provtrack.services.ports import ActivityNotFound, Context, DownstreamSubscription, Store, Transaction
 from provtrack.services.unit_of_work import change_order, plan_order_change
@@ -38,6 +42,8 @@ POLL_JOB = "provisioning.poll"  # key: activity id
 SUBSCRIBE_JOB = "provisioning.subscribe"  # key: system name
 UNSUBSCRIBE_JOB = "provisioning.unsubscribe"  # key: system name, no longer notifying us by its hub
 INVENTORY_JOB = "provisioning.inventory"  # key: <order id>/<item id>; TMF638 after an item completes
+# key: activity id of a cancellation's withdrawal step (engine/cancellation.py sends it)
+WITHDRAW_JOB = "cancellation.withdraw"
 T = TypeVar("T")
 
 
@@ -73,8 +79,15 @@ def subscribe_to_hubs(store: Store, catalog: Catalog, *, ctx: Context) -> None:
         for name in sorted(notifying):
             tx.schedule_job(JobRequest(SUBSCRIBE_JOB, name, now), now=now)
         for known in tx.subscriptions.all():
-            if known.system not in notifying:
+            if known.system not in notifying and not known.system.startswith(PARTNER_PREFIX):
                 tx.schedule_job(JobRequest(UNSUBSCRIBE_JOB, known.system, now), now=now)
+
+
+PARTNER_PREFIX = "partner:"  # partners' hub subscriptions share the table, under this prefix
+
+
+def partner_subscription_key(partner: str) -> str:
+    return f"{PARTNER_PREFIX}{partner}"
 
 
 def downstream_subscription(store: Store, system: str) -> DownstreamSubscription | None:
@@ -110,6 +123,7 @@ def plan_order(
         except OrderNotFeasible as exc:
             planning.reject(order, exc.problems, now=ctx.now, actor=ctx.actor)
             return None, Planned("rejected", [])
+        _take_defined_hours(tx, plan)
         start_at = planning.requested_start(order)
         if start_at is not None and parse_datetime(start_at) > parse_datetime(ctx.now):
             planning.update_expected_completion(plan, order, now=ctx.now, actor=ctx.actor, start_at=start_at)
@@ -353,9 +367,10 @@ def change_plan(
     *,
     ctx: Context,
     catalog: Catalog | None = None,
+    optimistic: bool = True,
 ) -> T:
-    """An engine change of an order and its plan (optimistic, see `change_order`), and with a
-    catalog the TMF638 inventory jobs of the items it completes."""
+    """An engine change of an order and its plan (optimistic unless told, see `change_order`), and
+    with a catalog the TMF638 inventory jobs of the items it completes."""
 
     def change_and_follow_items(tx: Transaction, order: ServiceOrder, plan: Plan | None) -> T:
         assert plan is not None  # changes_plan: the unit of work raised PlanNotFound
@@ -365,7 +380,9 @@ def change_plan(
             _update_inventory(tx, order, before, catalog, ctx)
         return result
 
-    return change_order(store, order_id, change_and_follow_items, ctx=ctx, changes_plan=True, optimistic=True)
+    return change_order(
+        store, order_id, change_and_follow_items, ctx=ctx, changes_plan=True, optimistic=optimistic
+    )
 
 
 def order_of(store: Store, activity_id: str) -> str:
@@ -400,13 +417,21 @@ def hand_out(
     commit (returned here): no claim, no wake-up in between. Should the caller die first, another
     worker runs them when the lease expires.
 
-    Manual tasks and partner orders have no executor yet (the coordination issue adds them): they
-    wait, blocked and saying so, for an operator to skip them when the work is done.
+    A manual task opens a task in its work group's queue; a partner order gets a job that sends it
+    to the partner (docs/coordination.md). Characteristics taken from an earlier task's checklist
+    are filled now, from the item as it is.
     """
     now = _now(ctx)
     dispatch_now = []
     for activity in started:
-        if activity.kind is ActivityKind.RESOURCE_ORDER:
+        if activity.deferred_characteristics:
+            values = template_values(order, order.item(activity.item_id))
+            for name, template in activity.deferred_characteristics.items():
+                activity.characteristics[name] = fill_template(template, values)
+            activity.deferred_characteristics = {}
+        if activity.withdraws is not None:  # a cancellation's step: TMF652 cancelResourceOrder
+            tx.schedule_job(JobRequest(WITHDRAW_JOB, activity.id, now), now=now)
+        elif activity.kind is ActivityKind.RESOURCE_ORDER:
             body = resource_order_request(activity, order.attributes)
             payload = {"attempt": activity.attempt, "body": body}
             tx.schedule_job(JobRequest(DISPATCH_JOB, activity.id, now, payload, lease), now=now)
@@ -414,10 +439,23 @@ def hand_out(
                 dispatch_now.append(
                     DispatchRequest(activity.id, activity.order_id, activity.attempt, activity.owner, body)
                 )
+        elif activity.kind is ActivityKind.MANUAL_TASK:
+            task = open_task(activity, order, task_id=ctx.new_id(), now=ctx.now, actor=ctx.actor)
+            activity.external_id = task.id  # the work it was handed out as
+            tx.tasks.add(task)
         else:
-            activity.reason = f"{activity.kind.value} activities are not executed yet: skip it when {activity.owner} is done"
-            activity.move(ActivityState.BLOCKED, now=ctx.now, actor=ctx.actor, changes=plan.changes)
+            payload = {"attempt": activity.attempt, "body": partner_order_request(activity, order)}
+            tx.schedule_job(JobRequest(PARTNER_DISPATCH_JOB, activity.id, now, payload), now=now)
     return dispatch_now
+
+
+def _take_defined_hours(tx: Transaction, plan: Plan) -> None:
+    """A work group redefined through the work API gives its manual tasks its working hours."""
+    for activity in plan.activities:
+        if activity.kind is ActivityKind.MANUAL_TASK:
+            defined = tx.tasks.work_group(activity.owner)
+            if defined is not None:
+                activity.working_hours = None if defined.hours.always else defined.hours
 
 
 def _follow(tx: Transaction, activity: Activity, catalog: Catalog, ctx: Context, *, followed: bool) -> None:

@@ -36,11 +36,13 @@ def change_order(
     *,
     ctx: Context,
     changes_plan: bool = False,
+    plan_optional: bool = False,
     optimistic: bool = False,
 ) -> T:
     """Run `change` on the order and its plan (None before planning), then the after-change hooks,
-    then save what changed. With `changes_plan` the plan must exist (PlanNotFound) and is saved
-    too; otherwise the hooks only read it.
+    then save what changed. With `changes_plan` the plan must exist (PlanNotFound), unless
+    `plan_optional` (an order not planned yet is changed alone), and is saved too; otherwise the
+    hooks only read it.
 
     `optimistic` (the engine's changes): on SQLite the change is decided without the writer lock,
     which is held only to write it (SqlStore.transaction); a concurrent change makes it start over.
@@ -48,10 +50,10 @@ def change_order(
     the order meanwhile."""
 
     def attempt(tx: Transaction, order: ServiceOrder, plan: Plan | None) -> T:
-        if plan is None and changes_plan:
+        if plan is None and changes_plan and not plan_optional:
             raise PlanNotFound(order.id)
         result = change(tx, order, plan)
-        finish_change(store, tx, order, plan, ctx, save_plan=changes_plan)
+        _finish_change(store, tx, order, plan, ctx, save_plan=changes_plan)
         return result
 
     return _retried(store, order_id, attempt, optimistic=optimistic)
@@ -63,7 +65,7 @@ def plan_order_change(store: Store, order_id: str, build: NewPlan[T], *, ctx: Co
 
     def attempt(tx: Transaction, order: ServiceOrder, plan: Plan | None) -> T:
         new_plan, result = build(tx, order, plan)
-        finish_change(store, tx, order, new_plan or plan, ctx, new_plan=new_plan is not None)
+        _finish_change(store, tx, order, new_plan or plan, ctx, new_plan=new_plan is not None)
         return result
 
     return _retried(store, order_id, attempt, optimistic=True)
@@ -85,7 +87,7 @@ def _retried(store: Store, order_id: str, attempt: Change[T], *, optimistic: boo
     raise AssertionError("unreachable")
 
 
-def finish_change(
+def _finish_change(
     store: Store,
     tx: Transaction,
     order: ServiceOrder,
@@ -102,7 +104,8 @@ def finish_change(
         hook(tx, order, plan, ctx)
     if plan is not None and new_plan:
         tx.plans.add(plan)
-    elif plan is not None and save_plan:
+    elif plan is not None and (save_plan or plan.changes):
+        # A hook that moved an activity (a task resumed by a PATCH) has the plan saved too.
         tx.plans.save(plan)
     if order.deleted:
         tx.delete_order(order.id, at=ctx.now)

@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -18,6 +19,7 @@ STREETS = ["Rue des Lilas", "Avenue Jean Jaurès", "Quai de la Loire", "Boulevar
 CITIES = ["Lyon", "Nantes", "Lille", "Rennes", "Toulouse"]
 NAMES = ["A. Martin", "L. Bernard", "C. Dubois", "M. Laurent", "S. Moreau", "J. Petit"]
 COMPANIES = ["ACME Logistique", "Boulangeries Réunies", "Clinique du Parc", "Transports Garnier"]
+CANCELLATION_REASONS = ["changed their mind", "moving house", "found a better offer", "duplicate order"]
 log = structlog.get_logger("provtrack.demo")
 
 
@@ -126,6 +128,32 @@ def _body(
     }
 
 
+def book_visits(body: dict[str, Any], at: datetime) -> dict[str, Any]:
+    """Give each new FTTH line a technician's appointment (TMF646 AppointmentRef) at `at`: the
+    install cannot start before it."""
+    for item in body["serviceOrderItem"]:
+        spec = (item["service"].get("serviceSpecification") or {}).get("id")
+        if spec == "ftth-residential" and item["action"] == "add":
+            start = at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            item["appointment"] = {
+                "id": f"APT-{uuid.uuid4().hex[:6]}",
+                "description": "technician visit for the ONT installation",
+                "validFor": {"startDateTime": start},
+                "@referredType": "Appointment",
+            }
+    return body
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerOrders:
+    """Where the demo's customer orders live (a TMF622 API, the simulated one in `serve --demo`), and
+    the share of them the customer cancels a few seconds after ordering."""
+
+    url: str
+    cancel_share: float = 0.1
+    cancel_after: tuple[float, float] = (2.0, 12.0)  # seconds, drawn uniformly
+
+
 class ServerUnreachable(Exception):
     """The server to feed does not answer (or is not provtrack), within the bounded wait."""
 
@@ -146,20 +174,32 @@ def feed_orders(
     count: int | None,
     stop: threading.Event,
     seed: int | None = None,
+    customer_orders: CustomerOrders | None = None,
     wait: float = 10.0,
     attempts: int = 3,
 ) -> Fed:
     """POST a demo order every `every` seconds until `stop` (or `count` orders answered). Waits at
     most `wait` seconds for the server to answer first, and gives up after `attempts` orders in a
-    row that got no answer: ServerUnreachable says why."""
+    row that got no answer: ServerUnreachable says why.
+
+    With `customer_orders`, each service order comes from a product order created there (named in
+    its `orderRelationship`), and a share of those are cancelled there soon after: provtrack, told by
+    the product ordering API, cancels the service orders (docs/cancellation.md)."""
     rng = random.Random(seed)
     accepted = refused = unanswered = 0
     last_refusal: str | None = None
+    cancellations: list[tuple[float, str, str]] = []  # (when, product order id, reason)
     with httpx.Client(base_url=base_url, timeout=10) as client:
         _wait_until_serving(client, stop, wait=wait)
         while not stop.is_set() and (count is None or accepted + refused < count):
             try:
-                response = client.post(ORDERS_PATH, json=demo_order(rng))
+                visit = datetime.now(UTC) + timedelta(seconds=rng.randint(10, 30))
+                body = book_visits(demo_order(rng), visit)
+                if customer_orders is not None:
+                    body = _from_customer_order(client, body, rng, customer_orders, cancellations)
+                response = client.post(ORDERS_PATH, json=body)
+                if customer_orders is not None:
+                    _cancel_due(client, customer_orders, cancellations)
             except httpx.HTTPError as exc:
                 unanswered += 1
                 log.warning("demo order not sent", error=str(exc))
@@ -188,6 +228,40 @@ def _refusal(response: httpx.Response) -> str:
     if isinstance(body, dict) and "code" in body:
         return f"{response.status_code} {body['code']}: {body.get('message', '')}"
     return f"{response.status_code}: {response.text[:200]}"
+
+
+def _from_customer_order(
+    client: httpx.Client,
+    body: dict[str, Any],
+    rng: random.Random,
+    customer_orders: CustomerOrders,
+    cancellations: list[tuple[float, str, str]],
+) -> dict[str, Any]:
+    """The product order the service order comes from, created first; maybe cancelled later."""
+    item = {"id": "1", "action": "add", "productOffering": {"id": body.get("description", "offer")}}
+    response = client.post(f"{customer_orders.url}/productOrder", json={"productOrderItem": [item]})
+    response.raise_for_status()
+    product_order_id = str(response.json()["id"])
+    if rng.random() < customer_orders.cancel_share:
+        delay = rng.uniform(*customer_orders.cancel_after)
+        reason = rng.choice(CANCELLATION_REASONS)
+        cancellations.append((time.monotonic() + delay, product_order_id, reason))
+    relationship = {"id": product_order_id, "relationshipType": "cross-ref", "@referredType": "ProductOrder"}
+    return {**body, "orderRelationship": [relationship]}
+
+
+def _cancel_due(
+    client: httpx.Client, customer_orders: CustomerOrders, cancellations: list[tuple[float, str, str]]
+) -> None:
+    now = time.monotonic()
+    for due in [c for c in cancellations if c[0] <= now]:
+        cancellations.remove(due)
+        _, product_order_id, reason = due
+        client.post(
+            f"{customer_orders.url}/cancelProductOrder",
+            json={"productOrder": {"id": product_order_id}, "cancellationReason": reason},
+        )
+        log.info("demo customer order cancelled", product_order=product_order_id, reason=reason)
 
 
 def _wait_until_serving(client: httpx.Client, stop: threading.Event, *, wait: float) -> None:

@@ -13,6 +13,8 @@ retried POST from creating a second one. `hub/{id}` answers GET, so a subscriber
 subscription is still there. Faults for tests and demos: the next N POSTs answer 500, some resource
 specifications are refused with 400, POST answers can be slow, and notifications can be sent before
 the POST that created the order has answered.
+
+`cancelResourceOrder` cancels an order under way (provtrack.simulator.resource_cancelling).
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -34,9 +35,13 @@ import structlog
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
+from provtrack.simulator.documents import JSON
+from provtrack.simulator.documents import json_response as _json
+from provtrack.simulator.documents import now_text as _now_text
+from provtrack.simulator.resource_cancelling import CancelDesk
+
 BASE = "/{system}/tmf-api/resourceOrderingManagement/v4"
 INVENTORY = "/{system}/tmf-api/serviceInventory/v4"  # TMF638, when the simulator plays the inventory
-JSON = "application/json;charset=utf-8"
 log = structlog.get_logger("provtrack.simulator")
 
 
@@ -47,10 +52,15 @@ class Behaviour:
     hold_rate: float = 0.0  # share of orders held (waiting on a truck roll) before they complete
     instant: bool = False  # with delay 0, the POST answer already carries the final state (one step)
     fail_posts: int = 0  # the next N POSTs answer 500 (then it is back to normal)
+    lose_post_answers: int = 0  # the next N POSTs create their order, then answer 500 (outcome unknown)
+    lose_cancel_answers: int = 0  # the next N cancelResourceOrder POSTs are carried out, then answer 500
     refuse_specs: list[str] = field(default_factory=list)  # resource specifications answered with 400
     post_latency: float = 0.0  # seconds a POST takes to answer, after the order is created
     notify_before_response: bool = False  # the POST answers after the first state change is sent
     deduplicate: bool = True  # a POST repeating an externalId gets the existing order, not a new one
+    refuse_cancel: list[str] = field(default_factory=list)  # specifications whose orders cannot be cancelled
+    cancel_delay: float = 0.0  # seconds from a cancelResourceOrder to the order cancelled
+    spec_delay: dict[str, float] = field(default_factory=dict)  # `delay` of some resource specifications
     seed: int | None = None
 
 
@@ -64,22 +74,16 @@ class SimulatedOrder:
     created: float
     steps: list[Step]
     announced: int = 0  # steps already notified: a read never shows less than a notification did
+    cancelled_at: float | None = None  # a cancelResourceOrder takes effect then
 
     def state_at(self, now: float) -> tuple[str, str | None]:
+        if self.cancelled_at is not None and now >= self.cancelled_at:
+            return "cancelled", "cancelled at the customer's request"
         state, reason = "acknowledged", None
         for index, (offset, step_state, step_reason) in enumerate(self.steps):
             if index < self.announced or now - self.created >= offset:
                 state, reason = step_state, step_reason
         return state, reason
-
-
-def _now_text() -> str:
-    now = datetime.now(UTC)
-    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
-
-
-def _json(content: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(content), status_code=status, media_type=JSON)
 
 
 class ResourceOrderingSimulator:
@@ -101,6 +105,8 @@ class ResourceOrderingSimulator:
         self.by_external_id: dict[tuple[str, str], str] = {}
         self.subscribers: dict[str, dict[str, str]] = {}
         self.services: dict[tuple[str, str], dict[str, Any]] = {}  # TMF638 service inventory
+        self.cancel_desk = CancelDesk(self)  # TMF652 cancelResourceOrder (resource_cancelling.py)
+        self.cancellations = self.cancel_desk.cancellations
         self.posts_received = 0
         self.repeated_posts = 0  # POSTs answered with the order an earlier POST created (same externalId)
         self.notifications_sent = 0
@@ -124,7 +130,8 @@ class ResourceOrderingSimulator:
 
     def _timeline(self, spec: str | None) -> list[Step]:
         b = self.behaviour
-        delay = max(0.0, b.delay * (0.5 + self.rng.random()) if b.delay else 0.0)
+        base = b.spec_delay.get(spec or "", b.delay)
+        delay = max(0.0, base * (0.5 + self.rng.random()) if base else 0.0)
         roll = self.rng.random()
         if roll < b.failure_rate:
             reason = self.rng.choice(
@@ -171,6 +178,10 @@ class ResourceOrderingSimulator:
         app.add_api_route(f"{BASE}/resourceOrder", self.create_order, methods=["POST"], status_code=201)
         app.add_api_route(f"{BASE}/resourceOrder", self.list_orders, methods=["GET"])
         app.add_api_route(f"{BASE}/resourceOrder/{{order_id}}", self.get_order, methods=["GET"])
+        desk = self.cancel_desk
+        app.add_api_route(f"{BASE}/cancelResourceOrder", desk.cancel_order, methods=["POST"], status_code=201)
+        app.add_api_route(f"{BASE}/cancelResourceOrder", desk.list_cancellations, methods=["GET"])
+        app.add_api_route(f"{BASE}/cancelResourceOrder/{{task_id}}", desk.get_cancellation, methods=["GET"])
         app.add_api_route(f"{BASE}/hub", self.subscribe, methods=["POST"], status_code=201)
         app.add_api_route(f"{BASE}/hub/{{hub_id}}", self.get_subscription, methods=["GET"])
         app.add_api_route(f"{BASE}/hub/{{hub_id}}", self.unsubscribe, methods=["DELETE"], status_code=204)
@@ -222,15 +233,19 @@ class ResourceOrderingSimulator:
             self._spawn(self._follow(system, order))
         if b.post_latency:
             await asyncio.sleep(b.post_latency)  # created already: a client that gives up may POST again
+        if b.lose_post_answers > 0:
+            b.lose_post_answers -= 1
+            return _json({"code": "500", "reason": "Internal error", "message": "simulated lost answer"}, 500)
         return _json(self._view(order) if b.instant else document, 201)
 
-    async def list_orders(self, system: str, externalId: str | None = None) -> Response:  # noqa: N803
+    async def list_orders(self, system: str, request: Request) -> Response:
         """The system's orders; `externalId=` (TMF630 filtering) selects those a client sent with it."""
+        external_id = request.query_params.get("externalId")
         return _json(
             [
                 self._view(o)
                 for (s, _), o in self.orders.items()
-                if s == system and (externalId is None or o.document.get("externalId") == externalId)
+                if s == system and external_id in (None, o.document.get("externalId"))
             ]
         )
 
@@ -325,6 +340,8 @@ class ResourceOrderingSimulator:
                 "ordersCreated": len(self.orders),
                 "repeatedPosts": self.repeated_posts,
                 "notificationsSent": self.notifications_sent,
+                "cancelPostsReceived": self.cancel_desk.posts_received,
+                "cancellations": len(self.cancellations),
             }
         )
 
@@ -351,23 +368,28 @@ class ResourceOrderingSimulator:
                 if first_only and order.announced > 0:
                     return
                 await self.sleep(wait)
+            if order.cancelled_at is not None and order.created + offset >= order.cancelled_at:
+                return  # cancelled before this step: the cancellation is announced instead
             order.announced += 1
             await self._notify(system, self._document(order, state, reason))
 
-    async def _notify(self, system: str, resource_order: dict[str, Any]) -> None:
+    async def _notify(
+        self, system: str, resource_order: dict[str, Any], *, resource: str = "resourceOrder"
+    ) -> None:
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=5.0)
+        event_type = f"{resource[0].upper()}{resource[1:]}StateChangeEvent"
         event = {
             "eventId": uuid.uuid4().hex,
             "eventTime": _now_text(),
-            "eventType": "ResourceOrderStateChangeEvent",
-            "event": {"resourceOrder": resource_order},
+            "eventType": event_type,
+            "event": {resource: resource_order},
         }
         content = orjson.dumps(event)  # one body for every subscriber
         for callback in list(self.subscribers.get(system, {}).values()):
             try:
                 await self._client.post(
-                    f"{callback}/listener/resourceOrderStateChangeEvent",
+                    f"{callback}/listener/{resource}StateChangeEvent",
                     content=content,
                     headers={"content-type": JSON},
                 )

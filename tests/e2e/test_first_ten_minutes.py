@@ -58,6 +58,7 @@ def quick_demo(tmp_path: Path) -> dict[str, str]:
         "COLUMNS": "80",  # what a log file or a container gets: nothing may wrap at it
         "PROVTRACK_DATABASE_URL": f"sqlite:///{tmp_path / 'provtrack.db'}",
         "PROVTRACK_DEMO_SIMULATOR_PORT": str(free_port()),
+        "PROVTRACK_DEMO_PARTNER_PORT": str(free_port()),
         "PROVTRACK_DEMO_ORDER_EVERY_SECONDS": "0.5",
         "PROVTRACK_DEMO_SYSTEM_DELAY_SECONDS": "0.3",
         "PROVTRACK_LIVE_SUMMARY_SECONDS": "1",

@@ -37,16 +37,27 @@ def test_a_long_running_role_watches_the_policy_file(assembly: Assembly, with_wo
             assert (worker is not None) is with_worker
             # Every role asks for the hub subscriptions of the catalog's notifying systems.
             assert assembly.store.pending_jobs(kind="provisioning.subscribe") or with_worker
+            assert assembly.store.pending_jobs(kind="partners.subscribe") or with_worker
         assert "provtrack-policy-watcher" not in _threads()
     finally:
         assembly.store.dispose()
 
 
-def test_the_store_runs_the_jeopardy_hook_and_the_worker_every_features_jobs(assembly: Assembly) -> None:
+def test_the_store_runs_the_features_hooks_and_the_worker_every_features_jobs(assembly: Assembly) -> None:
     try:
-        assert assembly.store.after_change == (assembly.jeopardy.after_change,)
+        # Cancellation first: jeopardy then sees an order whose cancellation has settled; jeopardy
+        # before the task queues: they take the level it has just assessed.
+        assert assembly.store.after_change == (
+            assembly.cancellation.after_change,
+            assembly.product_order_watch.after_change,
+            assembly.jeopardy.after_change,
+            assembly.tasks.after_change,
+        )
         kinds = set(assembly.handlers())
+        assert {"cancellation.start", "cancellation.withdraw", "cancellation.followWithdrawal"} <= kinds
+        assert {"productOrdering.check", "productOrdering.subscribe"} <= kinds
         assert {"events.deliver", "events.redeliver", "provisioning.plan", "provisioning.dispatch"} <= kinds
+        assert {"partners.dispatch", "partners.poll", "partners.subscribe"} <= kinds
         assert {"jeopardy.check", "escalation.step", "escalation.autoCancel", "escalation.notify"} <= kinds
     finally:
         assembly.store.dispose()

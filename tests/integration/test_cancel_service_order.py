@@ -1,4 +1,5 @@
-"""POST /cancelServiceOrder and GET /cancelServiceOrder[/{id}]: what cancellation does in this release."""
+"""POST /cancelServiceOrder and GET /cancelServiceOrder[/{id}] through the API alone (no engine: orders
+without a plan); cancellation under way is tests/integration/test_cancellation_in_flight.py."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from provtrack.adapters.store.repository import SqlStore
 from tests.conftest import FakeClock
 from tests.factories import business_ethernet_body, item, order_body, sim_port_in_body
 from tests.integration.tmf import CANCELS, MERGE_PATCH, ORDERS, assert_tmf_error, create_order
@@ -91,22 +93,21 @@ def test_the_requested_cancellation_date_is_kept_in_utc(client: TestClient) -> N
 
 
 @pytest.mark.parametrize("path", [("inProgress",), ("inProgress", "held"), ("inProgress", "pending")])
-def test_an_order_in_flight_is_not_cancelled_and_the_task_says_that_is_not_available_yet(
-    client: TestClient, path: tuple[str, ...]
+def test_an_order_in_flight_with_nothing_planned_is_cancelled_through_the_cancellation_states(
+    client: TestClient, store: SqlStore, path: tuple[str, ...]
 ) -> None:
     order = create_order(client, business_ethernet_body())
     move(client, order, *path)
-    before = read(client, order)
 
     task = cancel(client, order, cancellationReason="project postponed")
 
-    assert task["state"] == "terminatedWithError"
-    assert task["errorMessage"]["code"] == "IN_FLIGHT_CANCELLATION_UNAVAILABLE"
-    message = task["errorMessage"]["message"]
-    assert "not available" in message
-    assert f"left unchanged in state {path[-1]}" in message
-    assert "effectiveCancellationDate" not in task
-    assert read(client, order) == before
+    assert task["state"] == "done"
+    cancelled = read(client, order)
+    assert (cancelled["state"], cancelled["cancellationReason"]) == ("cancelled", "project postponed")
+    with store.transaction(write=False) as tx:
+        trail = tx.audit_trail(order["id"])
+    moves = [c.new for c in trail if (c.subject, c.attribute) == ("serviceOrder", "state")]
+    assert moves[-3:] == ["assessingCancellation", "pendingCancellation", "cancelled"]
 
 
 @pytest.mark.parametrize("path", [("inProgress", "completed"), ("rejected",), ("cancelled",)])
@@ -195,12 +196,13 @@ def test_tasks_are_listed_newest_first_with_their_counts(client: TestClient, clo
 
 def test_tasks_are_filtered_by_state_and_by_order(client: TestClient) -> None:
     acknowledged = create_order(client, order_body())
-    in_flight = create_order(client, business_ethernet_body())
-    move(client, in_flight, "inProgress")
+    finished = create_order(client, business_ethernet_body())
+    move(client, finished, "inProgress", "completed")
     done = cancel(client, acknowledged)
-    refused = cancel(client, in_flight)
+    refused = cancel(client, finished)
 
     assert [t["id"] for t in client.get(f"{CANCELS}?state=terminatedWithError").json()] == [refused["id"]]
+    assert [t["id"] for t in client.get(f"{CANCELS}?state=done").json()] == [done["id"]]
     by_order = client.get(f"{CANCELS}?serviceOrder.id={acknowledged['id']}").json()
     assert [t["id"] for t in by_order] == [done["id"]]
 

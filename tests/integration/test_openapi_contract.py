@@ -12,7 +12,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from provtrack.adapters.memory_store import MemoryStore
+from provtrack.api import schemas
 from provtrack.api.app import create_app
+from provtrack.domain.states import OrderState, TaskState
 from provtrack.settings import Settings
 from tests.factories import item, order_body
 from tests.integration.openapi_diff import REPOSITORY, SPEC, differences
@@ -211,3 +213,9 @@ def test_the_docs_pages_load_their_scripts_from_the_server_not_a_cdn(client: Tes
             loaded = client.get(asset)
             assert loaded.status_code == 200, asset
             assert len(loaded.content) > 1000, asset
+
+
+def test_the_published_enumerations_are_the_life_cycles_states() -> None:
+    assert {s.value for s in schemas.ServiceOrderStateType} == {s.value for s in OrderState}
+    assert {s.value for s in schemas.ServiceOrderItemStateType} == {s.value for s in OrderState}
+    assert {s.value for s in schemas.TaskStateType} == {s.value for s in TaskState}

@@ -180,13 +180,17 @@ class SqlPlans:
         }
         loaded = self._loaded
         changed = []
+        added = []  # activities a plan under way gains (a cancellation's steps, a revision's)
         for a in plan.activities:
             document = _dumps(a.to_document())
             if loaded.get(a.id) == document:
                 continue
-            activity_row = _activity_row(a, document)
-            activity_row["b_id"] = activity_row.pop("id")
-            changed.append(activity_row)
+            if a.id not in loaded:
+                added.append(_activity_row(a, document))
+            else:
+                activity_row = _activity_row(a, document)
+                activity_row["b_id"] = activity_row.pop("id")
+                changed.append(activity_row)
             loaded[a.id] = document
 
         def save(conn: Connection) -> None:
@@ -195,6 +199,8 @@ class SqlPlans:
                     f"the plan of service order {plan.order_id} changed while it was updated"
                 )
             _SAVE_ACTIVITY.executemany(conn, changed)
+            if added:
+                _INSERT_ACTIVITY.executemany(conn, added)
 
         self.tx.write(save, check=True)
         self._record(plan)

@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine, delete, func, insert, select
 
 from provtrack.adapters.store import events as event_store
 from provtrack.adapters.store import jobs
+from provtrack.adapters.store.cancellation import SqlCancellations
 from provtrack.adapters.store.database import WriterLock, is_sqlite, sqlite_file
 from provtrack.adapters.store.escalation import DurationCache, SqlJeopardyRecords
 from provtrack.adapters.store.filters import FilterCompiler
@@ -39,6 +40,7 @@ from provtrack.adapters.store.order_rows import (
 from provtrack.adapters.store.provisioning import SqlPlans
 from provtrack.adapters.store.subscriptions import SqlDownstreamSubscriptions
 from provtrack.adapters.store.tables import audit_record, cancel_service_order, service_order
+from provtrack.adapters.store.tasks import SqlTasks
 from provtrack.domain.cancellation import CancelServiceOrder
 from provtrack.domain.jobs import Job, JobRequest
 from provtrack.domain.model import Change, ServiceOrder
@@ -142,6 +144,10 @@ class SqlStore:
             else:
                 idle.append(conn)
 
+    def answers_at_once(self, *, write: bool) -> bool:
+        """SQLite, when no other transaction holds the writer (PostgreSQL waits on the network)."""
+        return self.sqlite and not (write and self._write_lock.busy())
+
     def writer_busy(self) -> bool:
         """SQLite: another transaction (of this process or another) writes now. Never waits."""
         return self.sqlite and self._write_lock.busy()
@@ -197,6 +203,8 @@ class SqlTransaction:
         self._plans: SqlPlans | None = None
         self._jeopardy: SqlJeopardyRecords | None = None
         self._subscriptions: SqlDownstreamSubscriptions | None = None
+        self._tasks: SqlTasks | None = None
+        self._cancellations: SqlCancellations | None = None
         self.scheduled_jobs = False
         # Optimistic (SqlStore.transaction): writes wait here for the end of the transaction.
         self.queued_writes: list[Write] | None = None
@@ -247,6 +255,18 @@ class SqlTransaction:
         if self._subscriptions is None:
             self._subscriptions = SqlDownstreamSubscriptions(self)
         return self._subscriptions
+
+    @property
+    def tasks(self) -> SqlTasks:
+        if self._tasks is None:
+            self._tasks = SqlTasks(self)
+        return self._tasks
+
+    @property
+    def cancellations(self) -> SqlCancellations:
+        if self._cancellations is None:
+            self._cancellations = SqlCancellations(self)
+        return self._cancellations
 
     @property
     def events(self) -> event_store.SqlEventsTransaction:

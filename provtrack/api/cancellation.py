@@ -1,0 +1,110 @@
+"""The cancellation extension API (docs/cancellation.md): the impact preview, the TMF652 listener for
+cancelResourceOrder notifications from downstream systems, and the TMF622 listener for product order
+(customer order) notifications."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, FastAPI, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from provtrack.api.errors import ApiError
+from provtrack.api.extension_schemas import CancelResourceOrderEvent, ProductOrderEvent
+from provtrack.api.http import context, json_response, read_json
+from provtrack.api.openapi import answers, body
+from provtrack.domain.catalog import Catalog
+from provtrack.domain.product_orders import read_event
+from provtrack.services import cancellation, product_orders, withdrawals
+
+PREFIX = "/provtrack/v1"
+router = APIRouter(prefix=PREFIX, tags=["provtrack cancellation (extension)"])
+CANCEL_EVENTS = ("cancelResourceOrderCreateEvent", "cancelResourceOrderStateChangeEvent")
+
+
+def install_cancellation(app: FastAPI) -> None:
+    """Installed before the provisioning routes: its listener path is more specific than theirs
+    (`/tmf652/{system}/listener/{event_type}`), and the first route that matches answers."""
+    app.include_router(router)
+
+
+def _catalog(request: Request) -> Catalog | None:
+    catalog: Catalog | None = request.app.state.catalog
+    return catalog
+
+
+@router.get(
+    "/serviceOrder/{id}/cancellationImpact",
+    summary="What cancelling the order would do now: accepted or refused (why), what it stops and undoes",
+    responses=answers(200, 404),
+)
+def cancellation_impact(id: str, request: Request) -> Response:
+    impact = cancellation.cancellation_impact(request.app.state.store, id, _catalog(request))
+    return json_response(orjson.dumps(impact).decode())
+
+
+async def _cancel_task_listener(system: str, request: Request) -> Response:
+    event = await read_json(request)
+    task: Any = (event.get("event") or {}).get("cancelResourceOrder") if isinstance(event, dict) else None
+    if not isinstance(task, dict):
+        raise ApiError(
+            400, "INVALID_VALUE", "Invalid request", "event.cancelResourceOrder: an object is required"
+        )
+    catalog = _catalog(request)
+    if catalog is None or system not in catalog.systems:
+        raise ApiError(404, "NOT_FOUND", "Unknown system", f"no system {system!r} in the catalog")
+    await run_in_threadpool(
+        withdrawals.record_cancellation_state,
+        request.app.state.store,
+        system,
+        task,
+        catalog,
+        ctx=context(request, system),
+    )
+    return Response(status_code=204)
+
+
+for _event in CANCEL_EVENTS:
+    router.add_api_route(
+        f"/tmf652/{{system}}/listener/{_event}",
+        _cancel_task_listener,
+        methods=["POST"],
+        status_code=204,
+        summary=f"TMF652 listener: {_event} from a downstream system's hub",
+        responses=answers(204, 400, 404, 409, 413),
+        openapi_extra=body(CancelResourceOrderEvent),
+    )
+
+
+@router.post(
+    "/tmf622/listener/{event_type}",
+    status_code=204,
+    summary="TMF622 listener: a cancelled product order cancels the service orders that came from it",
+    description=(
+        "CancelProductOrderCreateEvent, CancelProductOrderStateChangeEvent and ProductOrderStateChangeEvent "
+        "(to assessingCancellation, pendingCancellation or cancelled) open a cancel task for every service "
+        "order naming the product order; with PROVTRACK_PRODUCT_ORDERING_URL the product order is read there "
+        "first. Other events are accepted and ignored; repeats open nothing again."
+    ),
+    responses=answers(204, 400, 409, 413),
+    openapi_extra=body(ProductOrderEvent),
+)
+async def product_order_listener(event_type: str, request: Request) -> Response:
+    event = await read_json(request)
+    payload = event.get("event") if isinstance(event, dict) else None
+    if not isinstance(payload, dict):
+        raise ApiError(400, "INVALID_VALUE", "Invalid request", "event: an object is required")
+    signal = read_event(event)
+    if signal is None:
+        return Response(status_code=204)  # about no product order provtrack can name
+    await run_in_threadpool(
+        product_orders.receive_event,
+        request.app.state.store,
+        signal,
+        confirm=bool(request.app.state.settings.product_ordering_url),
+        ctx=context(request, "tmf622"),
+        catalog=_catalog(request),
+    )
+    return Response(status_code=204)
