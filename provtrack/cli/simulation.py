@@ -92,8 +92,8 @@ def demo_feed(  # noqa: PLR0917 - Typer maps each parameter to an option
 ) -> None:
     """Feed a running server a steady stream of realistic orders (FTTH, E-Line, SD-WAN, SIM, IPTV).
 
-    Ends with how many orders the server accepted and refused; exit status 1 when any was refused or
-    the server does not answer."""
+    Ends with the orders accepted and refused; exit status 1 if any was refused or no server answers.
+    """
     import threading
 
     from provtrack.simulator.demo_orders import CustomerOrders, ServerUnreachable, feed_orders

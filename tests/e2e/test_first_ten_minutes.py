@@ -19,7 +19,9 @@ from typing import BinaryIO
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
+from provtrack.cli import app
 from tests.e2e.waiting import wait_for
 from tests.integration.receiver import free_port
 from tests.integration.tmf import ORDERS
@@ -179,3 +181,17 @@ def _answers(url: str) -> bool:
         return httpx.get(url, timeout=1).status_code == 200
     except httpx.TransportError:
         return False
+
+
+@pytest.mark.parametrize(
+    "command", [[], ["simulate"], ["serve"], ["demo"]], ids=["all", "simulate", "serve", "demo"]
+)
+def test_help_off_a_terminal_wraps_between_words_never_inside_a_url(command: list[str]) -> None:
+    helped = CliRunner().invoke(app, [*command, "--help"], env={"TTY_COMPATIBLE": "0"})
+
+    assert helped.exit_code == 0, helped.output
+    urls = re.findall(r"https?://\S+", helped.output)
+    for url in urls:
+        assert re.fullmatch(r"https?://[\w.:<>/-]+[\w>/][.,\]]?", url), url
+    if command in ([], ["simulate"]):
+        assert "http://HOST:PORT/<system>/tmf-api/resourceOrderingManagement/v4," in helped.output
