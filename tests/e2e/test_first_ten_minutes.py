@@ -195,3 +195,34 @@ def test_help_off_a_terminal_wraps_between_words_never_inside_a_url(command: lis
         assert re.fullmatch(r"https?://[\w.:<>/-]+[\w>/][.,\]]?", url), url
     if command in ([], ["simulate"]):
         assert "http://HOST:PORT/<system>/tmf-api/resourceOrderingManagement/v4," in helped.output
+
+
+def test_the_readme_first_screen_gives_the_commands_what_you_see_where_to_click_and_how_long() -> None:
+    first_screen = (REPOSITORY / "README.md").read_text().split("## Try it", 1)[0]
+
+    for needed in ("make run", "make test", "What you see", "http://127.0.0.1:8641/docs", "about a minute"):
+        assert needed in first_screen, needed
+    assert "make shell" in (REPOSITORY / "README.md").read_text()  # provtrack is in .venv/bin, not on PATH
+
+
+def test_make_shell_puts_the_venv_on_path() -> None:
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    printed = subprocess.run(
+        ["make", "-s", "-n", "-o", ".venv/.installed-run", "shell"],
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
+
+    assert f'PATH="{REPOSITORY}/.venv/bin:$PATH"' in printed
+
+
+def test_the_tmf641_page_cites_the_specification_by_its_public_name_not_a_local_file() -> None:
+    page = (REPOSITORY / "docs" / "tmf641.md").read_text()
+
+    assert "TMF641-ServiceOrdering-v4.1.0.swagger.json" in page
+    assert "4.1.0" in page
+    assert "shared/" not in page
