@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -41,7 +41,7 @@ from provtrack.engine.jeopardy import JeopardyEngine
 from provtrack.engine.partners import PartnerEngine
 from provtrack.engine.product_orders import ProductOrderingEngine
 from provtrack.engine.provisioning import ProvisioningEngine
-from provtrack.engine.worker import Handler, JobHandlers, Worker
+from provtrack.engine.worker import Closeable, Handler, JobHandlers, Worker
 from provtrack.services import delivery, events, partners, product_orders, provisioning
 from provtrack.services.cancellation import CancellationBookkeeping
 from provtrack.services.jeopardy import JeopardyMonitor
@@ -130,7 +130,8 @@ class Assembly:
 
     def features(self, *, sender: events.Sender | None = None) -> list[JobHandlers]:
         """Every feature with job kinds: event delivery, the provisioning engine, partner orders,
-        cancellation, product orders, jeopardy."""
+        cancellation, product orders, jeopardy. Each opens its own downstream clients (a `sender`
+        given here becomes theirs): `close_features` closes them."""
         settings = self.settings
         return [
             EventDelivery(
@@ -161,6 +162,7 @@ class Assembly:
                 self.store,
                 self.catalog,
                 ResourceOrderingClient(timeout=settings.downstream_timeout_seconds),
+                PartnerOrderingClient(timeout=settings.downstream_timeout_seconds),
             ),
             ProductOrderingEngine(
                 self.store,
@@ -182,11 +184,13 @@ class Assembly:
         """The job handlers of every feature, by job kind; two features may not claim one kind."""
         return merge_handlers(feature.handlers() for feature in self.features(sender=sender))
 
-    def worker(self) -> Worker:
+    def worker(self, features: Sequence[JobHandlers] | None = None) -> Worker:
+        """A worker for every feature's jobs (`features`: ones already built, to close after it)."""
         settings = self.settings
+        handlers = self.handlers() if features is None else merge_handlers(f.handlers() for f in features)
         return Worker(
             self.store,
-            self.handlers(),
+            handlers,
             clock=self.clock,
             threads=settings.worker_threads,
             poll_interval=timedelta(seconds=settings.worker_poll_seconds),
@@ -226,8 +230,10 @@ class Assembly:
     @contextmanager
     def running_worker(self) -> Iterator[Worker]:
         """A worker serving in a background thread (with its cross-process wake-up) until the block
-        ends: `serve` runs it beside the API, `provtrack worker` alone."""
-        worker = self.worker()
+        ends: `serve` runs it beside the API, `provtrack worker` alone. Once it has stopped, the
+        features' downstream clients are closed."""
+        features = self.features()
+        worker = self.worker(features)
         listener = start_job_listener(self.store.engine, self.store.jobs_committed, worker.stopping)
         self.start()
         thread = threading.Thread(target=worker.serve, name="provtrack-worker", daemon=True)
@@ -239,6 +245,7 @@ class Assembly:
             thread.join(timeout=30)
             if listener is not None:
                 listener.join(timeout=5)
+            close_features(features)
 
     def _mailer(self) -> SmtpMailer | None:
         settings = self.settings
@@ -280,6 +287,13 @@ def _product_order_poll(settings: Settings) -> timedelta | None:
     if not settings.product_ordering_url:
         return None
     return timedelta(seconds=settings.product_ordering_poll_seconds)
+
+
+def close_features(features: Iterable[JobHandlers]) -> None:
+    """Close what the features opened (their downstream clients): each feature with `close()`."""
+    for feature in features:
+        if isinstance(feature, Closeable):
+            feature.close()
 
 
 def merge_handlers(

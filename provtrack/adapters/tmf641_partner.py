@@ -1,4 +1,4 @@
-"""A TMF641 v4 client for partner orders: send, look up by externalId, read, and subscribe.
+"""A TMF641 v4 client for partner orders: send, look up by externalId, read, cancel, and subscribe.
 
 Credentials are read from the environment variable the catalog names, at each request: rotating a
 token needs no restart, and no secret is ever in the catalog file. httpx, not the keep-alive
@@ -20,7 +20,11 @@ from provtrack.adapters.tmf652 import DownstreamRefused, DownstreamUnavailable
 from provtrack.domain.partners import Partner, Scheme
 
 SERVICE_ORDER = "serviceOrder"
-HUB_QUERY = "eventType=ServiceOrderStateChangeEvent,ServiceOrderMilestoneEvent,ServiceOrderJeopardyEvent"
+CANCEL_SERVICE_ORDER = "cancelServiceOrder"
+HUB_QUERY = (
+    "eventType=ServiceOrderStateChangeEvent,ServiceOrderMilestoneEvent,ServiceOrderJeopardyEvent,"
+    "CancelServiceOrderStateChangeEvent"
+)
 
 
 class CredentialsMissing(DownstreamUnavailable):
@@ -55,6 +59,29 @@ class PartnerOrderingClient:
 
     def get(self, partner: Partner, order_id: str) -> dict[str, Any]:
         return self._object(self._call(partner, "GET", f"{SERVICE_ORDER}/{order_id}"), partner)
+
+    # --- withdrawal (TMF641 cancelServiceOrder), docs/cancellation.md ------------------------------
+
+    def cancel(self, partner: Partner, order_id: str, reason: str) -> dict[str, Any]:
+        """POST a CancelServiceOrder for the partner's order; the answer is the cancel task."""
+        body = {
+            "@type": "CancelServiceOrder",
+            "cancellationReason": reason,
+            "serviceOrder": {"id": order_id, "@referredType": "ServiceOrder"},
+        }
+        return self._object(self._call(partner, "POST", CANCEL_SERVICE_ORDER, json=body), partner)
+
+    def get_cancellation(self, partner: Partner, cancellation_id: str) -> dict[str, Any]:
+        path = f"{CANCEL_SERVICE_ORDER}/{quote(cancellation_id)}"
+        return self._object(self._call(partner, "GET", path), partner)
+
+    def find_cancellations(self, partner: Partner, order_id: str) -> list[dict[str, Any]]:
+        """The cancel tasks the partner has for its order (looked up before a POST is repeated; a
+        partner that ignores the filter is filtered here)."""
+        found = self._call(partner, "GET", CANCEL_SERVICE_ORDER, params={"serviceOrder.id": order_id})
+        if not isinstance(found, list):
+            raise DownstreamUnavailable(f"{partner.name}: a list of cancel tasks was expected")
+        return [task for task in found if isinstance(task, dict) and _order_of(task) == order_id]
 
     def subscribe(self, partner: Partner, callback: str) -> dict[str, Any]:
         body = {"callback": callback, "query": HUB_QUERY}
@@ -129,3 +156,8 @@ class PartnerOrderingClient:
         if not isinstance(payload, dict):
             raise DownstreamUnavailable(f"{partner.name}: the answer is not a JSON object")
         return payload
+
+
+def _order_of(cancellation: dict[str, Any]) -> Any:
+    ref = cancellation.get("serviceOrder")
+    return ref.get("id") if isinstance(ref, dict) else None

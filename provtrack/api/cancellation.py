@@ -1,6 +1,6 @@
 """The cancellation extension API (docs/cancellation.md): the impact preview, the TMF652 listener for
-cancelResourceOrder notifications from downstream systems, and the TMF622 listener for product order
-(customer order) notifications."""
+cancelResourceOrder notifications from downstream systems, the partners' cancelServiceOrder
+notifications, and the TMF622 listener for product order (customer order) notifications."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from provtrack.services import cancellation, product_orders, withdrawals
 PREFIX = "/provtrack/v1"
 router = APIRouter(prefix=PREFIX, tags=["provtrack cancellation (extension)"])
 CANCEL_EVENTS = ("cancelResourceOrderCreateEvent", "cancelResourceOrderStateChangeEvent")
+PARTNER_CANCEL_EVENTS = ("cancelServiceOrderCreateEvent", "cancelServiceOrderStateChangeEvent")
 
 
 def install_cancellation(app: FastAPI) -> None:
@@ -75,6 +76,32 @@ for _event in CANCEL_EVENTS:
         summary=f"TMF652 listener: {_event} from a downstream system's hub",
         responses=answers(204, 400, 404, 409, 413),
         openapi_extra=body(CancelResourceOrderEvent),
+    )
+
+
+async def _partner_cancel_listener(partner: str, request: Request) -> Response:
+    """Like a partner's order, its cancel task is read at the partner, not taken from the event."""
+    event = await read_json(request)
+    task: Any = (event.get("event") or {}).get("cancelServiceOrder") if isinstance(event, dict) else None
+    if not isinstance(task, dict):
+        raise ApiError(
+            400, "INVALID_VALUE", "Invalid request", "event.cancelServiceOrder: an object is required"
+        )
+    catalog = _catalog(request)
+    if catalog is None or partner not in catalog.partners:
+        raise ApiError(404, "NOT_FOUND", "Unknown partner", f"no partner {partner!r} in the catalog")
+    store, now = request.app.state.store, request.app.state.clock()
+    await run_in_threadpool(withdrawals.nudge_withdrawal, store, partner, task, now=now)
+    return Response(status_code=204)
+
+
+for _event in PARTNER_CANCEL_EVENTS:  # before the partners' listener (api/tasks.py), which reads orders
+    router.add_api_route(
+        f"/partner/{{partner}}/listener/{_event}",
+        _partner_cancel_listener,
+        methods=["POST"],
+        status_code=204,
+        summary=f"TMF641 listener: {_event} from a partner's hub (our withdrawal's cancel task)",
     )
 
 

@@ -36,8 +36,9 @@ class Stop(StrEnum):
     """How an activity under way is stopped."""
 
     CANCEL_AT_SYSTEM = "cancelResourceOrder"  # TMF652 cancelResourceOrder at its system
+    CANCEL_AT_PARTNER = "cancelServiceOrder"  # a partner order: TMF641 cancelServiceOrder at the partner
     LET_FINISH = "letFinish"  # its system cannot cancel: wait for the end, then undo it if it can be
-    WITHDRAW = "withdraw"  # a manual task or partner order: withdrawn at once
+    WITHDRAW = "withdraw"  # a manual task: withdrawn from its work queue at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,7 +212,7 @@ def delivery_activities(plan: Plan | None) -> list[Activity]:
 
 def _stoppable(activity: Activity, catalog: Catalog | None) -> bool:
     if activity.kind is not ActivityKind.RESOURCE_ORDER:
-        return True  # manual tasks and partner orders are withdrawn (docs/cancellation.md)
+        return True  # a task leaves its queue, a partner order is cancelled at the partner
     if catalog is None:
         return True
     system = catalog.systems.get(activity.owner)
@@ -219,8 +220,10 @@ def _stoppable(activity: Activity, catalog: Catalog | None) -> bool:
 
 
 def _how_to_stop(activity: Activity, catalog: Catalog | None) -> Stop:
-    if activity.kind is not ActivityKind.RESOURCE_ORDER:
+    if activity.kind is ActivityKind.MANUAL_TASK:
         return Stop.WITHDRAW
+    if activity.kind is ActivityKind.PARTNER_ORDER:
+        return Stop.CANCEL_AT_PARTNER
     return Stop.CANCEL_AT_SYSTEM if _stoppable(activity, catalog) else Stop.LET_FINISH
 
 

@@ -5,9 +5,9 @@ task `terminatedWithError` (the order returns to the state it came from); an acc
 order `pendingCancellation` and turns the impact into plan steps:
 
 - activities not started become `cancelled`;
-- each activity under way at a system gets a *withdrawal* step (`withdraws`): TMF652
-  cancelResourceOrder at its system (or, when the system cannot cancel, waiting for its end);
-  manual tasks and partner orders are withdrawn at once;
+- each resource order or partner order under way gets a *withdrawal* step (`withdraws`): TMF652
+  cancelResourceOrder at its system (or, when the system cannot cancel, waiting for its end), TMF641
+  cancelServiceOrder at its partner; a manual task is withdrawn from its queue at once;
 - each done activity with an `undo` in the catalog gets an *undo* step (`undoes`), an activity made
   from the catalog's undo, waiting for the steps of every activity that depends on it (reverse
   dependency order).
@@ -38,7 +38,12 @@ from provtrack.domain.plan_building import activity_from_spec
 from provtrack.domain.states import OrderState
 
 WITHDRAWAL_SECONDS = 60.0  # what a withdrawal is expected to take, for the plan's schedule
-TARGET = "resourceOrder"  # a withdrawal's characteristic: the downstream order it acted on
+# A withdrawal's characteristic naming the downstream order it acted on, by the kind of activity it
+# stops; these kinds are the ones withdrawn at their owner (a manual task leaves its queue at once).
+TARGET: dict[ActivityKind, str] = {
+    ActivityKind.RESOURCE_ORDER: "resourceOrder",  # TMF652 cancelResourceOrder
+    ActivityKind.PARTNER_ORDER: "serviceOrder",  # TMF641 cancelServiceOrder at the partner
+}
 HELD_CODE = "CANCELLATION_HELD"  # the task's errorMessage while a step waits for an operator
 # A downstream order in one of these states has stopped: there is nothing left to cancel.
 STOPPED_DOWNSTREAM = frozenset({"cancelled", "failed", "rejected"})
@@ -244,16 +249,18 @@ def _stop_here(plan: Plan, activity: Activity, reason: str, now: str, actor: str
 
 
 def _add_withdrawal(plan: Plan, activity: Activity, new_id: Callable[[], str]) -> Activity:
+    """A step of the activity's kind at its owner: it cancels the activity's order there."""
+    what = "partner order" if activity.kind is ActivityKind.PARTNER_ORDER else "resource order"
     step = Activity(
         id=new_id(),
         order_id=activity.order_id,
         item_id=activity.item_id,
         name=f"cancel-{activity.name}",
-        kind=ActivityKind.RESOURCE_ORDER,
+        kind=activity.kind,
         owner=activity.owner,
         predecessors=[],
         expected_seconds=WITHDRAWAL_SECONDS,
-        description=f"Cancel the resource order of {activity.name} at {activity.owner}",
+        description=f"Cancel the {what} of {activity.name} at {activity.owner}",
         withdraws=activity.id,
     )
     plan.activities.append(step)
@@ -296,12 +303,12 @@ def _withdraw_late_orders(plan: Plan, new_id: Callable[[], str]) -> None:
             activity.state != ActivityState.CANCELLED
             or activity.external_id is None
             or activity.external_state in STOPPED_DOWNSTREAM
-            or activity.kind is not ActivityKind.RESOURCE_ORDER
+            or activity.kind not in TARGET
         ):
             continue
         known = [s for s in plan.activities if s.withdraws == activity.id]
         if any(
-            s.state not in ACTIVITY_TERMINAL or s.characteristics.get(TARGET) == activity.external_id
+            s.state not in ACTIVITY_TERMINAL or s.characteristics.get(TARGET[s.kind]) == activity.external_id
             for s in known
         ):
             continue  # a withdrawal is under way, or has dealt with this order already

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from provtrack.domain.events import DELIVER_JOB, PRUNE_JOB, REDELIVER_JOB
 from provtrack.domain.jobs import Job
-from provtrack.engine.worker import Handler
+from provtrack.engine.worker import Closeable, Handler
 from provtrack.services import delivery
 from provtrack.services.events import EventsConfig, Sender, Store
 
@@ -24,6 +24,11 @@ class EventDelivery:
             REDELIVER_JOB: self.replay,
             PRUNE_JOB: self.prune,
         }
+
+    def close(self) -> None:
+        """The sender is the feature's for its life (the assembly makes one for it)."""
+        if isinstance(self.sender, Closeable):
+            self.sender.close()
 
     def start(self, now: datetime) -> None:
         """What a worker needs scheduled when it starts: the prune job (kept if it exists)."""

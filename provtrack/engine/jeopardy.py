@@ -14,7 +14,7 @@ from provtrack.adapters.clock import new_id
 from provtrack.domain.clock import format_datetime
 from provtrack.domain.jobs import GiveUp, Job, RetryLater
 from provtrack.domain.webhooks import Outcome, signature_headers
-from provtrack.engine.worker import Handler
+from provtrack.engine.worker import Closeable, Handler
 from provtrack.services import escalation, jeopardy
 from provtrack.services.events import Sender
 from provtrack.services.ports import Context, OrderNotFound, Store
@@ -49,6 +49,11 @@ class JeopardyEngine:
             escalation.NOTIFY_JOB: self.notify,
             escalation.EMAIL_JOB: self.email,
         }
+
+    def close(self) -> None:
+        """The sender is the feature's for its life (the assembly makes one for it)."""
+        if isinstance(self.sender, Closeable):
+            self.sender.close()
 
     def check(self, job: Job, now: datetime) -> None:
         order_id = job.key.partition(":")[0]  # STEP_JOB keys are <order id>:<rule>

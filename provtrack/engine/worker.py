@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import structlog
 from prometheus_client import Counter
@@ -27,6 +27,13 @@ class JobHandlers(Protocol):
     """A feature's job kinds and their handlers, registered with the worker at assembly."""
 
     def handlers(self) -> Mapping[str, Handler]: ...
+
+
+@runtime_checkable
+class Closeable(Protocol):
+    """A feature (or a client a feature was given) holding connections: closed when its worker stops."""
+
+    def close(self) -> None: ...
 
 
 JOBS_RUN = Counter("provtrack_jobs_total", "Jobs run by the worker, by kind and outcome", ["kind", "outcome"])

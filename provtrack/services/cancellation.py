@@ -25,10 +25,12 @@ from provtrack.domain.cancellation_steps import (
     held_message,
     settle,
 )
-from provtrack.domain.catalog import Catalog
+from provtrack.domain.catalog import ActivityKind, Catalog
 from provtrack.domain.clock import parse_datetime
 from provtrack.domain.jobs import JobRequest
 from provtrack.domain.model import ServiceOrder
+from provtrack.domain.partners import DISPATCH_JOB as PARTNER_DISPATCH_JOB
+from provtrack.domain.partners import POLL_JOB as PARTNER_POLL_JOB
 from provtrack.domain.plan import Plan
 from provtrack.domain.states import TaskState
 from provtrack.services.ports import Context, OrderNotFound, Store, TaskNotFound, Transaction
@@ -169,8 +171,9 @@ def follow_up(tx: Transaction, order: ServiceOrder, plan: Plan, steps: Steps, ct
     """Send the steps that started; end the dispatch and polls of what was stopped."""
     hand_out(tx, order, plan, steps.started, ctx)
     for activity_id in steps.dropped:
-        tx.cancel_job(DISPATCH_JOB, activity_id)
-        tx.cancel_job(POLL_JOB, activity_id)
+        partner = plan.activity(activity_id).kind is ActivityKind.PARTNER_ORDER
+        tx.cancel_job(PARTNER_DISPATCH_JOB if partner else DISPATCH_JOB, activity_id)
+        tx.cancel_job(PARTNER_POLL_JOB if partner else POLL_JOB, activity_id)
 
 
 def _update_task(tx: Transaction, order: ServiceOrder, plan: Plan, steps: Steps, ctx: Context) -> None:

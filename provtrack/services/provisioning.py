@@ -42,7 +42,8 @@ POLL_JOB = "provisioning.poll"  # key: activity id
 SUBSCRIBE_JOB = "provisioning.subscribe"  # key: system name
 UNSUBSCRIBE_JOB = "provisioning.unsubscribe"  # key: system name, no longer notifying us by its hub
 INVENTORY_JOB = "provisioning.inventory"  # key: <order id>/<item id>; TMF638 after an item completes
-# key: activity id of a cancellation's withdrawal step (engine/cancellation.py sends it)
+# key: activity id of a cancellation's withdrawal step (engine/cancellation.py sends it to the
+# system or partner of the activity it stops)
 WITHDRAW_JOB = "cancellation.withdraw"
 T = TypeVar("T")
 
@@ -429,7 +430,7 @@ def hand_out(
             for name, template in activity.deferred_characteristics.items():
                 activity.characteristics[name] = fill_template(template, values)
             activity.deferred_characteristics = {}
-        if activity.withdraws is not None:  # a cancellation's step: TMF652 cancelResourceOrder
+        if activity.withdraws is not None:  # a cancellation's step: cancelResourceOrder/cancelServiceOrder
             tx.schedule_job(JobRequest(WITHDRAW_JOB, activity.id, now), now=now)
         elif activity.kind is ActivityKind.RESOURCE_ORDER:
             body = resource_order_request(activity, order.attributes)

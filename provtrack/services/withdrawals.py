@@ -1,5 +1,6 @@
 """Use cases of a cancellation's withdrawal steps: what to send to stop an activity's downstream order
-(TMF652 cancelResourceOrder), and recording what the system answered or later reported.
+(TMF652 cancelResourceOrder at a system, TMF641 cancelServiceOrder at a partner), and recording what
+the owner answered or later reported.
 
 A withdrawal is an activity of the plan (`withdraws` names the activity it stops); each answer is one
 change of the order through the unit of work, after which the cancellation hook settles the
@@ -16,17 +17,18 @@ from typing import Any
 from provtrack.domain import plan as planning
 from provtrack.domain.activities import OPEN, Activity, ActivityState
 from provtrack.domain.cancellation_steps import TARGET
-from provtrack.domain.catalog import Catalog
+from provtrack.domain.catalog import ActivityKind, Catalog
 from provtrack.domain.clock import parse_datetime
 from provtrack.domain.jobs import JobRequest
 from provtrack.domain.model import Change, ServiceOrder
+from provtrack.domain.partners import POLL_JOB as PARTNER_POLL_JOB
 from provtrack.domain.plan import Plan
 from provtrack.services.ports import Context, Store, Transaction
 from provtrack.services.provisioning import POLL_JOB, change_plan, hand_out, order_of
 
 FOLLOW_JOB = "cancellation.followWithdrawal"  # key: withdrawal step id; its cancel task, polled
-DEFAULT_FOLLOW = timedelta(minutes=1)  # without the system in the catalog
-# TMF652 TaskStateType of a cancelResourceOrder, as the withdrawal sees it.
+DEFAULT_FOLLOW = timedelta(minutes=1)  # without the system or partner in the catalog
+# TaskStateType of a cancel task (TMF652 cancelResourceOrder, TMF641 cancelServiceOrder alike).
 CANCEL_DONE = "done"
 CANCEL_REFUSED = "terminatedWithError"
 
@@ -38,18 +40,20 @@ class WithdrawalRequest:
     step_id: str
     order_id: str
     attempt: int
-    system: str
+    kind: ActivityKind  # of the activity stopped: a resource order, or a partner order
+    owner: str  # its system, or its partner
     resource_order_id: str | None  # None: not known yet (its POST may be on the way): look it up
-    request_external_id: str  # the externalId the activity's resource order was sent with
+    request_external_id: str  # the externalId the activity's order was sent with
     reason: str
 
 
 @dataclass(frozen=True, slots=True)
 class FollowTarget:
-    """What to read at the system about a withdrawal under way."""
+    """What to read at the system (or partner) about a withdrawal under way."""
 
-    system: str
-    cancellation_id: str | None  # the cancelResourceOrder task, once sent
+    kind: ActivityKind
+    owner: str
+    cancellation_id: str | None  # the cancel task, once sent
     resource_order_id: str | None  # the order itself, when no activity follows it any more
 
 
@@ -70,6 +74,7 @@ def withdrawal_request(store: Store, step_id: str) -> WithdrawalRequest | None:
         step.id,
         step.order_id,
         step.attempt,
+        target.kind,
         step.owner,
         target.external_id,
         target.request_id,
@@ -101,8 +106,9 @@ def record_found_order(
         )
         hand_out(tx, order, plan, started, ctx)
         if target.state in OPEN:
+            poll = PARTNER_POLL_JOB if target.kind is ActivityKind.PARTNER_ORDER else POLL_JOB
             tx.schedule_job(
-                JobRequest(POLL_JOB, target.id, _now(ctx) + _interval(catalog, target)), now=_now(ctx)
+                JobRequest(poll, target.id, _now(ctx) + _interval(catalog, target)), now=_now(ctx)
             )
 
     change_plan(store, request.order_id, change, ctx=ctx)
@@ -144,14 +150,14 @@ def record_withdrawal_sent(
     *,
     ctx: Context,
 ) -> None:
-    """The system took the cancelResourceOrder (or had it already): keep its id and apply its state."""
+    """The owner took the cancel (or had it already): keep the cancel task's id and apply its state."""
 
     def change(tx: Transaction, order: ServiceOrder, plan: Plan) -> None:
         step = plan.activity(request.step_id)
         if step.attempt != request.attempt or step.state != ActivityState.IN_PROGRESS:
             return
         step.external_id = str(cancellation.get("id") or "")
-        step.characteristics = {**step.characteristics, TARGET: resource_order_id}
+        step.characteristics = {**step.characteristics, TARGET[step.kind]: resource_order_id}
         plan.changes.append(_change(step, "externalId", None, step.external_id, ctx))
         _apply_cancellation_state(tx, order, plan, step, cancellation, catalog=catalog, ctx=ctx)
 
@@ -161,7 +167,7 @@ def record_withdrawal_sent(
 def record_withdrawal_refused(
     store: Store, request: WithdrawalRequest, status: int, body: Any, *, ctx: Context
 ) -> None:
-    """The system refused the cancelResourceOrder (4xx): the step falls out, the order is held."""
+    """The owner refused the cancel (4xx): the step falls out, the order is held."""
 
     def change(tx: Transaction, order: ServiceOrder, plan: Plan) -> None:
         step = plan.activity(request.step_id)
@@ -169,7 +175,7 @@ def record_withdrawal_refused(
             return
         step.error = {"status": status, "body": body}
         message = (body.get("message") or body.get("reason")) if isinstance(body, dict) else None
-        step.reason = f"{step.owner} refused to cancel the resource order (HTTP {status})" + (
+        step.reason = f"{step.owner} refused to cancel the {_what(step)} (HTTP {status})" + (
             f": {message}" if message else ""
         )
         hand_out(tx, order, plan, _move(plan, order, step, ActivityState.FALLOUT, ctx), ctx)
@@ -180,7 +186,8 @@ def record_withdrawal_refused(
 def record_cancellation_state(
     store: Store, system: str, cancellation: dict[str, Any], catalog: Catalog, *, ctx: Context
 ) -> str:
-    """A cancelResourceOrder's state, as a notification or a poll reported it: `applied` or `stale`."""
+    """A cancel task's state, as a notification or a poll reported it: `applied` or `stale`. `system`
+    is the owner: a system, or a partner (whose notifications only make provtrack read it)."""
     cancellation_id = str(cancellation.get("id") or "")
     with store.transaction(write=False) as tx:
         found = tx.plans.activity_by_external_id(system, cancellation_id) if cancellation_id else None
@@ -201,6 +208,19 @@ def record_cancellation_state(
     return outcome
 
 
+def nudge_withdrawal(store: Store, partner: str, cancellation: dict[str, Any], *, now: datetime) -> str:
+    """A partner's notification about one of its cancel tasks: read the task now (the withdrawal's
+    follow job, due at once), whatever the notification claims. Returns `read` when the task is one
+    of our withdrawals', `unknown` otherwise."""
+    cancellation_id = str(cancellation.get("id") or "")
+    with store.transaction(write=True) as tx:
+        found = tx.plans.activity_by_external_id(partner, cancellation_id) if cancellation_id else None
+        if found is None:
+            return "unknown"
+        tx.schedule_job(JobRequest(FOLLOW_JOB, found[0], now), now=now)
+    return "read"
+
+
 def follow_target(store: Store, step_id: str) -> FollowTarget | None:
     """What to read about a withdrawal still open: its cancel task, and its order when the activity
     that created it no longer follows it. None when there is nothing to follow."""
@@ -214,7 +234,7 @@ def follow_target(store: Store, step_id: str) -> FollowTarget | None:
     unfollowed = target.external_id if target.state not in OPEN else None
     if step.external_id is None and unfollowed is None:
         return None
-    return FollowTarget(step.owner, step.external_id, unfollowed)
+    return FollowTarget(target.kind, step.owner, step.external_id, unfollowed)
 
 
 def record_withdrawn_order(
@@ -229,10 +249,10 @@ def record_withdrawn_order(
             return
         state = str(resource_order.get("state") or "")
         if state in ("cancelled", "failed", "rejected"):
-            step.reason = f"the resource order is {state}"
+            step.reason = f"the {_what(step)} is {state}"
             hand_out(tx, order, plan, _move(plan, order, step, ActivityState.DONE, ctx), ctx)
         elif state in ("completed", "partial"):
-            step.reason = f"the resource order was {state} before it could be cancelled"
+            step.reason = f"the {_what(step)} was {state} before it could be cancelled"
             hand_out(tx, order, plan, _move(plan, order, step, ActivityState.FALLOUT, ctx), ctx)
         else:
             _follow(tx, plan, step, catalog, ctx)
@@ -257,7 +277,7 @@ def _apply_cancellation_state(
         hand_out(tx, order, plan, _move(plan, order, step, ActivityState.DONE, ctx), ctx)
     elif state == CANCEL_REFUSED:
         detail = _detail(cancellation)
-        step.reason = f"{step.owner} could not cancel the resource order" + (f": {detail}" if detail else "")
+        step.reason = f"{step.owner} could not cancel the {_what(step)}" + (f": {detail}" if detail else "")
         hand_out(tx, order, plan, _move(plan, order, step, ActivityState.FALLOUT, ctx), ctx)
     else:
         _follow(tx, plan, step, catalog, ctx)
@@ -270,14 +290,22 @@ def _move(
 
 
 def _follow(tx: Transaction, plan: Plan, step: Activity, catalog: Catalog, ctx: Context) -> None:
-    """Read the withdrawal again after the system's poll interval (a notification may come first)."""
+    """Read the withdrawal again after its owner's poll interval (a notification may come first)."""
     now = _now(ctx)
     tx.schedule_job(JobRequest(FOLLOW_JOB, step.id, now + _interval(catalog, step)), now=now)
 
 
 def _interval(catalog: Catalog, activity: Activity) -> timedelta:
-    system = catalog.systems.get(activity.owner)
-    return system.poll_interval if system is not None else DEFAULT_FOLLOW
+    owner = (
+        catalog.partners.get(activity.owner)
+        if activity.kind is ActivityKind.PARTNER_ORDER
+        else catalog.systems.get(activity.owner)
+    )
+    return owner.poll_interval if owner is not None else DEFAULT_FOLLOW
+
+
+def _what(step: Activity) -> str:
+    return "partner order" if step.kind is ActivityKind.PARTNER_ORDER else "resource order"
 
 
 def _detail(document: dict[str, Any]) -> str | None:

@@ -1,9 +1,10 @@
 """`provtrack simulate --mode partner`: other parties taking TMF641 service orders, as they behave.
 
 Every partner lives under its own prefix, `/{partner}/tmf-api/serviceOrdering/v4` (`serviceOrder`
-GET (with `?externalId=`) and POST, `hub` POST/GET/DELETE). Its orders move through their states on a
-timeline of simulated days, compressed by `day_seconds` (real seconds per day), and every subscriber
-hears of each step at `{callback}/listener/<eventName>`: state changes, milestones, jeopardy alerts.
+GET (with `?externalId=`) and POST, `cancelServiceOrder` (provtrack.simulator.partner_cancelling),
+`hub` POST/GET/DELETE). Its orders move through their states on a timeline of simulated days,
+compressed by `day_seconds` (real seconds per day), and every subscriber hears of each step at
+`{callback}/listener/<eventName>`: state changes, milestones, jeopardy alerts, cancellations.
 
 How a partner behaves follows its name (docs/coordination.md): `logistics` picks, ships and
 delivers in about two days; `wholesale-access` takes ten, sometimes holds an order for a site
@@ -31,6 +32,8 @@ import structlog
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
+from provtrack.simulator.partner_cancelling import PartnerCancelDesk
+
 BASE = "/{partner}/tmf-api/serviceOrdering/v4"
 JSON = "application/json;charset=utf-8"
 log = structlog.get_logger("provtrack.simulator.partners")
@@ -47,6 +50,13 @@ class PartnerBehaviour:
     fail_after_create: int = 0  # the next N POSTs create the order, then answer 503 (outcome unknown)
     tokens: dict[str, str] = field(default_factory=dict)  # partner -> bearer token it requires
     seed: int | None = None
+    # cancelServiceOrder (partner_cancelling.py): partners that refuse to cancel an order under way
+    # (the task ends terminatedWithError, or with `refuse_cancel_status` that HTTP answer instead);
+    # seconds from a cancel to its outcome (announced); the next N cancels carried out, answered 500.
+    refuse_cancel: list[str] = field(default_factory=list)
+    refuse_cancel_status: int | None = None
+    cancel_delay: float = 0.0
+    lose_cancel_answers: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +80,7 @@ class PartnerOrder:
     steps: list[Step]
     expected_days: float
     announced: int = 0  # steps already notified: a read never shows less
+    cancelled_after: int | None = None  # cancelled once this many steps had happened
 
 
 def _now_text(at: datetime | None = None) -> str:
@@ -115,6 +126,8 @@ class PartnerOrderingSimulator:
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
         self._client: httpx.AsyncClient | None = None
+        self.cancel_desk = PartnerCancelDesk(self)
+        self.cancellations = self.cancel_desk.cancellations
 
     def created(self, partner: str | None = None) -> list[dict[str, Any]]:
         return [o.document for (p, _), o in self.orders.items() if partner is None or p == partner]
@@ -228,7 +241,15 @@ class PartnerOrderingSimulator:
         return document
 
     def _view(self, order: PartnerOrder) -> dict[str, Any]:
-        return self._document(order, self._due(order, self.clock()))
+        if order.cancelled_after is None:
+            return self._document(order, self._due(order, self.clock()))
+        document = self._document(order, order.cancelled_after)
+        document["state"] = "cancelled"
+        document["serviceOrderItem"] = [
+            {**i, "state": "cancelled"} for i in document.get("serviceOrderItem") or []
+        ]
+        document["note"] = [*document.get("note", []), {"text": "cancelled at the customer's request"}]
+        return document
 
     # --- HTTP -----------------------------------------------------------------------------------
 
@@ -242,6 +263,10 @@ class PartnerOrderingSimulator:
         app.add_api_route(f"{BASE}/serviceOrder", self.create_order, methods=["POST"], status_code=201)
         app.add_api_route(f"{BASE}/serviceOrder", self.list_orders, methods=["GET"])
         app.add_api_route(f"{BASE}/serviceOrder/{{order_id}}", self.get_order, methods=["GET"])
+        desk = self.cancel_desk
+        app.add_api_route(f"{BASE}/cancelServiceOrder", desk.cancel_order, methods=["POST"], status_code=201)
+        app.add_api_route(f"{BASE}/cancelServiceOrder", desk.list_cancellations, methods=["GET"])
+        app.add_api_route(f"{BASE}/cancelServiceOrder/{{task_id}}", desk.get_cancellation, methods=["GET"])
         app.add_api_route(f"{BASE}/hub", self.subscribe, methods=["POST"], status_code=201)
         app.add_api_route(f"{BASE}/hub/{{hub_id}}", self.get_subscription, methods=["GET"])
         app.add_api_route(f"{BASE}/hub/{{hub_id}}", self.unsubscribe, methods=["DELETE"], status_code=204)
@@ -348,6 +373,8 @@ class PartnerOrderingSimulator:
                 "ordersCreated": len(self.orders),
                 "lookups": self.lookups,
                 "notificationsSent": self.notifications_sent,
+                "cancelPostsReceived": self.cancel_desk.posts_received,
+                "cancellations": len(self.cancellations),
             }
         )
 
@@ -365,6 +392,8 @@ class PartnerOrderingSimulator:
             wait = order.created + step.day * self.behaviour.day_seconds - self.clock()
             if wait > 0:
                 await self.sleep(wait)
+            if order.cancelled_after is not None:
+                return  # cancelled meanwhile: the cancellation is announced instead
             order.announced += 1
             if self.behaviour.hub_unreachable:
                 continue
@@ -377,14 +406,16 @@ class PartnerOrderingSimulator:
                 if happened:
                     await self._notify(partner, event_type, document)
 
-    async def _notify(self, partner: str, event_type: str, document: dict[str, Any]) -> None:
+    async def _notify(
+        self, partner: str, event_type: str, document: dict[str, Any], resource: str = "serviceOrder"
+    ) -> None:
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=5.0)
         event = {
             "eventId": uuid.uuid4().hex,
             "eventTime": _now_text(),
             "eventType": event_type,
-            "event": {"serviceOrder": document},
+            "event": {resource: document},
         }
         listener = event_type[0].lower() + event_type[1:]
         for callback in list(self.subscribers.get(partner, {}).values()):

@@ -16,10 +16,8 @@ import pytest
 from provtrack.adapters.catalog_file import parse_catalog_text
 from provtrack.adapters.store.repository import SqlStore
 from provtrack.api.app import create_app
-from provtrack.bootstrap import Assembly, merge_handlers
+from provtrack.bootstrap import Assembly, close_features, merge_handlers
 from provtrack.domain.clock import format_datetime
-from provtrack.engine.partners import PartnerEngine
-from provtrack.engine.provisioning import ProvisioningEngine
 from provtrack.engine.worker import Worker
 from provtrack.settings import Settings
 from provtrack.simulator.partner_ordering import PartnerBehaviour, PartnerOrderingSimulator
@@ -28,11 +26,13 @@ from provtrack.simulator.serving import serving_in_thread
 from tests.conftest import FakeClock
 
 ORDERS = "/tmf-api/serviceOrdering/v4/serviceOrder"
+CANCELS = "/tmf-api/serviceOrdering/v4/cancelServiceOrder"
 TASKS = "/provtrack/v1/task"
 TOKEN_VARIABLE = "PROVTRACK_TEST_LOGISTICS_TOKEN"
 
 # A fibre line needs a port (resource order), an ONT shipped (partner order) and installed (manual
-# task, whose checklist the activation takes). `visit` is a task alone, `access` a partner order alone.
+# task, whose checklist the activation takes). `visit` is a task alone, `access` a partner order alone;
+# after `fit`, the point of no return, the order cannot be cancelled.
 CATALOG = """
 systems:
   inventory:
@@ -98,6 +98,10 @@ services:
   survey:
     add:
       - {{id: survey, kind: manualTask, workGroup: techs, expectedDuration: PT40H}}
+  fitting:
+    add:
+      - {{id: fit, kind: manualTask, workGroup: techs, expectedDuration: PT1H, pointOfNoReturn: true}}
+      - {{id: test-circuit, kind: manualTask, workGroup: noc, after: [fit], expectedDuration: PT1H}}
   access:
     add:
       - {{id: access, kind: partnerOrder, partner: wholesale-access, serviceSpecification: ethernet-access,
@@ -156,9 +160,29 @@ class Coordination:
         assert response.status_code == 200, response.text
         return dict(response.json())
 
+    def plan(self, order_id: str) -> dict[str, Any]:
+        response = self.api.get(f"/provtrack/v1/serviceOrder/{order_id}/plan")
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
     def activity(self, order_id: str, name: str) -> dict[str, Any]:
-        plan = self.api.get(f"/provtrack/v1/serviceOrder/{order_id}/plan").json()
-        return next(dict(a) for a in plan["activity"] if a["name"] == name)
+        return next(dict(a) for a in self.plan(order_id)["activity"] if a["name"] == name)
+
+    def cancel(self, order_id: str) -> dict[str, Any]:
+        """POST cancelServiceOrder for the order: the task as the assessment left it."""
+        response = self.api.post(CANCELS, json={"serviceOrder": {"id": order_id}})
+        assert response.status_code == 201, response.text
+        return dict(response.json())
+
+    def cancel_task(self, task_id: str) -> dict[str, Any]:
+        response = self.api.get(f"{CANCELS}/{task_id}")
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    def impact(self, order_id: str) -> dict[str, Any]:
+        response = self.api.get(f"/provtrack/v1/serviceOrder/{order_id}/cancellationImpact")
+        assert response.status_code == 200, response.text
+        return dict(response.json())
 
     def tasks(self, **params: str) -> list[dict[str, Any]]:
         response = self.api.get(TASKS, params=params)
@@ -250,9 +274,7 @@ def coordination(  # noqa: PLR0917 - pytest passes fixtures by name
             worker.run_until_idle()
             yield Coordination(api, worker, systems, partners, assembly, clock, partner_time)
             worker.stop()
-            for feature in features:
-                if isinstance(feature, ProvisioningEngine | PartnerEngine):
-                    feature.close()
+            close_features(features)
         assembly.store.dispose()
 
 

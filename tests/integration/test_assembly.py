@@ -6,12 +6,14 @@ from __future__ import annotations
 import threading
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from provtrack.adapters.policy_file import DEMO_POLICY
 from provtrack.bootstrap import Assembly, merge_handlers
 from provtrack.domain.jobs import Job
+from provtrack.engine.worker import JobHandlers
 from provtrack.settings import Settings
 
 
@@ -59,6 +61,37 @@ def test_the_store_runs_the_features_hooks_and_the_worker_every_features_jobs(as
         assert {"events.deliver", "events.redeliver", "provisioning.plan", "provisioning.dispatch"} <= kinds
         assert {"partners.dispatch", "partners.poll", "partners.subscribe"} <= kinds
         assert {"jeopardy.check", "escalation.step", "escalation.autoCancel", "escalation.notify"} <= kinds
+    finally:
+        assembly.store.dispose()
+
+
+def test_a_worker_that_stops_closes_what_its_features_opened(
+    assembly: Assembly, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    closed: list[str] = []
+    build = assembly.features
+
+    def features(**given: Any) -> list[JobHandlers]:
+        built = build(**given)
+        for feature in built:
+            close = feature.close  # type: ignore[attr-defined]
+            monkeypatch.setattr(
+                feature, "close", lambda f=feature, c=close: (closed.append(type(f).__name__), c())
+            )
+        return built
+
+    monkeypatch.setattr(assembly, "features", features)
+    try:
+        with assembly.running(with_worker=True):
+            assert closed == []  # open while the worker runs
+        assert sorted(closed) == [
+            "CancellationEngine",
+            "EventDelivery",
+            "JeopardyEngine",
+            "PartnerEngine",
+            "ProductOrderingEngine",
+            "ProvisioningEngine",
+        ]
     finally:
         assembly.store.dispose()
 

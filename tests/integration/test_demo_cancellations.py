@@ -8,7 +8,6 @@ import gc
 import socket
 import threading
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,11 +18,13 @@ import pytest
 from provtrack.bootstrap import Assembly
 from provtrack.settings import Settings
 from provtrack.simulator.demo_orders import CustomerOrders, feed_orders
+from provtrack.simulator.partner_ordering import PartnerBehaviour, PartnerOrderingSimulator
 from provtrack.simulator.product_ordering import BASE, MOUNT, ProductOrderingSimulator
 from provtrack.simulator.resource_ordering import Behaviour, ResourceOrderingSimulator
 from provtrack.simulator.serving import serving_in_thread
 
 ORDERS = "/tmf-api/serviceOrdering/v4/serviceOrder"
+Demo = tuple[httpx.Client, str, ResourceOrderingSimulator, PartnerOrderingSimulator]
 CANCELS = "/tmf-api/serviceOrdering/v4/cancelServiceOrder"
 
 
@@ -42,38 +43,39 @@ def _wait_for(condition: Callable[[], bool], *, timeout: float = 30) -> None:
 
 
 @pytest.fixture
-def demo(tmp_path: Path) -> Iterator[tuple[httpx.Client, str, ResourceOrderingSimulator]]:
-    """`serve --demo` in miniature: the simulated systems (resource orders slow enough to be under way
-    when cancelled) and customer order system, provtrack with the demo catalog and a worker."""
+def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Demo]:
+    """`serve --demo` in miniature: the simulated systems and partners (their orders slow enough to be
+    under way when cancelled) and customer order system, provtrack with the demo catalog and a worker."""
+    monkeypatch.setenv("PROVTRACK_DEMO_WHOLESALE_TOKEN", "demo-token")  # the demo catalog's reference
     systems = ResourceOrderingSimulator(Behaviour(delay=3600.0))
     application = systems.app()
     application.mount(MOUNT, ProductOrderingSimulator().app())
-    with serving_in_thread(application) as simulated:
+    partners = PartnerOrderingSimulator(PartnerBehaviour(day_seconds=3600.0))
+    with serving_in_thread(application) as simulated, serving_in_thread(partners.app()) as partnering:
         port = _free_port()
         settings = Settings(
             database_url=f"sqlite:///{tmp_path / 'demo.db'}",
             port=port,
             catalog="demo",
             simulator_url=simulated,
+            partner_simulator_url=partnering,
             product_ordering_url=f"{simulated}{MOUNT}{BASE}",
         )
         assembly = Assembly.build(settings, migrate=True)
-        # The assembly does not close its features' downstream clients when its worker stops (their
-        # keep-alive connections go with the worker's threads): not this test's subject.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ResourceWarning)
-            with (
-                serving_in_thread(assembly.app(with_worker=True), port=port) as url,
-                httpx.Client(base_url=url, timeout=10) as api,
-            ):
-                yield api, settings.product_ordering_url or "", systems
-            gc.collect()
+        with (
+            serving_in_thread(assembly.app(with_worker=True), port=port) as url,
+            httpx.Client(base_url=url, timeout=10) as api,
+        ):
+            yield api, settings.product_ordering_url or "", systems, partners
+        # The worker has stopped and closed its features' clients: a connection left open would warn
+        # now (warnings are errors), here rather than in whichever test collects it later.
+        gc.collect()
 
 
 def test_the_demo_cancels_customer_orders_through_tmf622(
-    demo: tuple[httpx.Client, str, ResourceOrderingSimulator],
+    demo: Demo,
 ) -> None:
-    api, product_ordering, systems = demo
+    api, product_ordering, systems, partners = demo
     customer_orders = CustomerOrders(product_ordering, cancel_share=1.0, cancel_after=(0.0, 0.0))
 
     fed = feed_orders(
@@ -99,3 +101,5 @@ def test_the_demo_cancels_customer_orders_through_tmf622(
         product_order_id = order["orderRelationship"][0]["id"]
         assert order["cancellationReason"].startswith(f"product order {product_order_id} cancelled: ")
     assert systems.cancellations  # what was under way was cancelled at its system
+    assert partners.cancellations  # and at its partner
+    assert all(order.cancelled_after is not None for order in partners.orders.values())

@@ -44,6 +44,8 @@ systems:
   act: {url: http://act.example.net/tmf652, progress: hub}
   legacy: {url: http://legacy.example.net/tmf652, progress: poll, pollInterval: PT1M, cancellable: false}
 workGroups: {techs: {}}
+partners:
+  carrier: {url: http://carrier.example.net/tmf641, progress: poll, pollInterval: PT15M}
 services:
   line:
     add:
@@ -64,6 +66,11 @@ services:
       - {id: activate, system: act, resourceSpecification: profile, after: [install], expectedDuration: PT5M}
     undo:
       - {id: release, system: inv, resourceSpecification: port, resourceAction: delete, expectedDuration: PT2M}
+  offnet:
+    add:
+      - {id: access, kind: partnerOrder, partner: carrier, serviceSpecification: eth-access,
+         expectedDuration: P10D}
+      - {id: activate, system: act, resourceSpecification: profile, after: [access], expectedDuration: PT5M}
   copper:
     add:
       - {id: jumper, system: legacy, resourceSpecification: jumper, expectedDuration: PT1H,
@@ -393,6 +400,71 @@ def test_a_manual_task_under_way_is_withdrawn_at_once() -> None:
     cancel(order, plan)
     assert install.state == A.CANCELLED
     assert install.reason == "withdrawn: the service order is cancelled"
+
+
+def test_a_partner_order_under_way_gets_a_withdrawal_step_at_its_partner() -> None:
+    order, plan = planned("offnet")
+    access = activity(plan, "access")
+    access.external_id = "CAR-SO-1"  # the partner has it
+    preview = assess_cancellation(order, plan, CATALOG).to_document()
+
+    _, steps = cancel(order, plan)
+
+    assert [(e["activity"], e["how"]) for e in preview["stop"]] == [(access.id, Stop.CANCEL_AT_PARTNER)]
+    withdrawal = step_for(plan, access)
+    assert (withdrawal.name, withdrawal.kind.value, withdrawal.owner) == (
+        "cancel-access",
+        "partnerOrder",
+        "carrier",
+    )
+    assert withdrawal.state == A.IN_PROGRESS
+    assert steps is not None
+    assert steps.started == [withdrawal]
+    assert access.state == A.IN_PROGRESS  # still followed: the partner says when it has stopped
+    assert activity(plan, "activate").state == A.CANCELLED
+
+
+def test_a_partner_order_not_sent_yet_is_held_back_and_its_send_dropped() -> None:
+    order, plan = planned("offnet")
+    access = activity(plan, "access")  # started, its POST not answered
+    _, steps = cancel(order, plan)
+    assert access.state == A.BLOCKED
+    assert steps is not None
+    assert access.id in steps.dropped
+    assert step_for(plan, access).state == A.IN_PROGRESS
+
+
+def test_a_partner_order_the_partner_reports_cancelled_settles_its_withdrawal() -> None:
+    order, plan = planned("offnet")
+    access = activity(plan, "access")
+    access.external_id = "CAR-SO-1"
+    task, _ = cancel(order, plan)
+
+    steps = downstream(plan, order, access, "cancelled")
+
+    assert access.state == A.CANCELLED  # what was asked for, not fallout
+    assert step_for(plan, access).state == A.DONE
+    assert steps.complete
+    finish(order, plan, task, now=at(30), actor=ACTOR)
+    assert order.state == S.CANCELLED
+
+
+def test_a_partner_order_learned_of_after_it_was_stopped_is_withdrawn_too() -> None:
+    order, plan = planned("offnet")
+    access = activity(plan, "access")
+    cancel(order, plan)
+    first = step_for(plan, access)
+    planning.finish_move(plan, order, first, A.DONE, now=at(22), actor=ACTOR)  # none found at the partner
+    settle(plan, order, catalog=CATALOG, now=at(22), actor=ACTOR, new_id=lambda: next(_ids))
+    assert access.state == A.CANCELLED
+    access.external_id = "CAR-SO-late"  # the send's answer came after all
+    access.external_state = "acknowledged"
+
+    steps = settle(plan, order, catalog=CATALOG, now=at(23), actor=ACTOR, new_id=lambda: next(_ids))
+
+    [late] = [a for a in plan.activities if a.withdraws == access.id and a is not first]
+    assert (late.kind.value, late.owner) == ("partnerOrder", "carrier")
+    assert steps.started == [late]
 
 
 def test_done_activities_are_undone_after_the_steps_of_what_depends_on_them() -> None:
