@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from provtrack.api.errors import ApiError
-from provtrack.api.extension_schemas import CancelResourceOrderEvent, ProductOrderEvent
+from provtrack.api.extension_schemas import CancelResourceOrderEvent, PartnerCancelEvent, ProductOrderEvent
 from provtrack.api.http import context, json_response, read_json
 from provtrack.api.openapi import answers, body
 from provtrack.domain.catalog import Catalog
@@ -102,6 +102,8 @@ for _event in PARTNER_CANCEL_EVENTS:  # before the partners' listener (api/tasks
         methods=["POST"],
         status_code=204,
         summary=f"TMF641 listener: {_event} from a partner's hub (our withdrawal's cancel task)",
+        responses=answers(204, 400, 404, 413),
+        openapi_extra=body(PartnerCancelEvent),
     )
 
 

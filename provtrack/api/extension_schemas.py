@@ -104,6 +104,22 @@ class PartnerOrderEventPayload(BaseModel):
     serviceOrder: dict[str, Any] = Field(description="the partner's ServiceOrder, with its `id`")
 
 
+class PartnerCancelEvent(BaseModel):
+    """A partner's TMF641 cancelServiceOrder notification: provtrack then reads the task at the partner."""
+
+    model_config = ConfigDict(extra="allow")
+
+    eventId: str | None = None
+    eventType: str | None = None
+    event: PartnerCancelEventPayload
+
+
+class PartnerCancelEventPayload(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    cancelServiceOrder: dict[str, Any] = Field(description="the partner's CancelServiceOrder, with its `id`")
+
+
 class TaskAssignment(BaseModel):
     """POST /provtrack/v1/task/{id}/assign and /reassign."""
 
@@ -153,3 +169,4 @@ class WorkGroupDefinition(BaseModel):
 
 CancelResourceOrderEvent.model_rebuild()
 PartnerOrderEvent.model_rebuild()
+PartnerCancelEvent.model_rebuild()

@@ -48,6 +48,7 @@ BODY_MODELS: tuple[type[BaseModel], ...] = (
     extension_schemas.CancelResourceOrderEvent,
     extension_schemas.ProductOrderEvent,
     extension_schemas.PartnerOrderEvent,
+    extension_schemas.PartnerCancelEvent,
     extension_schemas.TaskAssignment,
     extension_schemas.TaskNote,
     extension_schemas.TaskCompletion,
