@@ -8,7 +8,7 @@ PROVTRACK_PORT ?= 8641
 # The browser tests drive Debian's Chromium (Playwright's own browser downloads are not used).
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test lint typecheck unit integration bench bench-dashboard screenshots clean
+.PHONY: run shell test lint typecheck unit integration bench bench-dashboard screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ run: $(RUN_STAMP)
 	$(BIN)/provtrack db upgrade
 	@echo "dashboard: http://127.0.0.1:$(PROVTRACK_PORT)/"
 	$(BIN)/provtrack serve --port $(PROVTRACK_PORT) --demo
+
+# A shell with .venv/bin on PATH, so that `provtrack ...` works as the README writes it.
+shell: $(RUN_STAMP)
+	@echo "provtrack is on PATH in this shell ($(BIN)); exit to leave"
+	@PATH="$(CURDIR)/$(BIN):$$PATH" VIRTUAL_ENV="$(CURDIR)/$(VENV)" $${SHELL:-/bin/sh} -i
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check provtrack tests bench

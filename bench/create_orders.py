@@ -168,7 +168,9 @@ def wait_until_listening(port: int, process: subprocess.Popen[bytes], log: Path,
 @contextmanager
 def server(command: list[str], port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=BENCH.parent)
+        # The API alone is measured: orders are accepted without a catalog and never planned.
+        env = {**os.environ, "PROVTRACK_ACCEPT_ORDERS_WITHOUT_CATALOG": "true"}
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=BENCH.parent, env=env)
     try:
         wait_until_listening(port, process, log)
         yield process

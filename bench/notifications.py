@@ -118,6 +118,7 @@ def server(database: str, workdir: Path) -> Iterator[str]:
     env = {
         **os.environ,
         "PROVTRACK_EVENTS_CALLBACK_ALLOW": "127.0.0.1",
+        "PROVTRACK_ACCEPT_ORDERS_WITHOUT_CATALOG": "true",  # events only: no plan, no engine
         "PROVTRACK_LOG_LEVEL": "warning",
     }
     command = [sys.executable, "-m", "provtrack", "serve", "--port", str(port), "--database", database]

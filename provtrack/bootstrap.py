@@ -204,13 +204,16 @@ class Assembly:
     def start(self) -> None:
         """What every role does once at start: the hub subscriptions of the catalog's systems and
         partners and of the product ordering API (a job each, run by whichever worker claims it,
-        retried until it works), the outbox prune job and the hourly count of open orders (each
-        kept if it is there)."""
+        retried until it works), planning again the orders accepted when no catalog was configured,
+        the outbox prune job and the hourly count of open orders (each kept if it is there)."""
         now = self.clock()
         ctx = Context(format_datetime(now), "provtrack", new_id)
         if self.catalog is not None:
             provisioning.subscribe_to_hubs(self.store, self.catalog, ctx=ctx)
             partners.subscribe_to_partner_hubs(self.store, self.catalog, ctx=ctx)
+            stranded = provisioning.plan_stranded_orders(self.store, ctx=ctx)
+            if stranded:
+                structlog.get_logger("provtrack").info("planning orders left unplanned", orders=len(stranded))
         if self.settings.product_ordering_url:
             product_orders.subscribe_to_hub(self.store, ctx=ctx)
         delivery.schedule_pruning(self.store, now=now)
@@ -281,6 +284,7 @@ class Assembly:
             worker_in_process=with_worker,
             catalog=self.catalog,
             jeopardy=self.jeopardy,
+            require_catalog=not self.settings.accept_orders_without_catalog,
         )
         install_dashboard(app, errors=ERRORS, poll_seconds=self.settings.dashboard_poll_seconds)
         return app

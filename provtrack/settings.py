@@ -54,6 +54,11 @@ class Settings(BaseSettings):
         default=None,
         description="provisioning catalog YAML file (docs/catalog.md), or `demo` for the shipped one",
     )
+    accept_orders_without_catalog: bool = Field(
+        default=False,
+        description="without a catalog, accept orders anyway: they wait `acknowledged` and are planned "
+        "when provtrack starts with one (default: refuse them, 503 NO_CATALOG)",
+    )
     listener_url: str | None = Field(
         default=None,
         description="base URL downstream systems reach provtrack at for notifications; default public_url or http://host:port",
@@ -64,6 +69,13 @@ class Settings(BaseSettings):
     )
     demo_simulator_port: int = Field(
         default=8652, description="port of the simulated systems of `serve --demo`"
+    )
+    demo_order_every_seconds: float = Field(default=3.0, description="`serve --demo`: a new order this often")
+    demo_system_delay_seconds: float = Field(
+        default=4.0, description="`serve --demo`: how long a simulated system takes per resource order"
+    )
+    live_summary_seconds: float = Field(
+        default=10.0, description="`serve --live` off a terminal: a summary line this often"
     )
     partner_simulator_url: str | None = Field(
         default=None,

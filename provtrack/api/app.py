@@ -12,10 +12,13 @@ from provtrack.adapters.clock import utc_now
 from provtrack.adapters.webhooks import resolve
 from provtrack.api import hub, operations, service_orders
 from provtrack.api.cancellation import install_cancellation
+from provtrack.api.docs_assets import install_docs
 from provtrack.api.errors import install_error_handlers
 from provtrack.api.http import BodyLimit
 from provtrack.api.jeopardy import install_jeopardy
+from provtrack.api.methods import AllowedMethods
 from provtrack.api.metrics import install_metrics
+from provtrack.api.openapi import install_openapi
 from provtrack.api.provisioning import install_provisioning
 from provtrack.api.tasks import install_tasks
 from provtrack.domain.catalog import Catalog
@@ -41,13 +44,16 @@ def create_app(
     worker_in_process: bool = False,
     catalog: Catalog | None = None,
     jeopardy: JeopardyMonitor | None = None,
+    require_catalog: bool = False,
 ) -> FastAPI:
+    """The app; with `require_catalog` (every process role) and no catalog, orders are refused at
+    once instead of waiting for a plan that cannot come."""
     app = FastAPI(
         lifespan=lifespan,
         title="provtrack",
         version="0.1.0",
         description=DESCRIPTION,
-        docs_url="/docs",
+        docs_url=None,
         openapi_url="/openapi.json",
         redoc_url=None,
     )
@@ -58,6 +64,7 @@ def create_app(
     app.state.catalog = catalog  # the TMF652 listener and activity actions need the systems
     app.state.jeopardy = jeopardy  # the jeopardy extension API reads its policy
     app.state.resolve = resolve  # the hub checks a callback's addresses (tests give their own)
+    app.state.orders_need_catalog = require_catalog and catalog is None
     app.include_router(service_orders.router)
     hub.install(app)
     install_cancellation(app)
@@ -67,37 +74,8 @@ def create_app(
     install_metrics(app)
     app.include_router(operations.router)
     install_error_handlers(app)
-    install_openapi(app)
+    install_openapi(app, max_limit=settings.max_limit)
+    install_docs(app, openapi_url="/openapi.json")
+    app.add_middleware(AllowedMethods, application=app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app
-
-
-def install_openapi(app: FastAPI) -> None:
-    """Add the request-body schemas (read from raw bodies, so FastAPI does not see them)."""
-    from fastapi.openapi.utils import get_openapi
-    from pydantic import BaseModel
-    from pydantic.json_schema import models_json_schema
-
-    from provtrack.api import schemas
-
-    def openapi() -> dict[str, object]:
-        if app.openapi_schema:
-            return app.openapi_schema
-        document = get_openapi(
-            title=app.title, version=app.version, description=app.description, routes=app.routes
-        )
-        bodies: list[type[BaseModel]] = [
-            schemas.ServiceOrderCreate,
-            schemas.ServiceOrderUpdate,
-            schemas.CancelServiceOrderCreate,
-        ]
-        _, extra = models_json_schema(
-            [(m, "validation") for m in bodies], ref_template="#/components/schemas/{model}"
-        )
-        components = document.setdefault("components", {}).setdefault("schemas", {})
-        for name, schema in extra.get("$defs", {}).items():
-            components.setdefault(name, schema)
-        app.openapi_schema = document
-        return document
-
-    app.openapi = openapi  # type: ignore[method-assign]

@@ -12,7 +12,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from provtrack.api.errors import ApiError
+from provtrack.api.extension_schemas import CancelResourceOrderEvent, PartnerCancelEvent, ProductOrderEvent
 from provtrack.api.http import context, json_response, read_json
+from provtrack.api.openapi import answers, body
 from provtrack.domain.catalog import Catalog
 from provtrack.domain.product_orders import read_event
 from provtrack.services import cancellation, product_orders, withdrawals
@@ -37,6 +39,7 @@ def _catalog(request: Request) -> Catalog | None:
 @router.get(
     "/serviceOrder/{id}/cancellationImpact",
     summary="What cancelling the order would do now: accepted or refused (why), what it stops and undoes",
+    responses=answers(200, 404),
 )
 def cancellation_impact(id: str, request: Request) -> Response:
     impact = cancellation.cancellation_impact(request.app.state.store, id, _catalog(request))
@@ -71,6 +74,8 @@ for _event in CANCEL_EVENTS:
         methods=["POST"],
         status_code=204,
         summary=f"TMF652 listener: {_event} from a downstream system's hub",
+        responses=answers(204, 400, 404, 409, 413),
+        openapi_extra=body(CancelResourceOrderEvent),
     )
 
 
@@ -97,6 +102,8 @@ for _event in PARTNER_CANCEL_EVENTS:  # before the partners' listener (api/tasks
         methods=["POST"],
         status_code=204,
         summary=f"TMF641 listener: {_event} from a partner's hub (our withdrawal's cancel task)",
+        responses=answers(204, 400, 404, 413),
+        openapi_extra=body(PartnerCancelEvent),
     )
 
 
@@ -110,6 +117,8 @@ for _event in PARTNER_CANCEL_EVENTS:  # before the partners' listener (api/tasks
         "order naming the product order; with PROVTRACK_PRODUCT_ORDERING_URL the product order is read there "
         "first. Other events are accepted and ignored; repeats open nothing again."
     ),
+    responses=answers(204, 400, 409, 413),
+    openapi_extra=body(ProductOrderEvent),
 )
 async def product_order_listener(event_type: str, request: Request) -> Response:
     event = await read_json(request)

@@ -29,6 +29,7 @@ from provtrack.services.events import (
     SubscriptionNotFound,
 )
 from provtrack.services.jeopardy import EscalationNotFound
+from provtrack.services.orders import NoCatalog
 from provtrack.services.ports import (
     ActivityNotFound,
     ConcurrentUpdate,
@@ -72,6 +73,7 @@ ERRORS: dict[type[Exception], tuple[int, str, str]] = {
     IllegalTaskMove: (409, "ILLEGAL_STATE_TRANSITION", "Task state change not allowed"),
     CapacityReached: (409, "CAPACITY_REACHED", "Work group at capacity"),
     TaskRefused: (409, "CONFLICT", "Task action not possible now"),
+    NoCatalog: (503, "NO_CATALOG", "No provisioning catalog configured"),
 }
 
 

@@ -11,8 +11,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from provtrack.api.errors import ApiError
+from provtrack.api.extension_schemas import DeadLetterReplay, SecretRotation
 from provtrack.api.http import base_url, context, json_response, read_json
-from provtrack.api.service_orders import BASE_PATH, ERRORS
+from provtrack.api.openapi import answers, body
+from provtrack.api.schemas import EventSubscription, EventSubscriptionInput
+from provtrack.api.service_orders import BASE_PATH
 from provtrack.domain.events import CallbackPolicy, DeadLetter, Subscription
 from provtrack.services import events
 from provtrack.settings import Settings
@@ -85,7 +88,9 @@ def _json(value: Any, status: int = 200, headers: dict[str, str] | None = None) 
     status_code=201,
     summary="Registers a listener (EventSubscription)",
     description=HUB_DESCRIPTION,
-    responses=ERRORS,
+    operation_id="registerListener",
+    responses=answers(201, 400, 413, model=EventSubscription),
+    openapi_extra=body(EventSubscriptionInput),
 )
 async def register_listener(request: Request) -> Response:
     body = await read_json(request)
@@ -103,13 +108,24 @@ async def register_listener(request: Request) -> Response:
     return _json(subscription_document(subscription, href, with_secret=True), 201, {"Location": href})
 
 
-@router.get("/hub/{id}", summary="Retrieves an EventSubscription", responses=ERRORS)
+@router.get(
+    "/hub/{id}",
+    summary="Retrieves an EventSubscription",
+    operation_id="retrieveListener",
+    responses=answers(200, 404, model=EventSubscription),
+)
 def retrieve_listener(id: str, request: Request) -> Response:
     subscription = events.get_subscription(_store(request), id)
     return _json(subscription_document(subscription, _hub_href(request, id)))
 
 
-@router.delete("/hub/{id}", status_code=204, summary="Unregisters a listener", responses=ERRORS)
+@router.delete(
+    "/hub/{id}",
+    status_code=204,
+    summary="Unregisters a listener",
+    operation_id="unregisterListener",
+    responses=answers(204, 404),
+)
 def unregister_listener(id: str, request: Request) -> Response:
     events.delete_subscription(_store(request), id)
     return Response(status_code=204)
@@ -118,7 +134,11 @@ def unregister_listener(id: str, request: Request) -> Response:
 # --- extensions ----------------------------------------------------------------------------------
 
 
-@extensions.get("/hub", summary="Lists the hub subscriptions (no secrets)")
+@extensions.get(
+    "/hub",
+    summary="Lists the hub subscriptions (no secrets)",
+    responses=answers(200, model=list[EventSubscription]),
+)
 def list_listeners(request: Request) -> Response:
     return _json(
         [
@@ -132,11 +152,12 @@ def list_listeners(request: Request) -> Response:
     "/hub/{id}/rotateSecret",
     summary="Issues a new signing secret; the old one keeps signing during the overlap",
     description='Body (optional): `{"overlapSeconds": 86400}`. The answer carries the new `secret` once.',
-    responses=ERRORS,
+    responses=answers(200, 400, 404, 413, model=EventSubscription),
+    openapi_extra=body(SecretRotation, required=False),
 )
 async def rotate_secret(id: str, request: Request) -> Response:
-    body = orjson.loads(await request.body() or b"{}")
-    overlap = body.get("overlapSeconds") if isinstance(body, dict) else None
+    document = await read_json(request) if await request.body() else {}
+    overlap = document.get("overlapSeconds") if isinstance(document, dict) else None
     if overlap is not None and (not isinstance(overlap, int | float) or overlap < 0):
         raise ApiError(400, "INVALID_VALUE", "Invalid request", "overlapSeconds: must be a number >= 0")
     subscription = await run_in_threadpool(
@@ -165,7 +186,11 @@ def dead_letter_document(letter: DeadLetter) -> dict[str, Any]:
     }
 
 
-@extensions.get("/deadLetter", summary="Events that could not be delivered within the retry horizon")
+@extensions.get(
+    "/deadLetter",
+    summary="Events that could not be delivered within the retry horizon",
+    responses=answers(200),
+)
 def list_dead_letters(request: Request, subscription: str | None = None) -> Response:
     letters = events.list_dead_letters(_store(request), subscription_id=subscription)
     return _json([dead_letter_document(d) for d in letters])
@@ -175,12 +200,13 @@ def list_dead_letters(request: Request, subscription: str | None = None) -> Resp
     "/deadLetter/replay",
     summary="Queues dead letters for one more delivery attempt",
     description='Body: `{"ids": [1, 2]}` or `{"subscription": "<id>"}` (all its undelivered ones).',
-    responses=ERRORS,
+    responses=answers(200, 400, 404, 413),
+    openapi_extra=body(DeadLetterReplay),
 )
 async def replay_dead_letters(request: Request) -> Response:
-    body = await read_json(request)
-    ids = body.get("ids") if isinstance(body, dict) else None
-    subscription = body.get("subscription") if isinstance(body, dict) else None
+    document = await read_json(request)
+    ids = document.get("ids") if isinstance(document, dict) else None
+    subscription = document.get("subscription") if isinstance(document, dict) else None
     if ids is None and subscription is None:
         raise ApiError(400, "INVALID_VALUE", "Invalid request", "give ids (a list) or subscription (an id)")
     if ids is not None and not (isinstance(ids, list) and all(isinstance(i, int) for i in ids)):
@@ -198,7 +224,7 @@ async def replay_dead_letters(request: Request) -> Response:
 @extensions.get(
     "/serviceOrder/{id}/timeline",
     summary="Every recorded change of a service order: what, old and new value, when, by whom",
-    responses=ERRORS,
+    responses=answers(200, 404),
 )
 def order_timeline(id: str, request: Request) -> Response:
     changes = events.order_timeline(_store(request), id)

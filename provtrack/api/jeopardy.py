@@ -8,6 +8,7 @@ from starlette.responses import Response
 
 from provtrack.api.errors import ApiError
 from provtrack.api.http import context, json_response
+from provtrack.api.openapi import answers, header
 from provtrack.services import jeopardy
 from provtrack.services.jeopardy import JeopardyMonitor
 
@@ -28,7 +29,11 @@ def _monitor(request: Request) -> JeopardyMonitor:
     return monitor
 
 
-@router.get("/serviceOrder/{id}/jeopardy", summary="Jeopardy level, projection, commitment, escalations")
+@router.get(
+    "/serviceOrder/{id}/jeopardy",
+    summary="Jeopardy level, projection, commitment, escalations",
+    responses=answers(200, 404, 503),
+)
 def get_jeopardy(id: str, request: Request) -> Response:
     view = jeopardy.jeopardy_view(
         request.app.state.store, _monitor(request), id, now=request.app.state.clock()
@@ -38,7 +43,9 @@ def get_jeopardy(id: str, request: Request) -> Response:
 
 @router.post(
     "/serviceOrder/{id}/escalation/{rule}/acknowledge",
-    summary="Acknowledge an escalation: its ladder stops climbing",
+    summary="Acknowledge an escalation: its ladder stops climbing; no body",
+    responses=answers(200, 404, 409, 503),
+    openapi_extra={"parameters": [header("X-Provtrack-User", "who acknowledges (default `api`)")]},
 )
 def acknowledge(id: str, rule: str, request: Request) -> Response:
     actor = request.headers.get("x-provtrack-user") or "api"

@@ -15,13 +15,15 @@ from starlette.responses import Response
 
 from provtrack.api.errors import ApiError
 from provtrack.api.http import json_response
+from provtrack.api.openapi import answers
 from provtrack.domain.clock import InvalidDateTime, parse_datetime
 from provtrack.services import metrics
 from provtrack.services.metrics import Period
 
 PREFIX = "/provtrack/v1/metrics"
 DEFAULT_PERIOD = timedelta(days=30)
-router = APIRouter(prefix=PREFIX, tags=["provtrack metrics (extension)"])
+# Every metric reads a period from its query: 200, or 400 for a period that does not parse.
+router = APIRouter(prefix=PREFIX, tags=["provtrack metrics (extension)"], responses=answers(200, 400))
 PERIOD_HELP = (
     "`from` and `to` (ISO 8601 date-times; default: the 30 days up to now). Orders count in the "
     "period they completed in (cycle time, on-time rate, throughput) or were ordered in (jeopardy "

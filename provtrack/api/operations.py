@@ -10,13 +10,18 @@ from starlette.responses import Response
 from provtrack.api.errors import error_response
 from provtrack.api.http import json_response
 from provtrack.api.metrics import gauges
+from provtrack.api.openapi import answers
 
 router = APIRouter(tags=["operations"])
 
 ORDERS_CREATED = Counter("provtrack_service_orders_created_total", "Service orders accepted by the API")
 
 
-@router.get("/provtrack/v1/health", summary="Liveness and database reachability")
+@router.get(
+    "/provtrack/v1/health",
+    summary="Liveness and database reachability",
+    responses=answers(200, 503),
+)
 async def health(request: Request) -> Response:
     store = request.app.state.store
 

@@ -12,7 +12,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from provtrack.api.errors import ApiError
+from provtrack.api.extension_schemas import ActivityFailure, ActivitySkip, ResourceOrderEvent
 from provtrack.api.http import base_url, context, json_response, read_json
+from provtrack.api.openapi import answers, body, header
 from provtrack.domain.catalog import Catalog
 from provtrack.services import activities, provisioning
 
@@ -34,19 +36,31 @@ def _with_links(request: Request, activity: dict[str, Any]) -> dict[str, Any]:
     return {"href": f"{base_url(request)}{PREFIX}/activity/{activity['id']}", **activity}
 
 
-@router.get("/serviceOrder/{id}/plan", summary="The provisioning plan of a service order")
+ACTOR = {"parameters": [header("X-Actor", "who acts, for the order's timeline (default `operator`)")]}
+
+
+@router.get(
+    "/serviceOrder/{id}/plan",
+    summary="The provisioning plan of a service order",
+    responses=answers(200, 404),
+)
 def get_plan(id: str, request: Request) -> Response:
     plan = activities.get_plan(request.app.state.store, id)
     plan["activity"] = [_with_links(request, a) for a in plan["activity"]]
     return json_response(_dump(plan))
 
 
-@router.get("/activity/{id}", summary="One provisioning activity")
+@router.get("/activity/{id}", summary="One provisioning activity", responses=answers(200, 404))
 def get_activity(id: str, request: Request) -> Response:
     return json_response(_dump(_with_links(request, activities.get_activity(request.app.state.store, id))))
 
 
-@router.post("/activity/{id}/retry", summary="Send a failed activity again (a new downstream order)")
+@router.post(
+    "/activity/{id}/retry",
+    summary="Send a failed activity again (a new downstream order); no body",
+    responses=answers(200, 404, 409),
+    openapi_extra=ACTOR,
+)
 async def retry_activity(id: str, request: Request) -> Response:
     ctx = context(request, actor=request.headers.get("X-Actor", "operator"))
     activity = await run_in_threadpool(
@@ -55,7 +69,12 @@ async def retry_activity(id: str, request: Request) -> Response:
     return json_response(_dump(_with_links(request, activity)))
 
 
-@router.post("/activity/{id}/skip", summary="Skip an activity; `reason` is required")
+@router.post(
+    "/activity/{id}/skip",
+    summary="Skip an activity; `reason` is required",
+    responses=answers(200, 400, 404, 409, 413),
+    openapi_extra={**body(ActivitySkip), **ACTOR},
+)
 async def skip_activity(id: str, request: Request) -> Response:
     reason = await _reason(request, required=True)
     ctx = context(request, actor=request.headers.get("X-Actor", "operator"))
@@ -70,7 +89,12 @@ async def skip_activity(id: str, request: Request) -> Response:
     return json_response(_dump(_with_links(request, activity)))
 
 
-@router.post("/activity/{id}/fail", summary="Give an activity up: its item fails")
+@router.post(
+    "/activity/{id}/fail",
+    summary="Give an activity up: its item fails",
+    responses=answers(200, 400, 404, 409, 413),
+    openapi_extra={**body(ActivityFailure, required=False), **ACTOR},
+)
 async def fail_activity(id: str, request: Request) -> Response:
     reason = await _reason(request, required=False)
     ctx = context(request, actor=request.headers.get("X-Actor", "operator"))
@@ -102,6 +126,8 @@ async def _reason(request: Request, *, required: bool) -> str | None:
     "/tmf652/{system}/listener/{event_type}",
     status_code=204,
     summary="TMF652 listener: resource order notifications from a downstream system's hub",
+    responses=answers(204, 400, 404, 409, 413),
+    openapi_extra=body(ResourceOrderEvent),
 )
 async def resource_order_listener(system: str, event_type: str, request: Request) -> Response:
     event = await read_json(request)

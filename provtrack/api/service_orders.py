@@ -24,6 +24,17 @@ from provtrack.api.http import (
     read_json,
     render,
 )
+from provtrack.api.openapi import (
+    ORDER_FILTERS,
+    TASK_FILTERS,
+    answers,
+    body,
+    fields_parameter,
+    list_parameters,
+    page_answers,
+    patch_body,
+    retrieve_parameters,
+)
 from provtrack.api.operations import ORDERS_CREATED
 from provtrack.domain.clock import InvalidDateTime, normalise_datetime
 from provtrack.domain.query import Query
@@ -36,22 +47,20 @@ JSON_PATCH = "application/json-patch+json"
 
 router = APIRouter(prefix=BASE_PATH, tags=["TMF641 service ordering"])
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": schemas.Error, "description": text}
-    for code, text in {
-        400: "Bad request: the message names the offending attribute or parameter",
-        404: "Not found",
-        405: "Method not allowed",
-        409: "Conflict: a state change the life cycle does not allow",
-        413: "Body too large",
-        415: "Unsupported media type",
-    }.items()
-}
 ORDER_STATES = tuple(s.value for s in OrderState)
 TASK_STATES = (*(s.value for s in TaskState), ACCEPTED)
-LIST_PARAMETERS = (
-    "Query: `fields=a,b.c`, `offset`, `limit`, `sort=-orderDate`, and TMF630 attribute filters "
-    "(`state=inProgress,held`, `orderDate.gt=2026-11-01`, `serviceOrderItem.service.serviceSpecification.id=x`)."
+AS_OF = {
+    "name": "asOf",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "string", "format": "date-time"},
+    "description": "provtrack extension: the order as it was at that moment",
+}
+LIST_DESCRIPTION = (
+    "TMF630 query: `fields=a,b.c`, `offset`, `limit`, `sort=-orderDate`, and attribute filters "
+    "(`state=inProgress,held`, `orderDate.gt=2026-11-01`). Any first-level or dotted attribute "
+    "filters, with `.eq .ne .gt .gte .lt .lte`; the parameters below are the common ones. "
+    "200 when the answer holds every match, 206 when it is a page."
 )
 
 
@@ -63,26 +72,25 @@ def _url(request: Request, collection: str) -> str:
     return f"{base_url(request)}{BASE_PATH}/{collection}"
 
 
-def _request_body(model: type[schemas.TmfModel]) -> dict[str, Any]:
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}},
-        }
-    }
-
-
 @router.post(
     "/serviceOrder",
     status_code=201,
     summary="Creates a ServiceOrder",
-    responses={201: {"model": schemas.ServiceOrder}, **ERRORS},
-    openapi_extra=_request_body(schemas.ServiceOrderCreate),
+    operation_id="createServiceOrder",
+    responses=answers(201, 400, 413, 503, model=schemas.ServiceOrder),
+    openapi_extra=body(schemas.ServiceOrderCreate),
 )
 async def create_service_order(request: Request) -> Response:
     body = await read_json(request)
     check_types(schemas.ServiceOrderCreate, body)
-    order = await call_store(request, orders.create_order, body, write=True, ctx=context(request))
+    order = await call_store(
+        request,
+        orders.create_order,
+        body,
+        write=True,
+        ctx=context(request),
+        catalog_configured=not request.app.state.orders_need_catalog,
+    )
     ORDERS_CREATED.inc()
     href = f"{_url(request, 'serviceOrder')}/{order.id}"
     document = orjson.dumps(order.to_document()).decode()
@@ -92,8 +100,10 @@ async def create_service_order(request: Request) -> Response:
 @router.get(
     "/serviceOrder",
     summary="List or find ServiceOrder objects",
-    description=LIST_PARAMETERS,
-    responses={200: {"model": list[schemas.ServiceOrder]}, 206: {"description": "Partial page"}, **ERRORS},
+    description=LIST_DESCRIPTION,
+    operation_id="listServiceOrder",
+    responses=page_answers(schemas.ServiceOrder),
+    openapi_extra=list_parameters(ORDER_FILTERS),
 )
 def list_service_orders(request: Request) -> Response:
     query = list_query(request, enums={("state",): ORDER_STATES})
@@ -104,8 +114,9 @@ def list_service_orders(request: Request) -> Response:
 @router.get(
     "/serviceOrder/{id}",
     summary="Retrieves a ServiceOrder by ID",
-    description="`asOf=<date-time>` (provtrack extension): the order as it was at that moment.",
-    responses={200: {"model": schemas.ServiceOrder}, **ERRORS},
+    operation_id="retrieveServiceOrder",
+    responses=answers(200, 400, 404, model=schemas.ServiceOrder),
+    openapi_extra={"parameters": [fields_parameter(), AS_OF]},
 )
 async def retrieve_service_order(id: str, request: Request) -> Response:
     as_of = request.query_params.get("asOf")
@@ -126,16 +137,9 @@ async def retrieve_service_order(id: str, request: Request) -> Response:
     description=(
         f"`{MERGE_PATCH}` (RFC 7396; also accepted as `application/json`) or `{JSON_PATCH}` (RFC 6902)."
     ),
-    responses={200: {"model": schemas.ServiceOrder}, **ERRORS},
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                MERGE_PATCH: {"schema": {"$ref": "#/components/schemas/ServiceOrderUpdate"}},
-                JSON_PATCH: {"schema": {"type": "array", "items": {"type": "object"}}},
-            },
-        }
-    },
+    operation_id="patchServiceOrder",
+    responses=answers(200, 400, 404, 409, 413, 415, model=schemas.ServiceOrder),
+    openapi_extra=patch_body(schemas.ServiceOrderUpdate),
 )
 async def patch_service_order(id: str, request: Request) -> Response:
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -172,7 +176,8 @@ async def patch_service_order(id: str, request: Request) -> Response:
     "/serviceOrder/{id}",
     status_code=204,
     summary="Deletes a ServiceOrder (administration only)",
-    responses=ERRORS,
+    operation_id="deleteServiceOrder",
+    responses=answers(204, 404, 409),
 )
 def delete_service_order(id: str, request: Request) -> Response:
     orders.delete_order(_store(request), id, ctx=context(request))
@@ -190,8 +195,9 @@ def delete_service_order(id: str, request: Request) -> Response:
         "`requestedCancellationDate` in the future is honoured then. Preview it at "
         "`/provtrack/v1/serviceOrder/{id}/cancellationImpact`; see docs/cancellation.md."
     ),
-    responses={201: {"model": schemas.CancelServiceOrder}, **ERRORS},
-    openapi_extra=_request_body(schemas.CancelServiceOrderCreate),
+    operation_id="createCancelServiceOrder",
+    responses=answers(201, 400, 404, 409, 413, model=schemas.CancelServiceOrder),
+    openapi_extra=body(schemas.CancelServiceOrderCreate),
 )
 async def create_cancel_service_order(request: Request) -> Response:
     body = await read_json(request)
@@ -212,7 +218,10 @@ async def create_cancel_service_order(request: Request) -> Response:
 @router.get(
     "/cancelServiceOrder",
     summary="List or find CancelServiceOrder objects",
-    responses={200: {"model": list[schemas.CancelServiceOrder]}, **ERRORS},
+    description=LIST_DESCRIPTION,
+    operation_id="listCancelServiceOrder",
+    responses=page_answers(schemas.CancelServiceOrder),
+    openapi_extra=list_parameters(TASK_FILTERS),
 )
 def list_cancel_service_orders(request: Request) -> Response:
     query = accepted_as_acknowledged(list_query(request, enums={("state",): TASK_STATES}))
@@ -223,7 +232,9 @@ def list_cancel_service_orders(request: Request) -> Response:
 @router.get(
     "/cancelServiceOrder/{id}",
     summary="Retrieves a CancelServiceOrder by ID",
-    responses={200: {"model": schemas.CancelServiceOrder}, **ERRORS},
+    operation_id="retrieveCancelServiceOrder",
+    responses=answers(200, 400, 404, model=schemas.CancelServiceOrder),
+    openapi_extra=retrieve_parameters(),
 )
 async def retrieve_cancel_service_order(id: str, request: Request) -> Response:
     document = await call_store(request, orders.get_task_json, id)

@@ -13,7 +13,18 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from provtrack.api.errors import ApiError
+from provtrack.api.extension_schemas import (
+    InformationRequest,
+    PartnerOrderEvent,
+    TaskAssignment,
+    TaskCompletion,
+    TaskFailure,
+    TaskHandBack,
+    TaskNote,
+    WorkGroupDefinition,
+)
 from provtrack.api.http import base_url, context, json_response, read_json
+from provtrack.api.openapi import answers, body, header, page_answers, task_list_parameters
 from provtrack.domain.catalog import Catalog
 from provtrack.domain.tasks import TASK_FINAL, TaskState
 from provtrack.services import partners, tasks
@@ -22,6 +33,15 @@ from provtrack.services.ports import TaskSelection
 PREFIX = "/provtrack/v1"
 router = APIRouter(prefix=PREFIX, tags=["provtrack work queues and partners (extension)"])
 OPEN_STATES = frozenset(TaskState) - TASK_FINAL
+ACTOR = header("X-Actor", "the member acting (required to claim, start, complete, fail, ask)")
+ACTS = answers(200, 400, 404, 409, 413)  # a task action: refused by the task table or capacity: 409
+
+
+def _action(model: Any = None, *, required: bool = True) -> dict[str, Any]:
+    declared: dict[str, Any] = {"parameters": [ACTOR]}
+    if model is not None:
+        declared.update(body(model, required=required))
+    return declared
 
 
 def install_tasks(app: FastAPI) -> None:
@@ -103,12 +123,19 @@ def _list(request: Request, selection: TaskSelection) -> Response:
     return json_response(body, 200 if complete else 206, headers)
 
 
-@router.get("/task", summary="Manual tasks in queue order: priority, jeopardy (worst first), due date")
+@router.get(
+    "/task",
+    summary="Manual tasks in queue order: priority, jeopardy (worst first), due date",
+    responses=page_answers(None),
+    openapi_extra=task_list_parameters(with_work_group=True),
+)
 def list_tasks(request: Request) -> Response:
     return _list(request, _selection(request))
 
 
-@router.get("/task/{id}", summary="One manual task, with its expected start and finish")
+@router.get(
+    "/task/{id}", summary="One manual task, with its expected start and finish", responses=answers(200, 404)
+)
 def get_task(id: str, request: Request) -> Response:
     return _task_response(request, tasks.get_task(request.app.state.store, id, now=request.app.state.clock()))
 
@@ -137,13 +164,23 @@ def _required_text(body: dict[str, Any], name: str) -> str:
     return value
 
 
-@router.post("/task/{id}/assign", summary="Give a queued task to a member (`assignee`)")
+@router.post(
+    "/task/{id}/assign",
+    summary="Give a queued task to a member (`assignee`)",
+    responses=ACTS,
+    openapi_extra=_action(TaskAssignment),
+)
 async def assign_task(id: str, request: Request) -> Response:
     assignee = _required_text(await _body(request), "assignee")
     return await _act(request, tasks.assign_task, id, assignee, person=False)
 
 
-@router.post("/task/{id}/reassign", summary="Hand a task back from its holder and give it to `assignee`")
+@router.post(
+    "/task/{id}/reassign",
+    summary="Hand a task back from its holder and give it to `assignee`",
+    responses=ACTS,
+    openapi_extra=_action(TaskAssignment),
+)
 async def reassign_task(id: str, request: Request) -> Response:
     assignee = _required_text(await _body(request), "assignee")
     ctx = context(request, actor=_actor(request, person=False))
@@ -159,38 +196,66 @@ async def reassign_task(id: str, request: Request) -> Response:
     return _task_response(request, task)
 
 
-@router.post("/task/{id}/claim", summary="Take a queued task (the member is X-Actor)")
+@router.post(
+    "/task/{id}/claim",
+    summary="Take a queued task (the member is X-Actor); no body",
+    responses=answers(200, 400, 404, 409),
+    openapi_extra=_action(),
+)
 async def claim_task(id: str, request: Request) -> Response:
     return await _act(request, tasks.claim_task, id, person=True)
 
 
 @router.post(
-    "/task/{id}/start", summary="Start the task you hold (not before its appointment, within capacity)"
+    "/task/{id}/start",
+    summary="Start the task you hold (not before its appointment, within capacity); no body",
+    responses=answers(200, 400, 404, 409),
+    openapi_extra=_action(),
 )
 async def start_task(id: str, request: Request) -> Response:
     return await _act(request, tasks.start_task, id, person=True)
 
 
-@router.post("/task/{id}/note", summary="Add a note (`text`) to a task")
+@router.post(
+    "/task/{id}/note",
+    summary="Add a note (`text`) to a task",
+    responses=ACTS,
+    openapi_extra=_action(TaskNote),
+)
 async def note_task(id: str, request: Request) -> Response:
     text = _required_text(await _body(request), "text")
     return await _act(request, tasks.note_task, id, text, person=False)
 
 
-@router.post("/task/{id}/complete", summary="Complete the task you hold, with its `checklist` filled in")
+@router.post(
+    "/task/{id}/complete",
+    summary="Complete the task you hold, with its `checklist` filled in",
+    responses=ACTS,
+    openapi_extra=_action(TaskCompletion, required=False),
+)
 async def complete_task(id: str, request: Request) -> Response:
     checklist = (await _body(request)).get("checklist")
     return await _act(request, tasks.complete_task, id, checklist, person=True)
 
 
-@router.post("/task/{id}/fail", summary="Give the task up with a `reasonCode` (and a `reason`)")
+@router.post(
+    "/task/{id}/fail",
+    summary="Give the task up with a `reasonCode` (and a `reason`)",
+    responses=ACTS,
+    openapi_extra=_action(TaskFailure),
+)
 async def fail_task(id: str, request: Request) -> Response:
     body = await _body(request)
     reason = _text(body, "reason", required=False)
     return await _act(request, tasks.fail_task, id, body.get("reasonCode"), reason, person=True)
 
 
-@router.post("/task/{id}/handBack", summary="Put the task back in its group's queue (optional `reason`)")
+@router.post(
+    "/task/{id}/handBack",
+    summary="Put the task back in its group's queue (optional `reason`)",
+    responses=ACTS,
+    openapi_extra=_action(TaskHandBack, required=False),
+)
 async def hand_back_task(id: str, request: Request) -> Response:
     reason = _text(await _body(request), "reason", required=False)
     return await _act(request, tasks.hand_back_task, id, reason, person=False)
@@ -199,13 +264,17 @@ async def hand_back_task(id: str, request: Request) -> Response:
 @router.post(
     "/task/{id}/requestInformation",
     summary="Ask the customer for service characteristics (`informationRequired`); the order goes pending",
+    responses=ACTS,
+    openapi_extra=_action(InformationRequest),
 )
 async def request_information(id: str, request: Request) -> Response:
     wanted = (await _body(request)).get("informationRequired")
     return await _act(request, tasks.request_information, id, wanted, person=True)
 
 
-@router.get("/workGroup", summary="The work groups: the catalog's, and those defined here")
+@router.get(
+    "/workGroup", summary="The work groups: the catalog's, and those defined here", responses=answers(200)
+)
 def list_work_groups(request: Request) -> Response:
     groups = tasks.list_work_groups(request.app.state.store, _catalog(request))
     return json_response(orjson.dumps(groups).decode())
@@ -214,6 +283,8 @@ def list_work_groups(request: Request) -> Response:
 @router.put(
     "/workGroup/{name}",
     summary="Define a work group, or redefine one of the catalog's (members, capacity, working hours)",
+    responses=answers(200, 400, 413),
+    openapi_extra={"parameters": [ACTOR], **body(WorkGroupDefinition)},
 )
 async def define_work_group(name: str, request: Request) -> Response:
     body = await _body(request)
@@ -222,13 +293,22 @@ async def define_work_group(name: str, request: Request) -> Response:
     return json_response(orjson.dumps(group).decode())
 
 
-@router.get("/workGroup/{name}", summary="A work group: members, capacity, working hours, load")
+@router.get(
+    "/workGroup/{name}",
+    summary="A work group: members, capacity, working hours, load",
+    responses=answers(200, 404),
+)
 def get_work_group(name: str, request: Request) -> Response:
     view = tasks.work_group_view(request.app.state.store, _catalog(request), name)
     return json_response(orjson.dumps(view).decode())
 
 
-@router.get("/workGroup/{name}/queue", summary="The group's open tasks, most urgent first")
+@router.get(
+    "/workGroup/{name}/queue",
+    summary="The group's open tasks, most urgent first",
+    responses=page_answers(None, 404),
+    openapi_extra=task_list_parameters(with_work_group=False),
+)
 def work_queue(name: str, request: Request) -> Response:
     tasks.work_group_view(request.app.state.store, _catalog(request), name)  # 404 for an unknown group
     selection = _selection(request, work_group=name)
@@ -237,9 +317,19 @@ def work_queue(name: str, request: Request) -> Response:
     return _list(request, selection)
 
 
-@router.post("/partner/{partner}/listener", status_code=204, summary="TMF641 listener for a partner's events")
 @router.post(
-    "/partner/{partner}/listener/{event_type}", status_code=204, summary="TMF641 listener (per event name)"
+    "/partner/{partner}/listener",
+    status_code=204,
+    summary="TMF641 listener for a partner's events",
+    responses=answers(204, 400, 404, 413),
+    openapi_extra=body(PartnerOrderEvent),
+)
+@router.post(
+    "/partner/{partner}/listener/{event_type}",
+    status_code=204,
+    summary="TMF641 listener (per event name)",
+    responses=answers(204, 400, 404, 413),
+    openapi_extra=body(PartnerOrderEvent),
 )
 async def partner_listener(partner: str, request: Request, event_type: str | None = None) -> Response:
     """A partner's notification only makes provtrack read the partner's order now: nothing in it

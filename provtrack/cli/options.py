@@ -109,6 +109,25 @@ def checked(build: Callable[[], T]) -> T:
         raise typer.Exit(1) from None
 
 
+def require_free_port(host: str, port: int, what: str) -> None:
+    """End the command before it says anything else when `host:port` cannot be listened on."""
+    import socket
+
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            probe.bind((host, port))
+    except OSError as exc:
+        console.print(
+            f"cannot listen on {host}:{port} for {what}: {exc.strerror or exc}; "
+            "is another provtrack (or another program) using it? Stop it or choose another port.",
+            markup=False,
+            highlight=False,
+        )
+        raise typer.Exit(1) from None
+
+
 def redact(url: str) -> str:
     from sqlalchemy.engine import make_url
 

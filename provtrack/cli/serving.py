@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from provtrack.cli.options import CatalogOption, DatabaseOption, checked, console, redact, settings_from
+from provtrack.cli.options import (
+    CatalogOption,
+    DatabaseOption,
+    checked,
+    console,
+    redact,
+    require_free_port,
+    settings_from,
+)
 from provtrack.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from provtrack.simulator.demo_orders import CustomerOrders
+
+BASE_PATH = "/tmf-api/serviceOrdering/v4"
 
 
 def serve(  # noqa: PLR0917 - Typer maps each parameter to an option
@@ -39,6 +56,15 @@ def serve(  # noqa: PLR0917 - Typer maps each parameter to an option
             show_default=False,
         ),
     ] = None,
+    live: Annotated[
+        bool | None,
+        typer.Option(
+            "--live/--no-live",
+            help="show orders per state and each state change as they happen (a panel on a terminal, "
+            "lines elsewhere); default on with --demo",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Migrate the database and serve the TMF641 API (docs at /docs)."""
     import gc
@@ -51,26 +77,75 @@ def serve(  # noqa: PLR0917 - Typer maps each parameter to an option
         host=host, port=port, database_url=database, catalog=catalog, serve_worker=worker
     )
     configure_logging(settings.log_level)
+    require_free_port(settings.host, settings.port, "the API (--port)")
     if demo:
+        require_free_port("127.0.0.1", settings.demo_simulator_port, "the demo's simulated systems")
+        require_free_port("127.0.0.1", settings.demo_partner_port, "the demo's simulated partners")
         settings = _start_demo(settings)
+    else:
+        say_if_no_catalog(settings)
     assembly = checked(lambda: Assembly.build(settings, migrate=True))
     application = assembly.app(with_worker=settings.serve_worker)
-    console.print(
-        f"provtrack serving on http://{settings.host}:{settings.port} "
-        f"(API /tmf-api/serviceOrdering/v4, docs /docs) with {redact(settings.database_url)}"
-    )
-    console.print(f"dashboard: http://{settings.host}:{settings.port}/")
+    for line in banner(settings):
+        console.print(line, markup=False, highlight=False)
     # What was built so far lives as long as the process: out of the collector's way, a full
     # collection walks only what requests create (it put tens of ms into the dashboard's p99).
     gc.collect()
     gc.freeze()
-    uvicorn.run(
-        application,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        access_log=settings.access_log,
+    with _live_view(assembly.store.engine, settings, on=demo if live is None else live):
+        uvicorn.run(
+            application,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            access_log=settings.access_log,
+        )
+
+
+def banner(settings: Settings) -> list[str]:
+    """What `serve` says it serves: the database, and the URLs worth opening, each whole on a line."""
+    base = settings.public_url or f"http://{_reachable(settings.host)}:{settings.port}"
+    orders = f"{base}{BASE_PATH}/serviceOrder"
+    return [
+        f"provtrack serving on {base} with {redact(settings.database_url)}",
+        f"  dashboard     {base}/",
+        f"  API docs      {base}/docs  (ReDoc: {base}/redoc)",
+        f"  TMF641 API    {orders}",
+        f"  watch orders  {orders}?fields=state,externalId,expectedCompletionDate",
+        f"  task queues   {base}/provtrack/v1/task?state=queued,assigned,inProgress",
+    ]
+
+
+def say_if_no_catalog(settings: Settings) -> None:
+    """Without a catalog nothing can be planned: say so first, and what becomes of orders."""
+    if settings.catalog:
+        return
+    if settings.accept_orders_without_catalog:
+        consequence = "it accepts orders and leaves them acknowledged until it runs with one"
+    else:
+        consequence = "so it refuses them (503 NO_CATALOG)"
+    console.print(
+        f"[bold red]no provisioning catalog[/bold red]: provtrack cannot plan orders, {consequence}; "
+        "give one with --catalog FILE, PROVTRACK_CATALOG or --demo",
+        markup=True,
+        highlight=False,
     )
+
+
+def _reachable(host: str) -> str:
+    """An address to put in a URL: a wildcard listener is reached on loopback from this machine."""
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+
+
+@contextmanager
+def _live_view(engine: Engine, settings: Settings, *, on: bool) -> Iterator[None]:
+    if not on:
+        yield
+        return
+    from provtrack.cli.live_view import LiveView
+
+    with LiveView(engine, summary_every=settings.live_summary_seconds).running():
+        yield
 
 
 def worker(database: DatabaseOption = None, catalog: CatalogOption = None) -> None:
@@ -82,6 +157,7 @@ def worker(database: DatabaseOption = None, catalog: CatalogOption = None) -> No
 
     settings = settings_from(database_url=database, catalog=catalog)
     configure_logging(settings.log_level)
+    say_if_no_catalog(settings)
     assembly = checked(lambda: Assembly.build(settings, migrate=True))
     stop = threading.Event()  # a signal asks; the worker then finishes its running jobs
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -106,14 +182,14 @@ def _start_demo(settings: Settings) -> Settings:
     import os
     import threading
 
-    from provtrack.simulator.demo_orders import CustomerOrders, feed_orders
+    from provtrack.simulator.demo_orders import CustomerOrders
     from provtrack.simulator.partner_ordering import PartnerBehaviour, PartnerOrderingSimulator
     from provtrack.simulator.product_ordering import BASE, MOUNT, ProductOrderingSimulator
     from provtrack.simulator.resource_ordering import Behaviour, ResourceOrderingSimulator
     from provtrack.simulator.serving import serving_in_thread
-    from provtrack.simulator.work_force import run_work_force
 
-    simulator = ResourceOrderingSimulator(Behaviour(delay=4.0, failure_rate=0.05, hold_rate=0.05))
+    behaviour = Behaviour(delay=settings.demo_system_delay_seconds, failure_rate=0.05, hold_rate=0.05)
+    simulator = ResourceOrderingSimulator(behaviour)
     application = simulator.app()
     application.mount(MOUNT, ProductOrderingSimulator().app())  # the customer order system (TMF622)
     serving = serving_in_thread(application, host="127.0.0.1", port=settings.demo_simulator_port)
@@ -128,24 +204,17 @@ def _start_demo(settings: Settings) -> Settings:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     own = f"http://{settings.host}:{settings.port}"
     product_ordering = f"{base}{MOUNT}{BASE}"
-    feed = {
-        "base_url": own,
-        "every": 3.0,
-        "count": None,
-        "customer_orders": CustomerOrders(product_ordering, cancel_share=0.1),
-    }
-    for name, target, kwargs in (
-        ("provtrack-demo-feed", feed_orders, feed),
-        ("provtrack-demo-work-force", run_work_force, {"base_url": own}),
+    every = settings.demo_order_every_seconds
+    customer_orders = CustomerOrders(product_ordering, cancel_share=0.1)
+    for name, target, args in (
+        ("provtrack-demo-feed", _feed, (own, every, customer_orders)),
+        ("provtrack-demo-work-force", _work, (own,)),
     ):
-        threading.Thread(
-            target=target, kwargs={**kwargs, "stop": threading.Event()}, name=name, daemon=True
-        ).start()
+        threading.Thread(target=target, args=args, name=name, daemon=True).start()
     console.print(
-        f"demo: simulated systems at {base}, partners at {partner_base}, a new order every 3 s (one customer "
-        f"order in ten cancelled) and a work force working the queues; watch "
-        f"{own}/provtrack/v1/task?state=queued,assigned,inProgress and "
-        f"{own}/tmf-api/serviceOrdering/v4/serviceOrder?fields=state,externalId,expectedCompletionDate"
+        f"demo: simulated systems at {base}, partners at {partner_base}, a new order every {every:g} s "
+        "(one customer order in ten cancelled) and a work force working the queues",
+        highlight=False,
     )
     return settings.model_copy(
         update={
@@ -156,3 +225,27 @@ def _start_demo(settings: Settings) -> Settings:
             "policy": settings.policy or "demo",
         }
     )
+
+
+def _feed(base_url: str, every: float, customer_orders: CustomerOrders) -> None:
+    """The demo's order feed, beside the server in this process, until the process ends."""
+    import threading
+
+    import structlog
+
+    from provtrack.simulator.demo_orders import ServerUnreachable, feed_orders
+
+    stop = threading.Event()
+    try:
+        feed_orders(base_url, every=every, count=None, stop=stop, wait=60.0, customer_orders=customer_orders)
+    except ServerUnreachable as exc:
+        structlog.get_logger("provtrack.demo").error("demo order feed stopped", reason=str(exc))
+
+
+def _work(base_url: str) -> None:
+    """The demo's simulated work force, working the task queues until the process ends."""
+    import threading
+
+    from provtrack.simulator.work_force import run_work_force
+
+    run_work_force(base_url=base_url, stop=threading.Event())

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from provtrack.cli.options import console
+from provtrack.cli.options import console, require_free_port
 
 
 def simulate(
@@ -49,6 +49,7 @@ def simulate(
 
         port = port or 8653
         partners = PartnerOrderingSimulator(PartnerBehaviour(day_seconds=day_seconds, seed=seed))
+        require_free_port(host, port, "the partner simulator (--port)")
         console.print(
             f"provtrack partner simulator on http://{host}:{port}/<partner>/tmf-api/serviceOrdering/v4"
         )
@@ -64,6 +65,7 @@ def simulate(
         delay=delay, failure_rate=failure_rate, hold_rate=hold_rate, instant=instant, seed=seed
     )
     application = ResourceOrderingSimulator(behaviour).app()
+    require_free_port(host, port, "the simulator (--port)")
     console.print(
         f"provtrack simulator on http://{host}:{port}/<system>/tmf-api/resourceOrderingManagement/v4"
     )
@@ -73,10 +75,11 @@ def simulate(
     uvicorn.run(application, host=host, port=port, log_level="warning")
 
 
-def demo_feed(
+def demo_feed(  # noqa: PLR0917 - Typer maps each parameter to an option
     url: Annotated[str, typer.Option(help="the provtrack server to feed")] = "http://127.0.0.1:8641",
     every: Annotated[float, typer.Option(help="seconds between two orders")] = 3.0,
     count: Annotated[int | None, typer.Option(help="stop after this many orders")] = None,
+    wait: Annotated[float, typer.Option(help="seconds to wait for the server to answer first")] = 10.0,
     product_ordering_url: Annotated[
         str | None,
         typer.Option(
@@ -87,17 +90,26 @@ def demo_feed(
         float, typer.Option(help="with --product-ordering-url: share of customer orders cancelled soon after")
     ] = 0.1,
 ) -> None:
-    """Feed a running server a steady stream of realistic orders (FTTH, E-Line, SD-WAN, SIM, IPTV)."""
+    """Feed a running server a steady stream of realistic orders (FTTH, E-Line, SD-WAN, SIM, IPTV).
+
+    Ends with the orders accepted and refused; exit status 1 if any was refused or no server answers.
+    """
     import threading
 
-    from provtrack.simulator.demo_orders import CustomerOrders, feed_orders
+    from provtrack.simulator.demo_orders import CustomerOrders, ServerUnreachable, feed_orders
 
     customer_orders = CustomerOrders(product_ordering_url, cancel_share) if product_ordering_url else None
-    console.print(f"feeding {url} an order every {every}s (Ctrl-C to stop)")
+    console.print(f"feeding {url} an order every {every:g} s (Ctrl-C to stop)", highlight=False)
     try:
-        sent = feed_orders(
-            url, every=every, count=count, stop=threading.Event(), customer_orders=customer_orders
+        fed = feed_orders(
+            url, every=every, count=count, stop=threading.Event(), wait=wait, customer_orders=customer_orders
         )
     except KeyboardInterrupt:
         return
-    console.print(f"{sent} orders sent")
+    except ServerUnreachable as exc:
+        console.print(f"[red]demo stopped[/red]: {exc}", markup=True, highlight=False)
+        raise typer.Exit(1) from None
+    console.print(f"{fed.accepted} orders accepted, {fed.refused} refused", highlight=False)
+    if fed.refused:
+        console.print(f"last refusal: {fed.last_refusal}", markup=False, highlight=False)
+        raise typer.Exit(1)

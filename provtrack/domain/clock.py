@@ -31,7 +31,10 @@ def parse_datetime(text: str) -> datetime:
         raise InvalidDateTime(f"{text!r} is not an ISO 8601 date-time") from exc
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:00:00-05:00 is past the last date Python can hold in UTC
+        raise InvalidDateTime(f"{text!r} is out of range once converted to UTC") from None
 
 
 def normalise_datetime(text: str) -> str:

@@ -134,7 +134,9 @@ def _check_item(path: str, item: Any, seen: dict[str, str], *, refuse_server_own
             f"{path}.service.id", f"is required for action {action}: it names the service to change"
         )
     quantity = item.get("quantity")
-    if quantity is not None and (not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 1):
+    # JSON Schema counts 3.0 as an integer, and so do the clients generated from the API's schema.
+    whole = isinstance(quantity, int) or (isinstance(quantity, float) and quantity.is_integer())
+    if quantity is not None and (not whole or isinstance(quantity, bool) or quantity < 1):
         raise InvalidOrder(f"{path}.quantity", "must be a positive integer")
 
 

@@ -17,7 +17,20 @@ from provtrack.services.unit_of_work import change_order
 PLAN_ORDER_JOB = "provisioning.plan"  # the engine checks a new order against the catalog and plans it
 
 
-def create_order(store: Store, body: Any, *, ctx: Context) -> ServiceOrder:
+class NoCatalog(Exception):
+    """This process has no provisioning catalog: an order accepted now could never be planned."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "provtrack has no provisioning catalog, so it cannot plan orders and accepts none: "
+            "start it with --catalog FILE (or --demo); orders will be taken as soon as it has one"
+        )
+
+
+def create_order(store: Store, body: Any, *, ctx: Context, catalog_configured: bool = True) -> ServiceOrder:
+    """Accept an order and schedule its planning; refused (NoCatalog) where no catalog could plan it."""
+    if not catalog_configured:
+        raise NoCatalog()
     checked = validate_new_order(body)
     order = ServiceOrder.accept(checked, order_id=ctx.new_id(), now=ctx.now, actor=ctx.actor)
     with store.transaction(write=True) as tx:

@@ -6,6 +6,7 @@ committed together. Nothing here talks to the network: the engine's handlers do,
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,6 +28,7 @@ from provtrack.domain.partners import DISPATCH_JOB as PARTNER_DISPATCH_JOB
 from provtrack.domain.partners import partner_order_request
 from provtrack.domain.plan import OrderNotFeasible, Plan
 from provtrack.domain.plan_building import template_values
+from provtrack.domain.query import Condition, Query, SortKey, Value
 from provtrack.domain.states import OrderState
 from provtrack.domain.tasks import open_task
 from provtrack.services.orders import PLAN_ORDER_JOB
@@ -137,6 +139,28 @@ def plan_order(
         return plan, Planned(outcome, dispatch_now)
 
     return plan_order_change(store, order_id, build, ctx=ctx)
+
+
+def plan_stranded_orders(store: Store, *, ctx: Context, batch: int = 500) -> list[str]:
+    """Orders accepted while no catalog could plan them (still `acknowledged`, no plan, their planning
+    job given up): planning is asked again, now that there is a catalog. Returns their ids."""
+    acknowledged = (Condition(("state",), "eq", (Value("text", OrderState.ACKNOWLEDGED.value),)),)
+    stranded: list[str] = []
+    offset = 0
+    with store.transaction(write=False) as tx:
+        while True:
+            page = tx.list_orders(Query(acknowledged, (SortKey(("orderDate",), False),), offset, batch))
+            ids = [json.loads(document)["id"] for document in page.documents]
+            stranded += [order_id for order_id in ids if tx.plans.get(order_id) is None]
+            offset += batch
+            if offset >= page.total or not ids:
+                break
+    if stranded:
+        now = _now(ctx)
+        with store.transaction(write=True) as tx:
+            for order_id in stranded:
+                tx.schedule_job(JobRequest(PLAN_JOB, order_id, now), now=now)
+    return stranded
 
 
 def start_order(store: Store, order_id: str, *, ctx: Context, catalog: Catalog | None = None) -> None:

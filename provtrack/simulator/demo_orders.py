@@ -154,6 +154,19 @@ class CustomerOrders:
     cancel_after: tuple[float, float] = (2.0, 12.0)  # seconds, drawn uniformly
 
 
+class ServerUnreachable(Exception):
+    """The server to feed does not answer (or is not provtrack), within the bounded wait."""
+
+
+@dataclass(frozen=True, slots=True)
+class Fed:
+    """What a feed did: orders the server accepted (201), refused (with the last refusal's words)."""
+
+    accepted: int
+    refused: int
+    last_refusal: str | None = None
+
+
 def feed_orders(
     base_url: str,
     *,
@@ -162,33 +175,59 @@ def feed_orders(
     stop: threading.Event,
     seed: int | None = None,
     customer_orders: CustomerOrders | None = None,
-) -> int:
-    """POST a demo order every `every` seconds until `stop` (or `count` orders); returns how many.
+    wait: float = 10.0,
+    attempts: int = 3,
+) -> Fed:
+    """POST a demo order every `every` seconds until `stop` (or `count` orders answered). Waits at
+    most `wait` seconds for the server to answer first, and gives up after `attempts` orders in a
+    row that got no answer: ServerUnreachable says why.
 
     With `customer_orders`, each service order comes from a product order created there (named in
     its `orderRelationship`), and a share of those are cancelled there soon after: provtrack, told by
     the product ordering API, cancels the service orders (docs/cancellation.md)."""
     rng = random.Random(seed)
-    sent = 0
+    accepted = refused = unanswered = 0
+    last_refusal: str | None = None
     cancellations: list[tuple[float, str, str]] = []  # (when, product order id, reason)
     with httpx.Client(base_url=base_url, timeout=10) as client:
-        _wait_until_serving(client, stop)
-        while not stop.is_set() and (count is None or sent < count):
+        _wait_until_serving(client, stop, wait=wait)
+        while not stop.is_set() and (count is None or accepted + refused < count):
             try:
                 visit = datetime.now(UTC) + timedelta(seconds=rng.randint(10, 30))
                 body = book_visits(demo_order(rng), visit)
                 if customer_orders is not None:
                     body = _from_customer_order(client, body, rng, customer_orders, cancellations)
                 response = client.post(ORDERS_PATH, json=body)
-                if response.status_code != 201:
-                    log.warning("demo order refused", status=response.status_code, body=response.text[:300])
-                sent += 1
                 if customer_orders is not None:
                     _cancel_due(client, customer_orders, cancellations)
             except httpx.HTTPError as exc:
+                unanswered += 1
                 log.warning("demo order not sent", error=str(exc))
+                if unanswered >= attempts:
+                    raise ServerUnreachable(
+                        f"{base_url} stopped answering ({unanswered} orders in a row): {exc}"
+                    ) from None
+                stop.wait(min(every, 1.0) * unanswered)
+                continue
+            unanswered = 0
+            if response.status_code == 201:
+                accepted += 1
+            else:
+                refused += 1
+                last_refusal = _refusal(response)
+                log.warning("demo order refused", status=response.status_code, reason=last_refusal)
             stop.wait(every)
-    return sent
+    return Fed(accepted, refused, last_refusal)
+
+
+def _refusal(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return f"{response.status_code}: {response.text[:200]}"
+    if isinstance(body, dict) and "code" in body:
+        return f"{response.status_code} {body['code']}: {body.get('message', '')}"
+    return f"{response.status_code}: {response.text[:200]}"
 
 
 def _from_customer_order(
@@ -225,13 +264,18 @@ def _cancel_due(
         log.info("demo customer order cancelled", product_order=product_order_id, reason=reason)
 
 
-def _wait_until_serving(client: httpx.Client, stop: threading.Event, *, attempts: int = 100) -> None:
-    """The feeder starts beside the server: wait (bounded) until it answers before sending."""
-    for _ in range(attempts):
+def _wait_until_serving(client: httpx.Client, stop: threading.Event, *, wait: float) -> None:
+    """The feeder may start beside the server: wait (at most `wait` seconds) until it answers."""
+    deadline = time.monotonic() + wait
+    problem = "no answer"
+    while not stop.is_set():
         try:
-            if client.get("/provtrack/v1/health").status_code == 200:
+            health = client.get("/provtrack/v1/health")
+            if health.status_code == 200:
                 return
-        except httpx.HTTPError:
-            pass
-        if stop.wait(0.1):
-            return
+            problem = f"GET /provtrack/v1/health answered {health.status_code}: is it a provtrack server?"
+        except httpx.HTTPError as exc:
+            problem = str(exc) or type(exc).__name__
+        if time.monotonic() >= deadline:
+            raise ServerUnreachable(f"no provtrack answers at {client.base_url} after {wait:g} s ({problem})")
+        stop.wait(0.1)

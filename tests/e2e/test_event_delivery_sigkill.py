@@ -26,6 +26,7 @@ def server(tmp_path: Path, database: str, port: int, name: str) -> Iterator[subp
     env = {
         **os.environ,
         "PROVTRACK_EVENTS_CALLBACK_ALLOW": "127.0.0.1",
+        "PROVTRACK_ACCEPT_ORDERS_WITHOUT_CATALOG": "true",  # events only: no plan, no engine
         "PROVTRACK_WORKER_LEASE_SECONDS": "1",
         "PROVTRACK_WORKER_POLL_SECONDS": "0.1",
         "PROVTRACK_LOG_LEVEL": "warning",

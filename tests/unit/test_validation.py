@@ -160,8 +160,16 @@ def test_a_quantity_must_be_a_positive_integer(quantity: Any) -> None:
     assert refusal(order_body(item("1", quantity=quantity))).path == "serviceOrderItem[0].quantity"
 
 
-def test_a_positive_quantity_is_accepted() -> None:
-    validate_new_order(order_body(item("1", quantity=3)))
+@pytest.mark.parametrize("quantity", [3, 3.0])
+def test_a_positive_quantity_is_accepted_written_as_json_schema_counts_integers(quantity: Any) -> None:
+    validate_new_order(order_body(item("1", quantity=quantity)))
+
+
+def test_a_date_past_the_last_utc_instant_is_refused_not_crashed_on() -> None:
+    refused = refusal(order_body(requestedStartDate="9999-12-31T23:00:00-05:00"))
+
+    assert refused.path == "requestedStartDate"
+    assert "out of range" in str(refused)
 
 
 def test_item_ids_are_unique_within_the_order() -> None:
