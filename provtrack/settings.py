@@ -22,6 +22,14 @@ class Settings(BaseSettings):
     max_limit: int = Field(default=1000, description="largest page a list request may ask for")
     default_limit: int = Field(default=100, description="page size when a list request gives no limit")
     max_body_bytes: int = Field(default=1024 * 1024, description="largest request body accepted")
+    max_depth: int = Field(default=32, description="deepest nesting of objects and arrays in a body")
+    max_string_length: int = Field(default=16_384, description="longest string value in a body or a filter")
+    max_items_per_order: int = Field(default=100, description="order items in one order, nested included")
+    max_characteristics_per_service: int = Field(
+        default=200, description="serviceCharacteristic entries of one service"
+    )
+    max_sort_terms: int = Field(default=8, description="attributes in one `sort=`")
+    max_filter_terms: int = Field(default=20, description="attribute filters in one list query")
     serve_worker: bool = Field(
         default=True, description="`provtrack serve` runs the job worker in its own process too"
     )

@@ -13,6 +13,7 @@ from provtrack.api import hub, operations, service_orders
 from provtrack.api.errors import install_error_handlers
 from provtrack.api.http import BodyLimit
 from provtrack.api.jeopardy import install_jeopardy
+from provtrack.api.limits import InputGuard, limits_from
 from provtrack.api.provisioning import install_provisioning
 from provtrack.domain.catalog import Catalog
 from provtrack.services.jeopardy import JeopardyMonitor
@@ -53,6 +54,7 @@ def create_app(
     app.state.worker_in_process = worker_in_process
     app.state.catalog = catalog  # the TMF652 listener and activity actions need the systems
     app.state.jeopardy = jeopardy  # the jeopardy extension API reads its policy
+    app.state.limits = limits_from(settings)
     app.include_router(service_orders.router)
     hub.install(app)
     install_provisioning(app)
@@ -61,6 +63,7 @@ def create_app(
     install_error_handlers(app)
     install_openapi(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(InputGuard)
     return app
 
 

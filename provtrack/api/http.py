@@ -9,12 +9,14 @@ import orjson
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from provtrack.adapters.clock import new_id
-from provtrack.api.errors import JSON, ApiError, error_response, format_location
+from provtrack.api.errors import JSON, ApiError, ClientGone, error_response, format_location
 from provtrack.domain.clock import format_datetime
+from provtrack.domain.limits import check_document
 from provtrack.domain.query import FieldTree, Query, parse_fields, parse_query, select_fields
 from provtrack.services.ports import Context, Page
 from provtrack.settings import Settings
@@ -51,15 +53,32 @@ def context(request: Request, actor: str = "api") -> Context:
 
 
 async def read_json(request: Request) -> Any:
-    body = await request.body()
+    """The body as JSON: a JSON media type (415 otherwise), parsed, and within the limits
+    (domain/limits.py: depth, strings, no NUL), checked before anything else reads it."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json" and not (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    ):
+        raise ApiError(
+            415,
+            "UNSUPPORTED_MEDIA_TYPE",
+            "Unsupported media type",
+            f"the body must be JSON (application/json), not {media_type[:100] or 'a body without Content-Type'}",
+        )
+    try:
+        body = await request.body()
+    except ClientDisconnect:
+        raise ClientGone() from None
     if not body:
         raise ApiError(400, "MALFORMED_BODY", "Malformed request body", "the request has no body")
     try:
-        return orjson.loads(body)
+        document = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise ApiError(
             400, "MALFORMED_BODY", "Malformed request body", f"the body is not valid JSON: {exc}"
         ) from None
+    check_document(document, request.app.state.limits)
+    return document
 
 
 def check_types(model: type[BaseModel], body: Any) -> None:
@@ -108,6 +127,7 @@ def list_query(request: Request, enums: dict[tuple[str, ...], tuple[str, ...]] |
         default_limit=settings.default_limit,
         max_limit=settings.max_limit,
         enums=enums,
+        limits=request.app.state.limits,
     )
 
 

@@ -19,6 +19,7 @@ from provtrack.services import events
 from provtrack.settings import Settings
 
 EXTENSION_PATH = "/provtrack/v1"
+MAX_OVERLAP = 366 * 24 * 3600  # a year: a rotation that overlaps longer is not a rotation
 
 router = APIRouter(prefix=BASE_PATH, tags=["TMF641 notification hub"])
 extensions = APIRouter(prefix=EXTENSION_PATH, tags=["provtrack extensions"])
@@ -136,10 +137,17 @@ def list_listeners(request: Request) -> Response:
     responses=ERRORS,
 )
 async def rotate_secret(id: str, request: Request) -> Response:
-    body = orjson.loads(await request.body() or b"{}")
+    body = await read_json(request) if await request.body() else {}
     overlap = body.get("overlapSeconds") if isinstance(body, dict) else None
-    if overlap is not None and (not isinstance(overlap, int | float) or overlap < 0):
-        raise ApiError(400, "INVALID_VALUE", "Invalid request", "overlapSeconds: must be a number >= 0")
+    if overlap is not None and (
+        not isinstance(overlap, int | float) or isinstance(overlap, bool) or not 0 <= overlap <= MAX_OVERLAP
+    ):
+        raise ApiError(
+            400,
+            "INVALID_VALUE",
+            "Invalid request",
+            f"overlapSeconds: must be a number from 0 to {MAX_OVERLAP}",
+        )
     subscription = await run_in_threadpool(
         events.rotate_secret,
         _store(request),
@@ -184,8 +192,13 @@ async def replay_dead_letters(request: Request) -> Response:
     subscription = body.get("subscription") if isinstance(body, dict) else None
     if ids is None and subscription is None:
         raise ApiError(400, "INVALID_VALUE", "Invalid request", "give ids (a list) or subscription (an id)")
-    if ids is not None and not (isinstance(ids, list) and all(isinstance(i, int) for i in ids)):
+    if ids is not None and not (
+        isinstance(ids, list)
+        and all(isinstance(i, int) and not isinstance(i, bool) and 0 < i < 2**63 for i in ids)
+    ):
         raise ApiError(400, "INVALID_VALUE", "Invalid request", "ids: must be a list of dead letter ids")
+    if subscription is not None and not isinstance(subscription, str):
+        raise ApiError(400, "INVALID_VALUE", "Invalid request", "subscription: must be a subscription id")
     queued = await run_in_threadpool(
         events.replay_dead_letters,
         _store(request),

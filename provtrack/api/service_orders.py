@@ -25,6 +25,7 @@ from provtrack.api.http import (
 )
 from provtrack.api.operations import ORDERS_CREATED
 from provtrack.domain.clock import InvalidDateTime, normalise_datetime
+from provtrack.domain.limits import check_order_size
 from provtrack.domain.states import OrderState, TaskState
 from provtrack.services import events, orders
 
@@ -80,6 +81,7 @@ def _request_body(model: type[schemas.TmfModel]) -> dict[str, Any]:
 async def create_service_order(request: Request) -> Response:
     body = await read_json(request)
     check_types(schemas.ServiceOrderCreate, body)
+    check_order_size(body, request.app.state.limits)
     order = await call_store(request, orders.create_order, body, write=True, ctx=context(request))
     ORDERS_CREATED.inc()
     href = f"{_url(request, 'serviceOrder')}/{order.id}"
@@ -142,7 +144,7 @@ async def patch_service_order(id: str, request: Request) -> Response:
             415,
             "UNSUPPORTED_MEDIA_TYPE",
             "Unsupported media type",
-            f"PATCH takes {MERGE_PATCH} or {JSON_PATCH}, not {media_type or 'a body without Content-Type'}",
+            f"PATCH takes {MERGE_PATCH} or {JSON_PATCH}, not {media_type[:100] or 'a body without Content-Type'}",
         )
     patch = await read_json(request)
     json_patch = media_type == JSON_PATCH
@@ -153,7 +155,15 @@ async def patch_service_order(id: str, request: Request) -> Response:
         if patch.get("href") == f"{_url(request, 'serviceOrder')}/{id}":
             del patch["href"]  # a client sending back the order as it read it: href unchanged
     order = await call_store(
-        request, orders.patch_order, id, patch, json_patch=json_patch, write=True, ctx=context(request)
+        request,
+        orders.patch_order,
+        id,
+        patch,
+        json_patch=json_patch,
+        write=True,
+        ctx=context(request),
+        limits=request.app.state.limits,
+        check=lambda changed: check_types(schemas.ServiceOrderUpdate, changed),
     )
     document = orjson.dumps(order.to_document()).decode()
     return json_response(render(document, f"{_url(request, 'serviceOrder')}/{id}", fields_of(request)))

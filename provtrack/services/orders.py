@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from provtrack.domain.cancellation import (
@@ -11,6 +12,7 @@ from provtrack.domain.cancellation import (
 )
 from provtrack.domain.clock import parse_datetime
 from provtrack.domain.jobs import JobRequest
+from provtrack.domain.limits import DEFAULT_LIMITS, Limits
 from provtrack.domain.model import ServiceOrder
 from provtrack.domain.patching import apply_json_patch, apply_update, merge_patch
 from provtrack.domain.plan import Plan
@@ -45,11 +47,25 @@ def list_orders(store: Store, query: Query) -> Page:
         return tx.list_orders(query)
 
 
-def patch_order(store: Store, order_id: str, patch: Any, *, json_patch: bool, ctx: Context) -> ServiceOrder:
+def patch_order(
+    store: Store,
+    order_id: str,
+    patch: Any,
+    *,
+    json_patch: bool,
+    ctx: Context,
+    limits: Limits = DEFAULT_LIMITS,
+    check: Callable[[dict[str, Any]], None] | None = None,
+) -> ServiceOrder:
+    """A merge patch or a JSON patch; either way the attributes it changes are checked as they come
+    out of it (`check`: the API's schema of ServiceOrder_Update, then the TMF641 rules)."""
+
     def change(_tx: Transaction, order: ServiceOrder, _plan: Plan | None) -> ServiceOrder:
         document = order.to_document()
-        after = apply_json_patch(document, patch) if json_patch else merge_patch(document, patch)
-        apply_update(order, after, now=ctx.now, actor=ctx.actor)
+        after = apply_json_patch(document, patch, limits) if json_patch else merge_patch(document, patch)
+        if check is not None:
+            check({k: v for k, v in after.items() if v is not None and document.get(k) != v})
+        apply_update(order, after, now=ctx.now, actor=ctx.actor, limits=limits)
         return order
 
     return change_order(store, order_id, change, ctx=ctx)
