@@ -31,13 +31,16 @@ from provtrack.adapters.tmf652 import ResourceOrderingClient
 from provtrack.adapters.webhooks import HttpSender
 from provtrack.api.app import create_app
 from provtrack.api.hub import events_config
+from provtrack.api.jwt import jwt_verifier
+from provtrack.api.security import Authenticator, Tokens
 from provtrack.domain.catalog import Catalog
 from provtrack.domain.clock import format_datetime
 from provtrack.engine.events import EventDelivery
 from provtrack.engine.jeopardy import JeopardyEngine
 from provtrack.engine.provisioning import ProvisioningEngine
+from provtrack.engine.trust import TrustMaintenance
 from provtrack.engine.worker import Handler, JobHandlers, Worker
-from provtrack.services import delivery, events, provisioning
+from provtrack.services import delivery, events, idempotency, provisioning
 from provtrack.services.jeopardy import JeopardyMonitor
 from provtrack.services.ports import Context
 from provtrack.settings import Settings
@@ -133,6 +136,7 @@ class Assembly:
                 secret=settings.policy_webhook_secret,
                 mailer=self._mailer(),
             ),
+            TrustMaintenance(self.store),
         ]
 
     def handlers(self, *, sender: events.Sender | None = None) -> dict[str, Handler]:
@@ -159,6 +163,7 @@ class Assembly:
             ctx = Context(format_datetime(now), "provtrack", new_id)
             provisioning.subscribe_to_hubs(self.store, self.catalog, ctx=ctx)
         delivery.schedule_pruning(self.store, now=now)
+        idempotency.schedule_pruning(self.store, now=now)
 
     @contextmanager
     def running(self, *, with_worker: bool) -> Iterator[Worker | None]:
@@ -205,8 +210,10 @@ class Assembly:
 
     # --- the API ----------------------------------------------------------------------------------
 
-    def app(self, *, with_worker: bool) -> FastAPI:
-        """The HTTP application; with a worker in this process, or beside `provtrack worker`s."""
+    def app(self, *, with_worker: bool, authenticator: Authenticator | None = None) -> FastAPI:
+        """The HTTP application; with a worker in this process, or beside `provtrack worker`s. Its
+        callers authenticate with bearer tokens (`authenticator`: the store's API keys, and the
+        JWTs of the configured issuer)."""
 
         @asynccontextmanager
         async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -222,6 +229,16 @@ class Assembly:
             worker_in_process=with_worker,
             catalog=self.catalog,
             jeopardy=self.jeopardy,
+            authenticator=authenticator or self.authenticator(),
+        )
+
+    def authenticator(self) -> Authenticator:
+        """API keys from the store, and JWTs when an issuer is configured (docs/security.md)."""
+        return Tokens(
+            self.store,
+            clock=self.clock,
+            jwt=jwt_verifier(self.settings),
+            cache_seconds=self.settings.auth_cache_seconds,
         )
 
 

@@ -30,6 +30,20 @@ class Settings(BaseSettings):
     )
     max_sort_terms: int = Field(default=8, description="attributes in one `sort=`")
     max_filter_terms: int = Field(default=20, description="attribute filters in one list query")
+    auth_cache_seconds: float = Field(
+        default=5.0, description="how long an API key lookup is remembered (a revocation takes this long)"
+    )
+    jwt_issuer: str | None = Field(
+        default=None,
+        description="accept JWTs of this issuer (its `iss`) besides API keys; none: API keys only",
+    )
+    jwt_audience: str = Field(default="provtrack", description="the `aud` a JWT must carry")
+    jwt_jwks_url: str | None = Field(default=None, description="the issuer's JWKS (its signing keys)")
+    jwt_algorithms: str = Field(default="RS256,ES256", description="signature algorithms accepted")
+    jwt_leeway_seconds: float = Field(default=60, description="clock skew allowed on exp and nbf")
+    jwt_client_claim: str = Field(
+        default="client_id", description="the claim naming the client (then azp, then sub)"
+    )
     serve_worker: bool = Field(
         default=True, description="`provtrack serve` runs the job worker in its own process too"
     )

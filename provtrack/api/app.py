@@ -6,15 +6,18 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from provtrack.adapters.clock import utc_now
-from provtrack.api import hub, operations, service_orders
+from provtrack.adapters.tmf652 import ResourceOrderingClient
+from provtrack.api import hub, monitoring, operations, service_orders
 from provtrack.api.errors import install_error_handlers
 from provtrack.api.http import BodyLimit
 from provtrack.api.jeopardy import install_jeopardy
 from provtrack.api.limits import InputGuard, limits_from
+from provtrack.api.monitoring import RequestMetrics
 from provtrack.api.provisioning import install_provisioning
+from provtrack.api.security import Authenticator, Tokens, authorize, document_security
 from provtrack.domain.catalog import Catalog
 from provtrack.services.jeopardy import JeopardyMonitor
 from provtrack.services.ports import Store
@@ -38,8 +41,13 @@ def create_app(
     worker_in_process: bool = False,
     catalog: Catalog | None = None,
     jeopardy: JeopardyMonitor | None = None,
+    authenticator: Authenticator | None = None,
+    resource_orders: ResourceOrderingClient | None = None,
 ) -> FastAPI:
+    """The API. Every route but liveness needs a bearer token (`authenticator`, by default the API
+    keys in the store; tests that are not about access give a `security.Trusted` principal)."""
     app = FastAPI(
+        dependencies=[Depends(authorize)],
         lifespan=lifespan,
         title="provtrack",
         version="0.1.0",
@@ -55,15 +63,24 @@ def create_app(
     app.state.catalog = catalog  # the TMF652 listener and activity actions need the systems
     app.state.jeopardy = jeopardy  # the jeopardy extension API reads its policy
     app.state.limits = limits_from(settings)
+    # The TMF652 listener reads a resource order at its system to confirm a final notification.
+    app.state.resource_orders = resource_orders or ResourceOrderingClient(
+        timeout=settings.downstream_timeout_seconds
+    )
+    app.state.authenticator = authenticator or Tokens(
+        store, clock=clock, cache_seconds=settings.auth_cache_seconds
+    )
     app.include_router(service_orders.router)
     hub.install(app)
     install_provisioning(app)
     install_jeopardy(app)
     app.include_router(operations.router)
+    app.include_router(monitoring.router)
     install_error_handlers(app)
     install_openapi(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(InputGuard)
+    app.add_middleware(RequestMetrics)
     return app
 
 
@@ -92,6 +109,7 @@ def install_openapi(app: FastAPI) -> None:
         components = document.setdefault("components", {}).setdefault("schemas", {})
         for name, schema in extra.get("$defs", {}).items():
             components.setdefault(name, schema)
+        document_security(document)
         app.openapi_schema = document
         return document
 

@@ -14,9 +14,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from provtrack.api.security import challenge
+from provtrack.domain.access import MissingScope, Unauthenticated
 from provtrack.domain.activities import IllegalActivityTransition
 from provtrack.domain.cancellation import TaskError
 from provtrack.domain.events import RefusedCallback
+from provtrack.domain.idempotency import ClaimLost, InvalidIdempotencyKey, KeyInUse, KeyReused
 from provtrack.domain.limits import LimitExceeded, UnsafeText
 from provtrack.domain.patching import MalformedPatch, PatchConflict
 from provtrack.domain.query import InvalidQuery
@@ -38,11 +41,24 @@ from provtrack.services.ports import (
 )
 
 JSON = "application/json;charset=utf-8"
+
+
+class PreconditionFailed(Exception):
+    """If-Match names a version the order no longer has (HTTP 412): nothing was changed."""
+
+
 TRACEBACK_FRAMES = 20  # the innermost frames: a RecursionError has a thousand of the same
 
 # Every domain and use-case exception the API answers, with its TMF630 status, code and reason; the
 # message is the exception's own. A subclass answers as its nearest listed ancestor.
 ERRORS: dict[type[Exception], tuple[int, str, str]] = {
+    Unauthenticated: (401, "UNAUTHENTICATED", "Authentication required"),
+    MissingScope: (403, "FORBIDDEN", "Not allowed"),
+    PreconditionFailed: (412, "PRECONDITION_FAILED", "The order has changed"),
+    InvalidIdempotencyKey: (400, "INVALID_VALUE", "Invalid request"),
+    KeyInUse: (409, "IDEMPOTENCY_KEY_IN_USE", "A request with this key is running"),
+    ClaimLost: (409, "IDEMPOTENCY_KEY_IN_USE", "A request with this key is running"),
+    KeyReused: (422, "IDEMPOTENCY_KEY_REUSED", "Idempotency-Key used for another request"),
     ServerOwnedField: (400, "SERVER_OWNED_FIELD", "Field set by the server"),
     InvalidOrder: (400, "INVALID_VALUE", "Invalid request"),
     UnsafeText: (400, "INVALID_VALUE", "Invalid request"),
@@ -103,7 +119,7 @@ def format_location(loc: Sequence[Any]) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     async def listed_error(_request: Request, exc: Exception) -> Response:
         status, code, reason = next(ERRORS[c] for c in type(exc).__mro__ if c in ERRORS)
-        return error_response(status, code, reason, str(exc))
+        return error_response(status, code, reason, str(exc), headers=challenge(exc))
 
     for exception in ERRORS:
         app.add_exception_handler(exception, listed_error)

@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from provtrack.api.errors import error_response
 from provtrack.api.http import json_response
+from provtrack.api.monitoring import refresh
 
 router = APIRouter(tags=["operations"])
 
@@ -31,5 +32,6 @@ async def health(request: Request) -> Response:
 
 
 @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
-def metrics() -> Response:
+def metrics(request: Request) -> Response:
+    refresh(request)  # the figures read from the database (api/monitoring.py)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

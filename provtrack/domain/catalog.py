@@ -47,6 +47,9 @@ class System:
     # Answers `GET resourceOrder?externalId=`: a POST whose outcome is unknown is looked up there
     # before it is sent again. A system that cannot be searched must itself drop a repeated externalId.
     searchable: bool = True
+    # A notification that finishes a resource order is believed only once `GET resourceOrder/{id}`
+    # at the system says the same (docs/security.md); off for a system that cannot be read.
+    confirm: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,8 +233,12 @@ def _read_systems(r: _Reader, raw: dict[str, Any]) -> dict[str, System]:
         if not isinstance(searchable, bool):
             r.problem(body, "searchable", f"{where}.searchable: must be true or false")
             continue
+        confirm = body.get("confirm", True)
+        if not isinstance(confirm, bool):
+            r.problem(body, "confirm", f"{where}.confirm: must be true or false")
+            continue
         systems[str(name)] = System(
-            str(name), url.rstrip("/"), progress, interval or DEFAULT_HUB_SAFETY_POLL, searchable
+            str(name), url.rstrip("/"), progress, interval or DEFAULT_HUB_SAFETY_POLL, searchable, confirm
         )
     return systems
 

@@ -31,7 +31,7 @@ from provtrack.domain.catalog import Catalog, System
 from provtrack.domain.clock import format_datetime
 from provtrack.domain.jobs import GiveUp, Job, Lease, RetryLater, backoff
 from provtrack.engine.worker import Handler
-from provtrack.services import provisioning
+from provtrack.services import access, provisioning
 from provtrack.services.inventory import inventory_update, record_inventory
 from provtrack.services.ports import Context, DownstreamSubscription, Store
 from provtrack.services.provisioning import DispatchRequest
@@ -235,7 +235,9 @@ class ProvisioningEngine:
         system = self._catalog().systems.get(job.key)
         if system is None or self.listener_base_url is None:
             return
-        callback = f"{self.listener_base_url}/provtrack/v1/tmf652/{system.name}"
+        # The callback carries the system's listener token: only who has it can notify us.
+        token = access.listener_token(self.store, f"tmf652:{system.name}", now=now)
+        callback = f"{self.listener_base_url}/provtrack/v1/tmf652/{system.name}/{token}"
         known = provisioning.downstream_subscription(self.store, system.name)
         try:
             if known is not None and (known.callback, known.base_url) == (callback, system.url):

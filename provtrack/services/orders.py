@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from provtrack.domain.cancellation import (
     CancelServiceOrder,
@@ -18,20 +18,52 @@ from provtrack.domain.patching import apply_json_patch, apply_update, merge_patc
 from provtrack.domain.plan import Plan
 from provtrack.domain.query import Query
 from provtrack.domain.validation import validate_new_order
-from provtrack.services.ports import Context, OrderNotFound, Page, Store, TaskNotFound, Transaction
+from provtrack.services.ports import (
+    Context,
+    OrderEntry,
+    OrderNotFound,
+    Page,
+    Store,
+    TaskNotFound,
+    Transaction,
+)
 from provtrack.services.unit_of_work import change_order
 
+T = TypeVar("T")
 PLAN_ORDER_JOB = "provisioning.plan"  # the engine checks a new order against the catalog and plans it
 
 
-def create_order(store: Store, body: Any, *, ctx: Context) -> ServiceOrder:
+Guard = Callable[[ServiceOrder], None]  # the API's checks on the order it changes (owner, If-Match)
+Then = Callable[[Transaction, T], None]  # runs in the transaction of the change (Idempotency-Key)
+
+
+def create_order(
+    store: Store,
+    body: Any,
+    *,
+    ctx: Context,
+    client: str | None = None,
+    then: Then[ServiceOrder] | None = None,
+) -> ServiceOrder:
+    """Accept a new order, placed by `client`; it is planned by the engine (a job)."""
     checked = validate_new_order(body)
-    order = ServiceOrder.accept(checked, order_id=ctx.new_id(), now=ctx.now, actor=ctx.actor)
+    order = ServiceOrder.accept(checked, order_id=ctx.new_id(), now=ctx.now, actor=ctx.actor, client=client)
     with store.transaction(write=True) as tx:
         tx.add_order(order)
         now = parse_datetime(ctx.now)
         tx.schedule_job(JobRequest(PLAN_ORDER_JOB, order.id, now), now=now)
+        if then is not None:
+            then(tx, order)
     return order
+
+
+def get_order_entry(store: Store, order_id: str) -> OrderEntry:
+    """The order as stored, with its version and owner (OrderNotFound)."""
+    with store.transaction(write=False) as tx:
+        entry = tx.get_order_entry(order_id)
+    if entry is None:
+        raise OrderNotFound(order_id)
+    return entry
 
 
 def get_order_json(store: Store, order_id: str) -> str:
@@ -42,9 +74,10 @@ def get_order_json(store: Store, order_id: str) -> str:
     return document
 
 
-def list_orders(store: Store, query: Query) -> Page:
+def list_orders(store: Store, query: Query, *, client: str | None = None) -> Page:
+    """A page of orders; with `client`, of that client's only."""
     with store.transaction(write=False) as tx:
-        return tx.list_orders(query)
+        return tx.list_orders(query, client=client)
 
 
 def patch_order(
@@ -56,11 +89,15 @@ def patch_order(
     ctx: Context,
     limits: Limits = DEFAULT_LIMITS,
     check: Callable[[dict[str, Any]], None] | None = None,
+    guard: Guard | None = None,
 ) -> ServiceOrder:
     """A merge patch or a JSON patch; either way the attributes it changes are checked as they come
-    out of it (`check`: the API's schema of ServiceOrder_Update, then the TMF641 rules)."""
+    out of it (`check`: the API's schema of ServiceOrder_Update, then the TMF641 rules). `guard`
+    sees the order first, in the transaction (who may change it, If-Match)."""
 
     def change(_tx: Transaction, order: ServiceOrder, _plan: Plan | None) -> ServiceOrder:
+        if guard is not None:
+            guard(order)
         document = order.to_document()
         after = apply_json_patch(document, patch, limits) if json_patch else merge_patch(document, patch)
         if check is not None:
@@ -71,20 +108,33 @@ def patch_order(
     return change_order(store, order_id, change, ctx=ctx)
 
 
-def delete_order(store: Store, order_id: str, *, ctx: Context) -> None:
+def delete_order(store: Store, order_id: str, *, ctx: Context, guard: Guard | None = None) -> None:
     def change(_tx: Transaction, order: ServiceOrder, _plan: Plan | None) -> None:
+        if guard is not None:
+            guard(order)
         order.record_deletion(now=ctx.now, actor=ctx.actor)
 
     change_order(store, order_id, change, ctx=ctx)
 
 
-def request_order_cancellation(store: Store, body: Any, *, ctx: Context) -> CancelServiceOrder:
+def request_order_cancellation(
+    store: Store,
+    body: Any,
+    *,
+    ctx: Context,
+    guard: Guard | None = None,
+    then: Then[CancelServiceOrder] | None = None,
+) -> CancelServiceOrder:
     checked = validate_cancel_request(body)
     task = CancelServiceOrder.accept(checked, task_id=ctx.new_id(), now=ctx.now, actor=ctx.actor)
 
     def change(tx: Transaction, order: ServiceOrder, _plan: Plan | None) -> None:
+        if guard is not None:
+            guard(order)
         request_cancellation(order, task, now=ctx.now, actor=ctx.actor)
         tx.add_task(task, created_at=ctx.now)
+        if then is not None:
+            then(tx, task)
 
     change_order(store, task.service_order_id, change, ctx=ctx)
     return task
@@ -98,6 +148,6 @@ def get_task_json(store: Store, task_id: str) -> str:
     return document
 
 
-def list_tasks(store: Store, query: Query) -> Page:
+def list_tasks(store: Store, query: Query, *, client: str | None = None) -> Page:
     with store.transaction(write=False) as tx:
-        return tx.list_tasks(query)
+        return tx.list_tasks(query, client=client)

@@ -11,6 +11,7 @@ import pytest
 import structlog
 from fastapi.testclient import TestClient
 
+from tests.conftest import AS_ADMIN
 from tests.factories import item, order_body
 from tests.integration.tmf import (
     BASE,
@@ -332,7 +333,7 @@ def test_the_limits_are_settings(database_url: str, store: Any) -> None:
     from provtrack.settings import Settings
 
     settings = Settings(database_url=database_url, max_items_per_order=2, max_string_length=20)
-    with TestClient(create_app(settings, store)) as small:
+    with TestClient(create_app(settings, store, authenticator=AS_ADMIN)) as small:
         three = order_body(*items(3), description="short")
         assert "more than 2 items" in assert_tmf_error(small.post(ORDERS, json=three), 400)
         assert "longer than 20" in assert_tmf_error(small.post(ORDERS, json=order_body(x="y" * 21)), 400)

@@ -27,9 +27,11 @@ service_order = Table(
     Column("state_before_cancellation", Text),
     Column("version", Integer, nullable=False),
     Column("document", Text, nullable=False),
+    Column("client_id", Text),  # the API client that placed it (domain/access.py)
     Index("ix_service_order_state_order_date", "state", "order_date", "id"),
     Index("ix_service_order_order_date", "order_date", "id"),
     Index("ix_service_order_external_id", "external_id"),
+    Index("ix_service_order_client_id", "client_id", "order_date", "id"),
 )
 
 cancel_service_order = Table(
