@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from provtrack.cli.options import CatalogOption, DatabaseOption, checked, console, redact, settings_from
 from provtrack.settings import Settings
+
+if TYPE_CHECKING:
+    from provtrack.bootstrap import Assembly
 
 
 def serve(  # noqa: PLR0917 - Typer maps each parameter to an option
@@ -49,14 +52,19 @@ def serve(  # noqa: PLR0917 - Typer maps each parameter to an option
         host=host, port=port, database_url=database, catalog=catalog, serve_worker=worker
     )
     configure_logging(settings.log_level)
+    assembly = checked(lambda: Assembly.build(_demo_settings(settings) if demo else settings, migrate=True))
     if demo:
-        settings = _start_demo(settings)
-    assembly = checked(lambda: Assembly.build(settings, migrate=True))
+        _start_demo(assembly)
     application = assembly.app(with_worker=settings.serve_worker)
     console.print(
         f"provtrack serving on http://{settings.host}:{settings.port} "
         f"(API /tmf-api/serviceOrdering/v4, docs /docs) with {redact(settings.database_url)}"
     )
+    if not demo:
+        console.print(
+            "every route but /provtrack/v1/health needs a bearer token: "
+            "`provtrack token create --client NAME --scope admin` makes one (docs/security.md)"
+        )
     uvicorn.run(
         application,
         host=settings.host,
@@ -90,14 +98,11 @@ def worker(database: DatabaseOption = None, catalog: CatalogOption = None) -> No
 
 
 _DEMO_PARTS: list[object] = []
+DEMO_KEY = "demo (serve --demo)"
 
 
-def _start_demo(settings: Settings) -> Settings:
-    """Simulated systems and an order feed in background threads, for `serve --demo`."""
-    import logging
-    import threading
-
-    from provtrack.simulator.demo_orders import feed_orders
+def _demo_settings(settings: Settings) -> Settings:
+    """Simulated systems in a background thread, for `serve --demo`; the settings pointing at them."""
     from provtrack.simulator.resource_ordering import Behaviour, ResourceOrderingSimulator
     from provtrack.simulator.serving import serving_in_thread
 
@@ -105,17 +110,34 @@ def _start_demo(settings: Settings) -> Settings:
     serving = serving_in_thread(simulator.app(), host="127.0.0.1", port=settings.demo_simulator_port)
     base = serving.__enter__()
     _DEMO_PARTS.append(serving)  # the simulator lives as long as the process
+    return settings.model_copy(update={"catalog": settings.catalog or "demo", "simulator_url": base})
+
+
+def _start_demo(assembly: Assembly) -> None:
+    """A demo API key (the one of the previous demo revoked) and an order feed that uses it."""
+    import logging
+    import threading
+    from datetime import UTC, datetime
+
+    from provtrack.services import access
+    from provtrack.simulator.demo_orders import feed_orders
+
+    settings, now = assembly.settings, datetime.now(UTC)
+    access.revoke_keys_named(assembly.store, DEMO_KEY, now=now)
+    _, token = access.create_api_key(assembly.store, client="demo", scopes="admin", name=DEMO_KEY, now=now)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     own = f"http://{settings.host}:{settings.port}"
     feeder = threading.Thread(
         target=feed_orders,
-        kwargs={"base_url": own, "every": 3.0, "count": None, "stop": threading.Event()},
+        kwargs={"base_url": own, "every": 3.0, "count": None, "stop": threading.Event(), "token": token},
         name="provtrack-demo-feed",
         daemon=True,
     )
     feeder.start()
     console.print(
-        f"demo: simulated systems at {base}, a new order every 3 s; watch "
-        f"{own}/tmf-api/serviceOrdering/v4/serviceOrder?fields=state,externalId,expectedCompletionDate"
+        f"demo: simulated systems at {settings.simulator_url}, a new order every 3 s. Demo API key (admin; "
+        f"a new one at each start):\n\n  export PROVTRACK_TOKEN={token}\n\nthen watch\n\n  curl -H "
+        f'"Authorization: Bearer $PROVTRACK_TOKEN" '
+        f"'{own}/tmf-api/serviceOrdering/v4/serviceOrder?fields=state,externalId,expectedCompletionDate'\n",
+        highlight=False,
     )
-    return settings.model_copy(update={"catalog": settings.catalog or "demo", "simulator_url": base})

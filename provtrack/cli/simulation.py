@@ -41,6 +41,10 @@ def demo_feed(
     url: Annotated[str, typer.Option(help="the provtrack server to feed")] = "http://127.0.0.1:8641",
     every: Annotated[float, typer.Option(help="seconds between two orders")] = 3.0,
     count: Annotated[int | None, typer.Option(help="stop after this many orders")] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(help="bearer token with orders:write (env: PROVTRACK_TOKEN)", envvar="PROVTRACK_TOKEN"),
+    ] = None,
 ) -> None:
     """Feed a running server a steady stream of realistic orders (FTTH, E-Line, SD-WAN, SIM, IPTV)."""
     import threading
@@ -49,7 +53,7 @@ def demo_feed(
 
     console.print(f"feeding {url} an order every {every}s (Ctrl-C to stop)")
     try:
-        sent = feed_orders(url, every=every, count=count, stop=threading.Event())
+        sent = feed_orders(url, every=every, count=count, stop=threading.Event(), token=token)
     except KeyboardInterrupt:
         return
     console.print(f"{sent} orders sent")

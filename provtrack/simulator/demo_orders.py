@@ -126,12 +126,20 @@ def _body(
 
 
 def feed_orders(
-    base_url: str, *, every: float, count: int | None, stop: threading.Event, seed: int | None = None
+    base_url: str,
+    *,
+    every: float,
+    count: int | None,
+    stop: threading.Event,
+    seed: int | None = None,
+    token: str | None = None,
 ) -> int:
-    """POST a demo order every `every` seconds until `stop` (or `count` orders); returns how many."""
+    """POST a demo order every `every` seconds until `stop` (or `count` orders), with the bearer
+    `token` (orders:write); returns how many."""
     rng = random.Random(seed)
     sent = 0
-    with httpx.Client(base_url=base_url, timeout=10) as client:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    with httpx.Client(base_url=base_url, timeout=10, headers=headers) as client:
         _wait_until_serving(client, stop)
         while not stop.is_set() and (count is None or sent < count):
             try:

@@ -91,7 +91,7 @@ def test_a_completion_the_system_confirms_is_applied(engine: Engine) -> None:
 
 
 def test_a_completion_of_an_order_the_system_does_not_know_is_refused(engine: Engine) -> None:
-    order_id, activity = started_tv_order(engine)
+    order_id, _activity = started_tv_order(engine)
     url = f"{LISTENER}/{the_token(engine)}/listener/resourceOrderStateChangeEvent"
     forged = {"event": {"resourceOrder": {"id": "no-such-order", "state": "completed"}}}
 
