@@ -187,8 +187,8 @@ def challenge(exc: Exception) -> dict[str, str] | None:
 
 
 def document_security(document: dict[str, Any]) -> None:
-    """The OpenAPI document says it too: a bearer scheme, and on each operation its scope and the
-    401 and 403 it may answer."""
+    """The OpenAPI document says it too: a bearer scheme, and on each operation its scope and every
+    error status it may answer (access, limits, retries: this feature's; the others TMF630's)."""
     from provtrack.api.schemas import Error
 
     components = document.setdefault("components", {})
@@ -202,7 +202,10 @@ def document_security(document: dict[str, Any]) -> None:
     for path, operations in document.get("paths", {}).items():
         for method, operation in operations.items():
             key = (method.upper(), path)
-            scope = ROUTE_SCOPES.get(key, Scope.ADMIN)  # unlisted: administrators only
+            scope = ROUTE_SCOPES.get(key, Scope.ADMIN)
+            responses = operation.setdefault("responses", {})
+            for status, text in _statuses(method.upper(), path, scope).items():
+                responses.setdefault(str(status), {"description": text, "content": error})
             if scope is PUBLIC:
                 operation["security"] = []
                 continue
@@ -210,6 +213,25 @@ def document_security(document: dict[str, Any]) -> None:
             operation["description"] = (
                 operation.get("description", "") + f"\n\nNeeds the scope `{scope}` (or `admin`)."
             ).strip()
-            responses = operation.setdefault("responses", {})
-            responses.setdefault("401", {"description": "No token, or a token refused", "content": error})
-            responses.setdefault("403", {"description": f"The token lacks {scope}", "content": error})
+
+
+def _statuses(method: str, path: str, scope: Scope | None) -> dict[int, str]:
+    """The error statuses of an operation, by what it is."""
+    statuses = {400: "Bad request: a parameter, the query or the body is refused (the message says which)"}
+    if scope is not PUBLIC:
+        statuses |= {401: "No bearer token, or one refused", 403: f"The token lacks the scope {scope}"}
+    statuses[404] = "Not found: no such resource (or another client's), or a resource the query names"
+    if method in ("POST", "PATCH", "PUT"):
+        statuses |= {
+            409: "Conflict: the state does not allow it, or a request with this Idempotency-Key is running",
+            413: "Body too large",
+            415: "The body is not JSON",
+            422: "Idempotency-Key used for another request, or a notification its system does not confirm",
+        }
+    if method in ("PATCH", "DELETE") and "serviceOrder/{id}" in path:
+        statuses[412] = "If-Match names a version the order no longer has: nothing changed"
+    if method == "GET" and path.endswith("serviceOrder/{id}"):
+        statuses[304] = "If-None-Match names the version the client has"
+    if "jeopardy" in path or "escalation" in path or "tmf652" in path or path == "/ready":
+        statuses[503] = "Not available now: not monitored, not ready, or the system could not be read"
+    return statuses
