@@ -6,7 +6,7 @@ RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 PROVTRACK_PORT ?= 8641
 
-.PHONY: run test lint typecheck unit integration bench clean
+.PHONY: run test lint typecheck unit integration bench chaos clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ test: lint typecheck
 
 bench: $(DEV_STAMP)
 	$(BIN)/python bench/create_orders.py
+
+# The long form of the chaos test (the short one runs in `make test`): CHAOS_SECONDS of SIGKILLs.
+CHAOS_SECONDS ?= 600
+chaos: $(DEV_STAMP)
+	$(BIN)/python -m tests.e2e.chaos --seconds $(CHAOS_SECONDS) $(if $(DATABASE),--database $(DATABASE))
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache provtrack.db provtrack.db-*

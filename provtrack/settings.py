@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     jwt_client_claim: str = Field(
         default="client_id", description="the claim naming the client (then azp, then sub)"
     )
+    idempotency_lease_seconds: float = Field(
+        default=60,
+        description="a request with an Idempotency-Key not finished after this long is taken to have died: "
+        "a retry runs it again",
+    )
     serve_worker: bool = Field(
         default=True, description="`provtrack serve` runs the job worker in its own process too"
     )

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from fastapi import Request
@@ -43,6 +44,7 @@ async def once(
         fingerprint=fingerprint(request.method, target, await request.body()),
         claim=claim,
         now=request.app.state.clock(),
+        lease=timedelta(seconds=request.app.state.settings.idempotency_lease_seconds),
     )
     if kept is not None:
         return respond(kept, replayed=True)

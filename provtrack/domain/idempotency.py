@@ -101,13 +101,15 @@ def decide(record: KeyRecord | None, print_: str, now: datetime) -> Decision:
     return Decision.RUN
 
 
-def new_record(client: str, key: str, print_: str, claim: str, now: datetime) -> KeyRecord:
+def new_record(
+    client: str, key: str, print_: str, claim: str, now: datetime, lease: timedelta = CLAIM_LEASE
+) -> KeyRecord:
     return KeyRecord(
         client=client,
         key=key,
         fingerprint=print_,
         claim=claim,
-        locked_until=format_datetime(now + CLAIM_LEASE),
+        locked_until=format_datetime(now + lease),
         created_at=format_datetime(now),
         expires_at=format_datetime(now + RETENTION),
     )

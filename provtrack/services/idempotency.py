@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 from provtrack.domain.clock import format_datetime
 from provtrack.domain.idempotency import (
+    CLAIM_LEASE,
     Answer,
     Decision,
     KeyInUse,
@@ -24,7 +25,14 @@ PRUNE_BATCH = 1000
 
 
 def begin(
-    store: Store, *, client: str, key: str, fingerprint: str, claim: str, now: datetime
+    store: Store,
+    *,
+    client: str,
+    key: str,
+    fingerprint: str,
+    claim: str,
+    now: datetime,
+    lease: timedelta = CLAIM_LEASE,
 ) -> Answer | None:
     """The kept answer to give again, or None when the request is to run (the key now held by
     `claim`). KeyInUse while the first is running, KeyReused when the key was used for another."""
@@ -41,7 +49,7 @@ def begin(
             raise KeyReused(
                 f"Idempotency-Key {key!r} was used for another request (method, path or body differ)"
             )
-        tx.idempotency.claim(new_record(client, key, fingerprint, claim, now))
+        tx.idempotency.claim(new_record(client, key, fingerprint, claim, now, lease))
     return None
 
 
