@@ -114,6 +114,9 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: str | None = None
     log_level: str = "info"
+    log_format: str = Field(
+        default="console", description="console (readable lines) or json (one object a line)"
+    )
     access_log: bool = False
 
     def base_url(self, request_base: str | None = None) -> str:

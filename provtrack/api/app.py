@@ -18,6 +18,7 @@ from provtrack.api.limits import InputGuard, limits_from
 from provtrack.api.monitoring import RequestMetrics
 from provtrack.api.provisioning import install_provisioning
 from provtrack.api.security import Authenticator, Tokens, authorize, document_security
+from provtrack.api.tracing import RequestContext
 from provtrack.domain.catalog import Catalog
 from provtrack.services.jeopardy import JeopardyMonitor
 from provtrack.services.ports import Store
@@ -81,6 +82,7 @@ def create_app(
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(InputGuard)
     app.add_middleware(RequestMetrics)
+    app.add_middleware(RequestContext, access_log=settings.access_log)  # outermost: its ids on every line
     return app
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+import structlog
 from fastapi import Request
 from prometheus_client import Counter
 from starlette.concurrency import run_in_threadpool
@@ -157,6 +158,10 @@ async def authorize(request: Request) -> None:
         AUTH_FAILURES.labels("missing" if exc.error is None else "invalid").inc()
         raise
     request.state.principal = principal
+    fields = {"client": principal.client}
+    if "serviceOrder/{id}" in key[1]:
+        fields["order_id"] = str(request.path_params.get("id", ""))[:100]
+    structlog.contextvars.bind_contextvars(**fields)  # on every log line of the request
     if not principal.allows(scope):
         AUTH_FAILURES.labels("scope").inc()
         raise MissingScope(scope, principal)

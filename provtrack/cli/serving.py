@@ -51,7 +51,7 @@ def serve(  # noqa: PLR0917 - Typer maps each parameter to an option
     settings = settings_from(
         host=host, port=port, database_url=database, catalog=catalog, serve_worker=worker
     )
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     assembly = checked(lambda: Assembly.build(_demo_settings(settings) if demo else settings, migrate=True))
     if demo:
         _start_demo(assembly)
@@ -70,7 +70,8 @@ def serve(  # noqa: PLR0917 - Typer maps each parameter to an option
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
-        access_log=settings.access_log,
+        access_log=False,  # the API logs its requests itself, with their ids (settings.access_log)
+        log_config=None,  # uvicorn's lines go through configure_logging's handler, in its format
     )
 
 
@@ -82,7 +83,7 @@ def worker(database: DatabaseOption = None, catalog: CatalogOption = None) -> No
     from provtrack.bootstrap import Assembly, configure_logging
 
     settings = settings_from(database_url=database, catalog=catalog)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     assembly = checked(lambda: Assembly.build(settings, migrate=True))
     stop = threading.Event()  # a signal asks; the worker then finishes its running jobs
     for sig in (signal.SIGINT, signal.SIGTERM):

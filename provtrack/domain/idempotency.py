@@ -102,7 +102,7 @@ def decide(record: KeyRecord | None, print_: str, now: datetime) -> Decision:
 
 
 def new_record(
-    client: str, key: str, print_: str, claim: str, now: datetime, lease: timedelta = CLAIM_LEASE
+    client: str, key: str, print_: str, claim: str, now: datetime, *, lease: timedelta = CLAIM_LEASE
 ) -> KeyRecord:
     return KeyRecord(
         client=client,

@@ -49,7 +49,7 @@ def begin(
             raise KeyReused(
                 f"Idempotency-Key {key!r} was used for another request (method, path or body differ)"
             )
-        tx.idempotency.claim(new_record(client, key, fingerprint, claim, now, lease))
+        tx.idempotency.claim(new_record(client, key, fingerprint, claim, now, lease=lease))
     return None
 
 
