@@ -48,7 +48,13 @@ async def call_store(
 
 
 def context(request: Request, actor: str = "api") -> Context:
+    """Who acts, and when. On an authenticated route the actor the audit trail records is the
+    client the token proved, with the person it names (`X-Actor`) after a colon: a header alone
+    proves nothing. A listener's actor is its system."""
     clock = request.app.state.clock
+    principal = request.scope.get("state", {}).get("principal")
+    if principal is not None:
+        actor = principal.client if actor in ("api", "operator") else f"{principal.client}:{actor[:100]}"
     return Context(now=format_datetime(clock()), actor=actor, new_id=new_id)
 
 

@@ -183,6 +183,8 @@ class Chaos:
                 self.figures.kills[victim] += 1
                 time.sleep(self.random.uniform(0.0, 0.5))  # the other role works alone a moment
                 roles[victim].start()
+                if victim == "serve":  # killed again only once it serves: each kill hits work
+                    self._wait(lambda: self._answers("/provtrack/v1/health"), 30, "serve to restart")
             self.stop_load.set()
             for load in loads:
                 load.join(timeout=90)

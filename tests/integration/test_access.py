@@ -264,3 +264,19 @@ def test_the_openapi_document_says_how_to_authenticate(api: TestClient) -> None:
     assert create["security"] == [{"bearerAuth": []}]
     assert {"401", "403"} <= create["responses"].keys()
     assert document["paths"][f"{EXT}/health"]["get"]["security"] == []
+
+
+def test_the_audit_trail_records_the_client_the_token_proved(
+    api: TestClient, store: SqlStore, clock: FakeClock
+) -> None:
+    headers = token(store, clock, "bss", "orders:read", "orders:write")
+    order = api.post(ORDERS, json=order_body(), headers=headers).json()
+    api.patch(
+        f"{ORDERS}/{order['id']}",
+        json={"description": "changed"},
+        headers={**headers, **MERGE_PATCH, "X-Actor": "provtrack-engine"},  # a header proves nothing
+    )
+
+    timeline = api.get(f"{EXT}/serviceOrder/{order['id']}/timeline", headers=headers).json()
+
+    assert {c["actor"] for c in timeline} == {"bss"}

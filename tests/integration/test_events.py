@@ -384,7 +384,7 @@ def test_the_timeline_lists_every_change_and_as_of_returns_the_order_as_it_was(
             "oldValue": "first wording",
             "newValue": "second wording",
             "at": "2026-11-27T09:05:00.000Z",
-            "actor": "api",
+            "actor": "test-admin",
         }
     ]
     assert {
