@@ -49,6 +49,9 @@ class Settings(BaseSettings):
         description="a request with an Idempotency-Key not finished after this long is taken to have died: "
         "a retry runs it again",
     )
+    session_seconds: float = Field(
+        default=3600, description="how long a dashboard session cookie lasts (docs/security.md)"
+    )
     serve_worker: bool = Field(
         default=True, description="`provtrack serve` runs the job worker in its own process too"
     )

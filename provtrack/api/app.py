@@ -10,7 +10,7 @@ from fastapi import Depends, FastAPI
 
 from provtrack.adapters.clock import utc_now
 from provtrack.adapters.tmf652 import ResourceOrderingClient
-from provtrack.api import hub, monitoring, operations, service_orders
+from provtrack.api import hub, monitoring, operations, service_orders, session
 from provtrack.api.errors import install_error_handlers
 from provtrack.api.http import BodyLimit
 from provtrack.api.jeopardy import install_jeopardy
@@ -77,6 +77,7 @@ def create_app(
     install_jeopardy(app)
     app.include_router(operations.router)
     app.include_router(monitoring.router)
+    app.include_router(session.router)
     install_error_handlers(app)
     install_openapi(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

@@ -15,7 +15,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from provtrack.api.security import challenge
-from provtrack.domain.access import MissingScope, Unauthenticated
+from provtrack.domain.access import CsrfRefused, MissingScope, Unauthenticated
 from provtrack.domain.activities import IllegalActivityTransition
 from provtrack.domain.cancellation import TaskError
 from provtrack.domain.events import RefusedCallback
@@ -54,6 +54,7 @@ TRACEBACK_FRAMES = 20  # the innermost frames: a RecursionError has a thousand o
 ERRORS: dict[type[Exception], tuple[int, str, str]] = {
     Unauthenticated: (401, "UNAUTHENTICATED", "Authentication required"),
     MissingScope: (403, "FORBIDDEN", "Not allowed"),
+    CsrfRefused: (403, "CSRF_REFUSED", "CSRF token missing"),
     PreconditionFailed: (412, "PRECONDITION_FAILED", "The order has changed"),
     InvalidIdempotencyKey: (400, "INVALID_VALUE", "Invalid request"),
     KeyInUse: (409, "IDEMPOTENCY_KEY_IN_USE", "A request with this key is running"),

@@ -57,6 +57,8 @@ ROUTE_SCOPES: dict[tuple[str, str], Scope | None] = {
     ("POST", f"{EXT}/tmf652/{{system}}/{{token}}/listener/{{event_type}}"): PUBLIC,  # its callback token
     ("POST", f"{EXT}/tmf652/{{system}}/listener/{{event_type}}"): PUBLIC,  # refused: no callback token
     ("GET", f"{EXT}/health"): PUBLIC,  # liveness, for load balancers
+    ("POST", f"{EXT}/session"): Scope.ORDERS_READ,  # signs in with a bearer token (api/session.py)
+    ("DELETE", f"{EXT}/session"): PUBLIC,  # clears the session cookie
     ("GET", "/ready"): Scope.METRICS_READ,
     ("GET", "/metrics"): Scope.METRICS_READ,
 }
@@ -153,7 +155,13 @@ async def authorize(request: Request) -> None:
         return
     authenticator: Authenticator = request.app.state.authenticator
     try:
-        principal = await authenticator(request)
+        principal = None
+        if "authorization" not in request.headers:
+            from provtrack.api.session import session_principal  # the dashboard's cookie
+
+            principal = await session_principal(request)
+        if principal is None:
+            principal = await authenticator(request)
     except Unauthenticated as exc:
         AUTH_FAILURES.labels("missing" if exc.error is None else "invalid").inc()
         raise

@@ -54,6 +54,7 @@ def serve(  # noqa: PLR0917 - Typer maps each parameter to an option
     configure_logging(settings.log_level, settings.log_format)
     assembly = checked(lambda: Assembly.build(_demo_settings(settings) if demo else settings, migrate=True))
     if demo:
+        configure_logging(settings.log_level, settings.log_format)  # the simulator's uvicorn set its own
         _start_demo(assembly)
     application = assembly.app(with_worker=settings.serve_worker)
     console.print(

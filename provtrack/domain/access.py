@@ -71,6 +71,10 @@ class MissingScope(Exception):
         super().__init__(f"this needs the scope {scope.value}; the token of {principal.client!r} lacks it")
 
 
+class CsrfRefused(Exception):
+    """A change sent with a session cookie but without the session's CSRF token (HTTP 403)."""
+
+
 class InvalidScopes(ValueError):
     """Scopes that are not provtrack's."""
 
