@@ -98,6 +98,7 @@ async def session_principal(request: Request) -> Principal | None:
 
 @router.post(
     "/session",
+    status_code=201,
     summary="Sign in (the dashboard): the bearer token becomes a session cookie",
     description=(
         "Send the token as `Authorization: Bearer ...`. The answer sets an HttpOnly, SameSite=Strict "

@@ -118,8 +118,19 @@ class Process:
 
 
 class Chaos:
-    def __init__(self, database_url: str, workdir: Path, *, seconds: float, seed: int, rate: float) -> None:
-        self.database_url, self.workdir, self.seconds, self.rate = database_url, workdir, seconds, rate
+    def __init__(
+        self,
+        database_url: str,
+        workdir: Path,
+        *,
+        seconds: float | None = None,
+        kills: int | None = None,
+        seed: int,
+        rate: float,
+    ) -> None:
+        """Kill for `seconds`, or `kills` times (alternately serve and worker)."""
+        self.database_url, self.workdir, self.rate = database_url, workdir, rate
+        self.seconds, self.kills = seconds, kills
         self.random = random.Random(seed)
         self.figures = Figures()
         self.answered: dict[str, str] = {}  # externalId -> order id
@@ -174,10 +185,10 @@ class Chaos:
             ]
             for load in loads:
                 load.start()
-            deadline = time.monotonic() + self.seconds
+            deadline = time.monotonic() + (self.seconds or 0)
             victims = ["serve", "worker"]
-            while time.monotonic() < deadline:
-                time.sleep(self.random.uniform(1.0, 3.0))  # a random point of whatever it is doing
+            while self._killing(deadline):
+                time.sleep(self.random.uniform(0.5, 2.5))  # a random point of whatever it is doing
                 victim = victims[sum(self.figures.kills.values()) % 2]
                 roles[victim].kill()
                 self.figures.kills[victim] += 1
@@ -192,10 +203,15 @@ class Chaos:
             self._wait(
                 lambda: self._answers("/provtrack/v1/health"), 30, "serve to answer after the last kill"
             )
-            self._settle(simulator, receiver, timeout=max(30.0, self.seconds))
+            self._settle(simulator, receiver, timeout=max(30.0, self.seconds or 0))
         finally:
             for process in roles.values():
                 process.stop()
+
+    def _killing(self, deadline: float) -> bool:
+        if self.kills is not None:
+            return sum(self.figures.kills.values()) < self.kills
+        return time.monotonic() < deadline
 
     # --- the load -----------------------------------------------------------------------------
 
@@ -294,13 +310,17 @@ class Chaos:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--seconds", type=float, default=600, help="how long the killing goes on")
+    parser.add_argument("--kills", type=int, help="kill this many times instead")
     parser.add_argument("--rate", type=float, default=10, help="orders per second")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--database", help="default: a fresh SQLite file")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         database = args.database or f"sqlite:///{Path(tmp) / 'chaos.db'}"
-        figures = Chaos(database, Path(tmp), seconds=args.seconds, seed=args.seed, rate=args.rate).run()
+        chaos = Chaos(
+            database, Path(tmp), seconds=args.seconds, kills=args.kills, seed=args.seed, rate=args.rate
+        )
+        figures = chaos.run()
     print(figures.line())
     sys.exit(0 if figures.clean else 1)
 
