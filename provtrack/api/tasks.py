@@ -86,10 +86,12 @@ async def _body(request: Request) -> dict[str, Any]:
 
 def _selection(request: Request, **fixed: Any) -> TaskSelection:
     params = request.query_params
+    # `state=a,b` and `state=a&state=b` (as generated clients send a list) select alike.
+    wanted = [s.strip() for value in params.getlist("state") for s in value.split(",") if s.strip()]
     states: frozenset[TaskState] = frozenset()
-    if params.get("state"):
+    if wanted:
         try:
-            states = frozenset(TaskState(s.strip()) for s in params["state"].split(","))
+            states = frozenset(TaskState(s) for s in wanted)
         except ValueError:
             known = ", ".join(s.value for s in TaskState)
             raise ApiError(

@@ -215,3 +215,19 @@ def test_a_work_group_defined_through_the_api_takes_the_catalogs_place(coordinat
     )
     assert c.api.put("/provtrack/v1/workGroup/night-shift", json={"members": ["nora"]}).status_code == 200
     assert c.api.get("/provtrack/v1/workGroup/night-shift").json()["openTasks"] == 0
+
+
+def test_a_state_filter_repeated_selects_as_a_comma_list_does(coordination: Coordination) -> None:
+    c = coordination
+    first, second = _visits(c, 2)
+    claimed = c.api.post(f"/provtrack/v1/task/{first}/claim", headers={"X-Actor": "amelie"})
+    assert claimed.status_code == 200, claimed.text
+
+    def listed(query: str) -> set[str]:
+        response = c.api.get(f"/provtrack/v1/task?workGroup=techs&{query}")
+        assert response.status_code == 200, response.text
+        return {t["id"] for t in response.json()}
+
+    assert listed("state=queued") == {second}
+    assert listed("state=queued,assigned") == {first, second}
+    assert listed("state=queued&state=assigned") == {first, second}  # as generated clients send lists
