@@ -22,7 +22,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,6 +32,7 @@ import structlog
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
+from provtrack.simulator.controls import SimulatorControls
 from provtrack.simulator.partner_cancelling import PartnerCancelDesk
 
 BASE = "/{partner}/tmf-api/serviceOrdering/v4"
@@ -96,7 +97,7 @@ def _error(status: int, reason: str, message: str) -> Response:
     return _json({"code": str(status), "reason": reason, "message": message, "status": str(status)}, status)
 
 
-class PartnerOrderingSimulator:
+class PartnerOrderingSimulator(SimulatorControls):
     """`clock` and `sleep` run the timelines, `wall` dates the documents; tests inject their own to
     walk the timelines without waiting."""
 
@@ -356,16 +357,6 @@ class PartnerOrderingSimulator:
         self.subscribers.get(partner, {}).pop(hub_id, None)
         return Response(status_code=204)
 
-    async def get_behaviour(self) -> Response:
-        return _json(asdict(self.behaviour))
-
-    async def set_behaviour(self, request: Request) -> Response:
-        changes = orjson.loads(await request.body())
-        for key, value in changes.items():
-            if hasattr(self.behaviour, key):
-                setattr(self.behaviour, key, value)
-        return _json(asdict(self.behaviour))
-
     async def stats(self) -> Response:
         return _json(
             {
@@ -379,11 +370,6 @@ class PartnerOrderingSimulator:
         )
 
     # --- notifications --------------------------------------------------------------------------
-
-    def _spawn(self, coroutine: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     async def _follow(self, partner: str, order: PartnerOrder) -> None:
         """Announce each step at its time, in order: a state change, a milestone, a jeopardy."""

@@ -17,7 +17,7 @@ import itertools
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -26,6 +26,7 @@ import structlog
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
+from provtrack.simulator.controls import SimulatorControls
 from provtrack.simulator.documents import JSON
 from provtrack.simulator.documents import json_response as _json
 from provtrack.simulator.documents import now_text as _now_text
@@ -47,7 +48,7 @@ def _not_found(what: str) -> Response:
     return _json({"code": "404", "reason": "Not found", "message": f"no {what}"}, 404)
 
 
-class ProductOrderingSimulator:
+class ProductOrderingSimulator(SimulatorControls):
     def __init__(
         self,
         behaviour: ProductOrderingBehaviour | None = None,
@@ -192,21 +193,6 @@ class ProductOrderingSimulator:
     async def unsubscribe(self, hub_id: str) -> Response:
         self.subscribers.pop(hub_id, None)
         return Response(status_code=204)
-
-    async def get_behaviour(self) -> Response:
-        return _json(asdict(self.behaviour))
-
-    async def set_behaviour(self, request: Request) -> Response:
-        changes = orjson.loads(await request.body())
-        for key, value in changes.items():
-            if hasattr(self.behaviour, key):
-                setattr(self.behaviour, key, value)
-        return _json(asdict(self.behaviour))
-
-    def _spawn(self, coroutine: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     async def _announce(self, events: list[tuple[str, str, dict[str, Any]]]) -> None:
         # A client per announcement: mounted in another app (`serve --demo`), no lifespan closes one.

@@ -26,7 +26,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -35,6 +35,7 @@ import structlog
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
+from provtrack.simulator.controls import SimulatorControls
 from provtrack.simulator.documents import JSON
 from provtrack.simulator.documents import json_response as _json
 from provtrack.simulator.documents import now_text as _now_text
@@ -86,7 +87,7 @@ class SimulatedOrder:
         return state, reason
 
 
-class ResourceOrderingSimulator:
+class ResourceOrderingSimulator(SimulatorControls):
     """`clock` and `sleep` are the monotonic clock and the sleep the order timelines run on; tests
     inject their own to walk timelines without waiting for time to pass."""
 
@@ -323,16 +324,6 @@ class ResourceOrderingSimulator:
         service.update({k: v for k, v in changes.items() if k not in ("id", "href")})
         return _json(service)
 
-    async def get_behaviour(self) -> Response:
-        return _json(asdict(self.behaviour))
-
-    async def set_behaviour(self, request: Request) -> Response:
-        changes = orjson.loads(await request.body())
-        for key, value in changes.items():
-            if hasattr(self.behaviour, key):
-                setattr(self.behaviour, key, value)
-        return _json(asdict(self.behaviour))
-
     async def stats(self) -> Response:
         return _json(
             {
@@ -346,11 +337,6 @@ class ResourceOrderingSimulator:
         )
 
     # --- notifications --------------------------------------------------------------------------
-
-    def _spawn(self, coroutine: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     async def _follow(self, system: str, order: SimulatedOrder, *, first_only: bool = False) -> None:
         """Announce the order's steps not yet announced, each at its time, in order.
