@@ -8,7 +8,7 @@ PROVTRACK_PORT ?= 8641
 # The browser tests drive Debian's Chromium (Playwright's own browser downloads are not used).
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run shell test lint typecheck unit integration bench bench-dashboard screenshots clean
+.PHONY: run shell test lint typecheck unit integration bench bench-dashboard screenshots chaos clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,11 @@ bench-dashboard: $(DEV_STAMP)
 
 screenshots: $(DEV_STAMP) | $(CHROMIUM)
 	$(BIN)/python -m tests.e2e.screenshots docs/screenshots
+
+# The long form of the chaos test (the short one runs in `make test`): CHAOS_SECONDS of SIGKILLs.
+CHAOS_SECONDS ?= 600
+chaos: $(DEV_STAMP)
+	$(BIN)/python -m tests.e2e.chaos --seconds $(CHAOS_SECONDS) $(if $(DATABASE),--database $(DATABASE))
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache provtrack.db provtrack.db-*

@@ -45,6 +45,7 @@ if importlib.util.find_spec("sniffio") is None:
 import httpx
 import orjson
 import sqlalchemy
+from auth import admin_headers
 from bodies import order_body
 from rich.console import Console
 from rich.table import Table
@@ -183,10 +184,11 @@ def server(command: list[str], port: int, log: Path) -> Iterator[subprocess.Pope
             process.wait()
 
 
-def users(port: int, count: int) -> list[httpx.AsyncClient]:
+def users(port: int, count: int, headers: dict[str, str] | None = None) -> list[httpx.AsyncClient]:
     one = httpx.Limits(max_connections=1, max_keepalive_connections=1)
     return [
-        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=one, timeout=60) for _ in range(count)
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=one, timeout=60, headers=headers)
+        for _ in range(count)
     ]
 
 
@@ -385,7 +387,8 @@ async def measure(args: argparse.Namespace, url: str, sample: Sample, workdir: P
         server(provtrack_cmd, provtrack_port, workdir / "provtrack.log") as provtrack_process,
         server(ceiling_cmd, ceiling_port, workdir / "ceiling.log") as ceiling_process,
     ):
-        provtrack = Target("provtrack", provtrack_process.pid, users(provtrack_port, args.concurrency))
+        auth = admin_headers(url)
+        provtrack = Target("provtrack", provtrack_process.pid, users(provtrack_port, args.concurrency, auth))
         ceiling = Target("ceiling", ceiling_process.pid, users(ceiling_port, args.concurrency))
         try:
             common = {"warmup": args.warmup, "repeat": args.repeat, "concurrency": args.concurrency}

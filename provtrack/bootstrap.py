@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from contextlib import ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import structlog
 from fastapi import FastAPI
@@ -34,6 +35,8 @@ from provtrack.adapters.webhooks import HttpSender
 from provtrack.api.app import create_app
 from provtrack.api.errors import ERRORS
 from provtrack.api.hub import events_config
+from provtrack.api.jwt import jwt_verifier
+from provtrack.api.security import Authenticator, Tokens
 from provtrack.domain.catalog import Catalog
 from provtrack.domain.clock import format_datetime
 from provtrack.engine.cancellation import CancellationEngine
@@ -43,8 +46,17 @@ from provtrack.engine.metrics import MetricsSnapshots
 from provtrack.engine.partners import PartnerEngine
 from provtrack.engine.product_orders import ProductOrderingEngine
 from provtrack.engine.provisioning import ProvisioningEngine
+from provtrack.engine.trust import TrustMaintenance
 from provtrack.engine.worker import Closeable, Handler, JobHandlers, Worker
-from provtrack.services import delivery, events, metrics, partners, product_orders, provisioning
+from provtrack.services import (
+    delivery,
+    events,
+    idempotency,
+    metrics,
+    partners,
+    product_orders,
+    provisioning,
+)
 from provtrack.services.cancellation import CancellationBookkeeping
 from provtrack.services.jeopardy import JeopardyMonitor
 from provtrack.services.ports import Context
@@ -54,17 +66,34 @@ from provtrack.settings import Settings
 from provtrack.web.app import install_dashboard
 
 
-def configure_logging(level: str = "info") -> None:
-    logging.basicConfig(format="%(message)s", level=level.upper())
+def configure_logging(level: str = "info", fmt: str = "console") -> None:
+    """Readable console lines, or (`fmt="json"`) one JSON object per line, the server's own lines
+    (uvicorn, alembic) included; the request id, trace, client and order ride on each line."""
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    if fmt == "json":
+        renderer: Any = structlog.processors.JSONRenderer()
+        shared.append(structlog.processors.dict_tracebacks)
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=False)
+        shared.append(structlog.processors.format_exc_info)
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+        )
+    )
+    logging.basicConfig(handlers=[handler], level=level.upper(), force=True)
     logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per migration is enough
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).handlers = []  # through the root handler above, in the same format
+        logging.getLogger(name).propagate = True
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            structlog.dev.ConsoleRenderer(colors=False),
-        ],
+        processors=[*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
     )
 
@@ -182,6 +211,7 @@ class Assembly:
                 mailer=self._mailer(),
             ),
             MetricsSnapshots(self.store),
+            TrustMaintenance(self.store),
         ]
 
     def handlers(self, *, sender: events.Sender | None = None) -> dict[str, Handler]:
@@ -218,6 +248,7 @@ class Assembly:
             product_orders.subscribe_to_hub(self.store, ctx=ctx)
         delivery.schedule_pruning(self.store, now=now)
         metrics.schedule_snapshot(self.store, now=now)
+        idempotency.schedule_pruning(self.store, now=now)
 
     @contextmanager
     def running(self, *, with_worker: bool) -> Iterator[Worker | None]:
@@ -267,8 +298,10 @@ class Assembly:
 
     # --- the API ----------------------------------------------------------------------------------
 
-    def app(self, *, with_worker: bool) -> FastAPI:
-        """The HTTP application; with a worker in this process, or beside `provtrack worker`s."""
+    def app(self, *, with_worker: bool, authenticator: Authenticator | None = None) -> FastAPI:
+        """The HTTP application; with a worker in this process, or beside `provtrack worker`s. Its
+        callers authenticate with bearer tokens (`authenticator`: the store's API keys, and the
+        JWTs of the configured issuer)."""
 
         @asynccontextmanager
         async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -285,9 +318,19 @@ class Assembly:
             catalog=self.catalog,
             jeopardy=self.jeopardy,
             require_catalog=not self.settings.accept_orders_without_catalog,
+            authenticator=authenticator or self.authenticator(),
         )
         install_dashboard(app, errors=ERRORS, poll_seconds=self.settings.dashboard_poll_seconds)
         return app
+
+    def authenticator(self) -> Authenticator:
+        """API keys from the store, and JWTs when an issuer is configured (docs/security.md)."""
+        return Tokens(
+            self.store,
+            clock=self.clock,
+            jwt=jwt_verifier(self.settings),
+            cache_seconds=self.settings.auth_cache_seconds,
+        )
 
 
 def _product_order_poll(settings: Settings) -> timedelta | None:

@@ -22,6 +22,36 @@ class Settings(BaseSettings):
     max_limit: int = Field(default=1000, description="largest page a list request may ask for")
     default_limit: int = Field(default=100, description="page size when a list request gives no limit")
     max_body_bytes: int = Field(default=1024 * 1024, description="largest request body accepted")
+    max_depth: int = Field(default=32, description="deepest nesting of objects and arrays in a body")
+    max_string_length: int = Field(default=16_384, description="longest string value in a body or a filter")
+    max_items_per_order: int = Field(default=100, description="order items in one order, nested included")
+    max_characteristics_per_service: int = Field(
+        default=200, description="serviceCharacteristic entries of one service"
+    )
+    max_sort_terms: int = Field(default=8, description="attributes in one `sort=`")
+    max_filter_terms: int = Field(default=20, description="attribute filters in one list query")
+    auth_cache_seconds: float = Field(
+        default=5.0, description="how long an API key lookup is remembered (a revocation takes this long)"
+    )
+    jwt_issuer: str | None = Field(
+        default=None,
+        description="accept JWTs of this issuer (its `iss`) besides API keys; none: API keys only",
+    )
+    jwt_audience: str = Field(default="provtrack", description="the `aud` a JWT must carry")
+    jwt_jwks_url: str | None = Field(default=None, description="the issuer's JWKS (its signing keys)")
+    jwt_algorithms: str = Field(default="RS256,ES256", description="signature algorithms accepted")
+    jwt_leeway_seconds: float = Field(default=60, description="clock skew allowed on exp and nbf")
+    jwt_client_claim: str = Field(
+        default="client_id", description="the claim naming the client (then azp, then sub)"
+    )
+    idempotency_lease_seconds: float = Field(
+        default=60,
+        description="a request with an Idempotency-Key not finished after this long is taken to have died: "
+        "a retry runs it again",
+    )
+    session_seconds: float = Field(
+        default=3600, description="how long a dashboard session cookie lasts (docs/security.md)"
+    )
     serve_worker: bool = Field(
         default=True, description="`provtrack serve` runs the job worker in its own process too"
     )
@@ -118,6 +148,9 @@ class Settings(BaseSettings):
         default=2.0, description="how often an open dashboard page asks whether anything changed"
     )
     log_level: str = "info"
+    log_format: str = Field(
+        default="console", description="console (readable lines) or json (one object a line)"
+    )
     access_log: bool = False
 
     def base_url(self, request_base: str | None = None) -> str:

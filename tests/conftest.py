@@ -25,7 +25,14 @@ from provtrack.adapters.store.database import create_database_engine
 from provtrack.adapters.store.migrate import upgrade_database
 from provtrack.adapters.store.repository import SqlStore
 from provtrack.api.app import create_app
+from provtrack.api.security import Trusted
+from provtrack.domain.access import Principal
 from provtrack.settings import Settings
+
+# Tests that are not about access act as an administrator; tests/integration/test_access.py builds
+# apps with the real token check (the default of create_app and of `provtrack serve`).
+ADMIN = Principal("test-admin", frozenset({"admin"}), via="test")
+AS_ADMIN = Trusted(ADMIN)
 
 POSTGRES_URL = os.environ.get("PROVTRACK_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -99,6 +106,6 @@ def settings(database_url: str) -> Settings:
 
 @pytest.fixture
 def client(settings: Settings, store: SqlStore, clock: FakeClock) -> Iterator[TestClient]:
-    app = create_app(settings, store, clock=clock)
+    app = create_app(settings, store, clock=clock, authenticator=AS_ADMIN)
     with TestClient(app, base_url="http://testserver") as test_client:
         yield test_client

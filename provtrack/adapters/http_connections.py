@@ -21,6 +21,8 @@ import weakref
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from provtrack.adapters import tracing
+
 Origin = tuple[str, str, int]  # (scheme, host, port)
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -145,7 +147,7 @@ class KeepAliveConnections:
         repeat_if_stale: bool = True,
     ) -> HttpAnswer:
         origin, target = split_url(url)
-        request = _Request(method, target, body, headers)
+        request = _Request(method, target, body, {**headers, **tracing.outgoing()})
         connections = self._thread_connections()
         connection = connections.by_origin.get(origin)
         if connection is not None and connection.sock is not None:

@@ -20,11 +20,13 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from provtrack.domain import states
+from provtrack.domain.access import ApiKey
 from provtrack.domain.activities import Activity
 from provtrack.domain.cancellation import CancelServiceOrder
 from provtrack.domain.coordination_catalog import read_work_group
 from provtrack.domain.escalation import Escalation
 from provtrack.domain.events import EventFilter
+from provtrack.domain.idempotency import Answer, ClaimLost, KeyRecord
 from provtrack.domain.jeopardy import learned_from_sorted
 from provtrack.domain.jobs import JobRequest
 from provtrack.domain.model import Change, OrderEvent, ServiceOrder
@@ -37,6 +39,7 @@ from provtrack.services.ports import (
     ConcurrentUpdate,
     DownstreamSubscription,
     FinishedActivity,
+    OrderEntry,
     Page,
     Store,
     TaskSelection,
@@ -76,6 +79,10 @@ class MemoryData:
     manual_tasks: dict[str, tuple[str, int]] = field(default_factory=dict)  # document, version
     work_groups: dict[str, dict[str, Any]] = field(default_factory=dict)  # definitions given to the API
     product_order_links: dict[tuple[str, str], str] = field(default_factory=dict)  # -> task id
+    clients: dict[str, str | None] = field(default_factory=dict)  # order id -> the client that placed it
+    keys: dict[str, ApiKey] = field(default_factory=dict)
+    listener_tokens: dict[str, str] = field(default_factory=dict)
+    idempotency: dict[tuple[str, str], KeyRecord] = field(default_factory=dict)
 
 
 class MemoryStore:
@@ -115,6 +122,8 @@ class MemoryTransaction:
         self.subscriptions = MemoryDownstreamSubscriptions(self)
         self.tasks = MemoryTasks(self)
         self.cancellations = MemoryCancellations(self)
+        self.access = MemoryAccessRecords(self)
+        self.idempotency = MemoryIdempotencyRecords(self)
 
     def _write(self) -> None:
         if not self.writing:
@@ -128,12 +137,19 @@ class MemoryTransaction:
             return None
         document, version, before = row
         return ServiceOrder.from_document(
-            orjson.loads(document), version=version, state_before_cancellation=before
+            orjson.loads(document),
+            version=version,
+            state_before_cancellation=before,
+            client=self.data.clients.get(order_id),
         )
 
     def get_order_json(self, order_id: str) -> str | None:
         row = self.data.orders.get(order_id)
         return None if row is None else row[0]
+
+    def get_order_entry(self, order_id: str) -> OrderEntry | None:
+        row = self.data.orders.get(order_id)
+        return None if row is None else OrderEntry(row[0], row[1], self.data.clients.get(order_id))
 
     def add_order(self, order: ServiceOrder) -> None:
         self._write()
@@ -155,6 +171,7 @@ class MemoryTransaction:
     def _put(self, order: ServiceOrder) -> None:
         before = order.state_before_cancellation.value if order.state_before_cancellation else None
         self.data.orders[order.id] = (_dumps(order.to_document()), order.version, before)
+        self.data.clients[order.id] = order.client
 
     def expect_unchanged(self, order: ServiceOrder) -> None:
         stored = self.data.orders.get(order.id)
@@ -163,14 +180,20 @@ class MemoryTransaction:
 
     def delete_order(self, order_id: str, *, at: str | None = None) -> bool:
         self._write()
+        self.data.clients.pop(order_id, None)
         return self.data.orders.pop(order_id, None) is not None
 
     def record_events(self, order: ServiceOrder) -> None:
         self.data.outbox.extend((order.id, e) for e in order.events)
         order.events.clear()
 
-    def list_orders(self, query: Query) -> Page:
-        return _page([row[0] for row in self.data.orders.values()], query, newest_first="orderDate")
+    def list_orders(self, query: Query, *, client: str | None = None) -> Page:
+        documents = [
+            row[0]
+            for order_id, row in self.data.orders.items()
+            if client is None or self.data.clients.get(order_id) == client
+        ]
+        return _page(documents, query, newest_first="orderDate")
 
     def audit_trail(self, order_id: str) -> list[Change]:
         return [c for o, c in self.data.audit if o == order_id]
@@ -192,8 +215,14 @@ class MemoryTransaction:
         row = self.data.tasks.get(task_id)
         return None if row is None else row[0]
 
-    def list_tasks(self, query: Query) -> Page:
-        return _page([row[0] for row in self.data.tasks.values()], query, newest_first="id")
+    def list_tasks(self, query: Query, *, client: str | None = None) -> Page:
+        documents = [
+            row[0]
+            for row in self.data.tasks.values()
+            if client is None
+            or self.data.clients.get(orjson.loads(row[0])["serviceOrder"]["id"], "") == client
+        ]
+        return _page(documents, query, newest_first="id")
 
     # --- jobs ---------------------------------------------------------------------------------
 
@@ -466,6 +495,79 @@ class MemoryTasks:
             and t.state == TaskState.IN_PROGRESS
             and assignee in (None, t.assignee)
         )
+
+
+class MemoryAccessRecords:
+    def __init__(self, tx: MemoryTransaction) -> None:
+        self.tx = tx
+
+    def add_key(self, key: ApiKey) -> None:
+        self.tx._write()
+        if any(k.token_hash == key.token_hash for k in self.tx.data.keys.values()):
+            raise ValueError("an API key with this token exists")
+        self.tx.data.keys[key.id] = key
+
+    def key_by_hash(self, token_hash: str) -> ApiKey | None:
+        return next((k for k in self.tx.data.keys.values() if k.token_hash == token_hash), None)
+
+    def api_keys(self) -> list[ApiKey]:
+        return sorted(self.tx.data.keys.values(), key=lambda k: (k.client, k.created_at))
+
+    def revoke_key(self, key_id: str, *, at: str) -> bool:
+        self.tx._write()
+        key = self.tx.data.keys.get(key_id)
+        if key is None or key.revoked_at is not None:
+            return False
+        self.tx.data.keys[key_id] = dataclasses.replace(key, revoked_at=at)
+        return True
+
+    def order_client(self, order_id: str) -> tuple[str | None] | None:
+        if order_id not in self.tx.data.orders:
+            return None
+        return (self.tx.data.clients.get(order_id),)
+
+    def task_order(self, task_id: str) -> str | None:
+        row = self.tx.data.tasks.get(task_id)
+        return None if row is None else str(orjson.loads(row[0])["serviceOrder"]["id"])
+
+    def listener_token(self, source: str) -> str | None:
+        return self.tx.data.listener_tokens.get(source)
+
+    def put_listener_token(self, source: str, token: str, *, at: str) -> None:
+        self.tx._write()
+        self.tx.data.listener_tokens[source] = token
+
+
+class MemoryIdempotencyRecords:
+    def __init__(self, tx: MemoryTransaction) -> None:
+        self.tx = tx
+
+    def get(self, client: str, key: str) -> KeyRecord | None:
+        return self.tx.data.idempotency.get((client, key))
+
+    def claim(self, record: KeyRecord) -> None:
+        self.tx._write()
+        self.tx.data.idempotency[(record.client, record.key)] = record
+
+    def complete(self, client: str, key: str, claim: str, answer: Answer) -> None:
+        self.tx._write()
+        held = self.tx.data.idempotency.get((client, key))
+        if held is None or held.claim != claim or held.answer is not None:
+            raise ClaimLost(f"Idempotency-Key {key!r} was taken over by a retry while this request ran")
+        self.tx.data.idempotency[(client, key)] = dataclasses.replace(held, answer=answer, locked_until=None)
+
+    def release(self, client: str, key: str, claim: str) -> None:
+        self.tx._write()
+        held = self.tx.data.idempotency.get((client, key))
+        if held is not None and held.claim == claim and held.answer is None:
+            del self.tx.data.idempotency[(client, key)]
+
+    def prune(self, *, now: str, limit: int) -> int:
+        self.tx._write()
+        expired = [k for k, r in self.tx.data.idempotency.items() if r.expires_at <= now][:limit]
+        for k in expired:
+            del self.tx.data.idempotency[k]
+        return len(expired)
 
 
 def _page(documents: list[str], query: Query, *, newest_first: str) -> Page:

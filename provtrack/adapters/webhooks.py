@@ -18,6 +18,7 @@ from collections.abc import Callable
 import httpcore
 import httpx
 
+from provtrack.adapters import tracing
 from provtrack.domain.events import CallbackPolicy, RefusedCallback, check_addresses
 from provtrack.domain.webhooks import Attempt
 
@@ -95,7 +96,11 @@ class HttpSender:
             )
         client = self.client if policy is None else self._checked_client(policy)
         try:
-            response = client.post(url, content=body, headers={"content-type": "application/json", **headers})
+            response = client.post(
+                url,
+                content=body,
+                headers={"content-type": "application/json", **tracing.outgoing(), **headers},
+            )
         except RefusedCallback as exc:
             return Attempt(None, f"not sent, refused at delivery: {exc}", blocked=True)
         except httpx.TimeoutException as exc:

@@ -6,21 +6,26 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from provtrack.adapters.clock import utc_now
+from provtrack.adapters.tmf652 import ResourceOrderingClient
 from provtrack.adapters.webhooks import resolve
-from provtrack.api import hub, operations, service_orders
+from provtrack.api import hub, monitoring, operations, service_orders, session
 from provtrack.api.cancellation import install_cancellation
 from provtrack.api.docs_assets import install_docs
 from provtrack.api.errors import install_error_handlers
 from provtrack.api.http import BodyLimit
 from provtrack.api.jeopardy import install_jeopardy
+from provtrack.api.limits import InputGuard, limits_from
 from provtrack.api.methods import AllowedMethods
 from provtrack.api.metrics import install_metrics
+from provtrack.api.monitoring import RequestMetrics
 from provtrack.api.openapi import install_openapi
 from provtrack.api.provisioning import install_provisioning
+from provtrack.api.security import Authenticator, SignInRequired, Tokens, authorize, sign_in_redirect
 from provtrack.api.tasks import install_tasks
+from provtrack.api.tracing import RequestContext
 from provtrack.domain.catalog import Catalog
 from provtrack.services.jeopardy import JeopardyMonitor
 from provtrack.services.ports import Store
@@ -45,10 +50,15 @@ def create_app(
     catalog: Catalog | None = None,
     jeopardy: JeopardyMonitor | None = None,
     require_catalog: bool = False,
+    authenticator: Authenticator | None = None,
+    resource_orders: ResourceOrderingClient | None = None,
 ) -> FastAPI:
-    """The app; with `require_catalog` (every process role) and no catalog, orders are refused at
-    once instead of waiting for a plan that cannot come."""
+    """The API. With `require_catalog` (every process role) and no catalog, orders are refused at
+    once instead of waiting for a plan that cannot come. Every route but liveness needs a bearer
+    token (`authenticator`, by default the API keys in the store; tests that are not about access
+    give a `security.Trusted` principal)."""
     app = FastAPI(
+        dependencies=[Depends(authorize)],
         lifespan=lifespan,
         title="provtrack",
         version="0.1.0",
@@ -65,6 +75,14 @@ def create_app(
     app.state.jeopardy = jeopardy  # the jeopardy extension API reads its policy
     app.state.resolve = resolve  # the hub checks a callback's addresses (tests give their own)
     app.state.orders_need_catalog = require_catalog and catalog is None
+    app.state.limits = limits_from(settings)
+    # The TMF652 listener reads a resource order at its system to confirm a final notification.
+    app.state.resource_orders = resource_orders or ResourceOrderingClient(
+        timeout=settings.downstream_timeout_seconds
+    )
+    app.state.authenticator = authenticator or Tokens(
+        store, clock=clock, cache_seconds=settings.auth_cache_seconds
+    )
     app.include_router(service_orders.router)
     hub.install(app)
     install_cancellation(app)
@@ -73,9 +91,15 @@ def create_app(
     install_jeopardy(app)
     install_metrics(app)
     app.include_router(operations.router)
+    app.include_router(monitoring.router)
+    app.include_router(session.router)
     install_error_handlers(app)
+    app.add_exception_handler(SignInRequired, sign_in_redirect)
     install_openapi(app, max_limit=settings.max_limit)
     install_docs(app, openapi_url="/openapi.json")
     app.add_middleware(AllowedMethods, application=app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(InputGuard)
+    app.add_middleware(RequestMetrics)
+    app.add_middleware(RequestContext, access_log=settings.access_log)  # outermost: its ids on every line
     return app

@@ -15,9 +15,11 @@ from provtrack.api.errors import ApiError
 from provtrack.api.extension_schemas import CancelResourceOrderEvent, PartnerCancelEvent, ProductOrderEvent
 from provtrack.api.http import context, json_response, read_json
 from provtrack.api.openapi import answers, body
+from provtrack.api.security import principal_of, require_listener_token
 from provtrack.domain.catalog import Catalog
 from provtrack.domain.product_orders import read_event
-from provtrack.services import cancellation, product_orders, withdrawals
+from provtrack.services import access, cancellation, product_orders, withdrawals
+from provtrack.services.provisioning import partner_subscription_key
 
 PREFIX = "/provtrack/v1"
 router = APIRouter(prefix=PREFIX, tags=["provtrack cancellation (extension)"])
@@ -42,11 +44,16 @@ def _catalog(request: Request) -> Catalog | None:
     responses=answers(200, 404),
 )
 def cancellation_impact(id: str, request: Request) -> Response:
+    access.check_order(request.app.state.store, principal_of(request), id)
     impact = cancellation.cancellation_impact(request.app.state.store, id, _catalog(request))
     return json_response(orjson.dumps(impact).decode())
 
 
-async def _cancel_task_listener(system: str, request: Request) -> Response:
+async def _cancel_task_listener(system: str, token: str, request: Request) -> Response:
+    catalog = _catalog(request)
+    if catalog is None or system not in catalog.systems:
+        raise ApiError(404, "NOT_FOUND", "Unknown system", f"no system {system[:100]!r} in the catalog")
+    await require_listener_token(request, f"tmf652:{system}", token, who=system)
     event = await read_json(request)
     task: Any = (event.get("event") or {}).get("cancelResourceOrder") if isinstance(event, dict) else None
     if not isinstance(task, dict):
@@ -69,18 +76,22 @@ async def _cancel_task_listener(system: str, request: Request) -> Response:
 
 for _event in CANCEL_EVENTS:
     router.add_api_route(
-        f"/tmf652/{{system}}/listener/{_event}",
+        f"/tmf652/{{system}}/{{token}}/listener/{_event}",
         _cancel_task_listener,
         methods=["POST"],
         status_code=204,
         summary=f"TMF652 listener: {_event} from a downstream system's hub",
-        responses=answers(204, 400, 404, 409, 413),
+        responses=answers(204, 400, 401, 404, 409, 413),
         openapi_extra=body(CancelResourceOrderEvent),
     )
 
 
-async def _partner_cancel_listener(partner: str, request: Request) -> Response:
+async def _partner_cancel_listener(partner: str, token: str, request: Request) -> Response:
     """Like a partner's order, its cancel task is read at the partner, not taken from the event."""
+    catalog = _catalog(request)
+    if catalog is None or partner not in catalog.partners:
+        raise ApiError(404, "NOT_FOUND", "Unknown partner", f"no partner {partner[:100]!r} in the catalog")
+    await require_listener_token(request, partner_subscription_key(partner), token, who=partner)
     event = await read_json(request)
     task: Any = (event.get("event") or {}).get("cancelServiceOrder") if isinstance(event, dict) else None
     if not isinstance(task, dict):
@@ -97,18 +108,18 @@ async def _partner_cancel_listener(partner: str, request: Request) -> Response:
 
 for _event in PARTNER_CANCEL_EVENTS:  # before the partners' listener (api/tasks.py), which reads orders
     router.add_api_route(
-        f"/partner/{{partner}}/listener/{_event}",
+        f"/partner/{{partner}}/{{token}}/listener/{_event}",
         _partner_cancel_listener,
         methods=["POST"],
         status_code=204,
         summary=f"TMF641 listener: {_event} from a partner's hub (our withdrawal's cancel task)",
-        responses=answers(204, 400, 404, 413),
+        responses=answers(204, 400, 401, 404, 413),
         openapi_extra=body(PartnerCancelEvent),
     )
 
 
 @router.post(
-    "/tmf622/listener/{event_type}",
+    "/tmf622/{token}/listener/{event_type}",
     status_code=204,
     summary="TMF622 listener: a cancelled product order cancels the service orders that came from it",
     description=(
@@ -117,10 +128,13 @@ for _event in PARTNER_CANCEL_EVENTS:  # before the partners' listener (api/tasks
         "order naming the product order; with PROVTRACK_PRODUCT_ORDERING_URL the product order is read there "
         "first. Other events are accepted and ignored; repeats open nothing again."
     ),
-    responses=answers(204, 400, 409, 413),
+    responses=answers(204, 400, 401, 409, 413),
     openapi_extra=body(ProductOrderEvent),
 )
-async def product_order_listener(event_type: str, request: Request) -> Response:
+async def product_order_listener(token: str, event_type: str, request: Request) -> Response:
+    await require_listener_token(
+        request, product_orders.LISTENER_SOURCE, token, who="the product ordering API"
+    )
     event = await read_json(request)
     payload = event.get("event") if isinstance(event, dict) else None
     if not isinstance(payload, dict):

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Sequence
 from typing import Any
 
 import orjson
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from provtrack.api.security import challenge
+from provtrack.domain.access import CsrfRefused, MissingScope, Unauthenticated
 from provtrack.domain.activities import IllegalActivityTransition
 from provtrack.domain.cancellation import TaskError
 from provtrack.domain.cancellation_steps import CancellationInProgress
 from provtrack.domain.coordination_catalog import InvalidWorkGroup
 from provtrack.domain.events import RefusedCallback
+from provtrack.domain.idempotency import ClaimLost, InvalidIdempotencyKey, KeyInUse, KeyReused
+from provtrack.domain.limits import LimitExceeded, UnsafeText
 from provtrack.domain.patching import MalformedPatch, PatchConflict
 from provtrack.domain.query import InvalidQuery
 from provtrack.domain.states import IllegalTransition
@@ -42,11 +49,28 @@ from provtrack.services.tasks import UnknownWorkGroup
 
 JSON = "application/json;charset=utf-8"
 
+
+class PreconditionFailed(Exception):
+    """If-Match names a version the order no longer has (HTTP 412): nothing was changed."""
+
+
+TRACEBACK_FRAMES = 20  # the innermost frames: a RecursionError has a thousand of the same
+
 # Every domain and use-case exception the API answers, with its TMF630 status, code and reason; the
 # message is the exception's own. A subclass answers as its nearest listed ancestor.
 ERRORS: dict[type[Exception], tuple[int, str, str]] = {
+    Unauthenticated: (401, "UNAUTHENTICATED", "Authentication required"),
+    MissingScope: (403, "FORBIDDEN", "Not allowed"),
+    CsrfRefused: (403, "CSRF_REFUSED", "CSRF token missing"),
+    PreconditionFailed: (412, "PRECONDITION_FAILED", "The order has changed"),
+    InvalidIdempotencyKey: (400, "INVALID_VALUE", "Invalid request"),
+    KeyInUse: (409, "IDEMPOTENCY_KEY_IN_USE", "A request with this key is running"),
+    ClaimLost: (409, "IDEMPOTENCY_KEY_IN_USE", "A request with this key is running"),
+    KeyReused: (422, "IDEMPOTENCY_KEY_REUSED", "Idempotency-Key used for another request"),
     ServerOwnedField: (400, "SERVER_OWNED_FIELD", "Field set by the server"),
     InvalidOrder: (400, "INVALID_VALUE", "Invalid request"),
+    UnsafeText: (400, "INVALID_VALUE", "Invalid request"),
+    LimitExceeded: (400, "LIMIT_EXCEEDED", "Request over a limit"),
     InvalidQuery: (400, "INVALID_QUERY", "Invalid query parameter"),
     MalformedPatch: (400, "INVALID_PATCH", "Invalid patch document"),
     InvalidSubscription: (400, "INVALID_VALUE", "Invalid request"),
@@ -75,6 +99,10 @@ ERRORS: dict[type[Exception], tuple[int, str, str]] = {
     TaskRefused: (409, "CONFLICT", "Task action not possible now"),
     NoCatalog: (503, "NO_CATALOG", "No provisioning catalog configured"),
 }
+
+
+class ClientGone(Exception):
+    """The client went away before it had sent its whole body: nobody reads the answer."""
 
 
 class ApiError(Exception):
@@ -109,7 +137,7 @@ def format_location(loc: Sequence[Any]) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     async def listed_error(_request: Request, exc: Exception) -> Response:
         status, code, reason = next(ERRORS[c] for c in type(exc).__mro__ if c in ERRORS)
-        return error_response(status, code, reason, str(exc))
+        return error_response(status, code, reason, str(exc), headers=challenge(exc))
 
     for exception in ERRORS:
         app.add_exception_handler(exception, listed_error)
@@ -137,13 +165,52 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = dict(exc.headers) if exc.headers else None
         return error_response(exc.status_code, code, reason, message, headers=headers)
 
-    async def unexpected(_request: Request, exc: Exception) -> Response:
-        import structlog
-
-        structlog.get_logger().exception("unhandled error", error=str(exc))
-        return error_response(500, "INTERNAL_ERROR", "Internal error", "the server failed; see its log")
+    async def client_gone(request: Request, _exc: Exception) -> Response:
+        structlog.get_logger("provtrack.api").info(
+            "client disconnected before its body was read", path=request.url.path
+        )
+        return error_response(400, "CLIENT_DISCONNECTED", "Client disconnected", "the body was not received")
 
     app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(ClientGone, client_gone)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
-    app.add_exception_handler(Exception, unexpected)
+    app.add_middleware(CatchAll)
+
+
+class CatchAll:
+    """An exception no handler took: one log line with the end of its traceback, and a TMF630 500.
+
+    Not Starlette's `Exception` handler: that one answers, then raises again for the server to
+    log, so each failure was logged twice, a RecursionError with thousands of lines each time."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception as exc:
+            trace = "".join(traceback.format_exception(exc, limit=-TRACEBACK_FRAMES)).rstrip()
+            structlog.get_logger("provtrack.api").error(
+                "unhandled error",
+                method=scope.get("method"),
+                path=scope.get("path"),
+                error=f"{type(exc).__name__}: {str(exc)[:300]}",
+                traceback=trace,
+            )
+            if not started:
+                response = error_response(
+                    500, "INTERNAL_ERROR", "Internal error", "the server failed; see its log"
+                )
+                await response(scope, receive, send)

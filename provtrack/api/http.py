@@ -9,12 +9,14 @@ import orjson
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from provtrack.adapters.clock import new_id
-from provtrack.api.errors import JSON, ApiError, error_response, format_location
+from provtrack.api.errors import JSON, ApiError, ClientGone, error_response, format_location
 from provtrack.domain.clock import format_datetime
+from provtrack.domain.limits import check_document
 from provtrack.domain.query import FieldTree, Query, parse_fields, parse_query, select_fields
 from provtrack.services.ports import Context, Page, Store
 from provtrack.settings import Settings
@@ -42,21 +44,46 @@ async def call_store(
     return await run_in_threadpool(use_case, store, *args, **kwargs)
 
 
-def context(request: Request, actor: str = "api") -> Context:
+def context(request: Request, actor: str = "api", *, person: bool = False) -> Context:
+    """Who acts, and when. On an authenticated route the actor the audit trail records is the
+    client the token proved, with the person it names (`X-Actor`) after a colon: a header alone
+    proves nothing. A listener's actor is its system. With `person` (the manual-task routes, whose
+    use cases assign and check tasks by person), the actor is the person the token's holder names:
+    a `tasks:work` token is the operator's own work-force system, trusted to say who works."""
     clock = request.app.state.clock
+    principal = request.scope.get("state", {}).get("principal")
+    if principal is not None and not person:
+        actor = principal.client if actor in ("api", "operator") else f"{principal.client}:{actor[:100]}"
     return Context(now=format_datetime(clock()), actor=actor, new_id=new_id)
 
 
 async def read_json(request: Request) -> Any:
-    body = await request.body()
+    """The body as JSON: a JSON media type (415 otherwise), parsed, and within the limits
+    (domain/limits.py: depth, strings, no NUL), checked before anything else reads it."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json" and not (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    ):
+        raise ApiError(
+            415,
+            "UNSUPPORTED_MEDIA_TYPE",
+            "Unsupported media type",
+            f"the body must be JSON (application/json), not {media_type[:100] or 'a body without Content-Type'}",
+        )
+    try:
+        body = await request.body()
+    except ClientDisconnect:
+        raise ClientGone() from None
     if not body:
         raise ApiError(400, "MALFORMED_BODY", "Malformed request body", "the request has no body")
     try:
-        return orjson.loads(body)
+        document = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise ApiError(
             400, "MALFORMED_BODY", "Malformed request body", f"the body is not valid JSON: {exc}"
         ) from None
+    check_document(document, request.app.state.limits)
+    return document
 
 
 def check_types(model: type[BaseModel], body: Any) -> None:
@@ -105,6 +132,7 @@ def list_query(request: Request, enums: dict[tuple[str, ...], tuple[str, ...]] |
         default_limit=settings.default_limit,
         max_limit=settings.max_limit,
         enums=enums,
+        limits=request.app.state.limits,
     )
 
 

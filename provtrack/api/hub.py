@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import timedelta
 from typing import Any
 
@@ -13,14 +14,19 @@ from starlette.responses import Response
 from provtrack.api.errors import ApiError
 from provtrack.api.extension_schemas import DeadLetterReplay, SecretRotation
 from provtrack.api.http import base_url, context, json_response, read_json
+from provtrack.api.idempotency import once
 from provtrack.api.openapi import answers, body
 from provtrack.api.schemas import EventSubscription, EventSubscriptionInput
+from provtrack.api.security import principal_of
 from provtrack.api.service_orders import BASE_PATH
 from provtrack.domain.events import CallbackPolicy, DeadLetter, Subscription
-from provtrack.services import events
+from provtrack.domain.idempotency import Answer
+from provtrack.services import access, events
+from provtrack.services.events import DeadLetterNotFound
 from provtrack.settings import Settings
 
 EXTENSION_PATH = "/provtrack/v1"
+MAX_OVERLAP = 366 * 24 * 3600  # a year: a rotation that overlaps longer is not a rotation
 
 router = APIRouter(prefix=BASE_PATH, tags=["TMF641 notification hub"])
 extensions = APIRouter(prefix=EXTENSION_PATH, tags=["provtrack extensions"])
@@ -96,16 +102,37 @@ async def register_listener(request: Request) -> Response:
     body = await read_json(request)
     config = events_config(request.app.state.settings)
     resolver = request.app.state.resolve
-    subscription = await run_in_threadpool(
-        events.create_subscription,
-        _store(request),
-        body,
-        config=config,
-        resolve=resolver,
-        ctx=context(request),
-    )
-    href = _hub_href(request, subscription.id)
-    return _json(subscription_document(subscription, href, with_secret=True), 201, {"Location": href})
+    owner = principal_of(request).owner
+
+    async def run(then: Any) -> Subscription:
+        return await run_in_threadpool(
+            functools.partial(
+                events.create_subscription,
+                _store(request),
+                body,
+                config=config,
+                resolve=resolver,
+                ctx=context(request),
+                client=owner,
+                then=then,
+            )
+        )
+
+    def answer(subscription: Subscription) -> Answer:
+        href = _hub_href(request, subscription.id)
+        document = subscription_document(subscription, href, with_secret=True)
+        return Answer(201, {"Location": href}, orjson.dumps(document).decode())
+
+    return await once(request, run, answer)
+
+
+def _owned(request: Request, subscription_id: str) -> Subscription:
+    """The subscription, if it is the caller's (or the caller an administrator): SubscriptionNotFound
+    otherwise, as for one that does not exist."""
+    subscription = events.get_subscription(_store(request), subscription_id)
+    if not principal_of(request).sees(subscription.client):
+        raise events.SubscriptionNotFound(subscription_id)
+    return subscription
 
 
 @router.get(
@@ -115,7 +142,7 @@ async def register_listener(request: Request) -> Response:
     responses=answers(200, 404, model=EventSubscription),
 )
 def retrieve_listener(id: str, request: Request) -> Response:
-    subscription = events.get_subscription(_store(request), id)
+    subscription = _owned(request, id)
     return _json(subscription_document(subscription, _hub_href(request, id)))
 
 
@@ -127,6 +154,7 @@ def retrieve_listener(id: str, request: Request) -> Response:
     responses=answers(204, 404),
 )
 def unregister_listener(id: str, request: Request) -> Response:
+    _owned(request, id)
     events.delete_subscription(_store(request), id)
     return Response(status_code=204)
 
@@ -144,6 +172,7 @@ def list_listeners(request: Request) -> Response:
         [
             subscription_document(s, _hub_href(request, s.id))
             for s in events.list_subscriptions(_store(request))
+            if principal_of(request).sees(s.client)
         ]
     )
 
@@ -156,10 +185,18 @@ def list_listeners(request: Request) -> Response:
     openapi_extra=body(SecretRotation, required=False),
 )
 async def rotate_secret(id: str, request: Request) -> Response:
+    await run_in_threadpool(_owned, request, id)
     document = await read_json(request) if await request.body() else {}
     overlap = document.get("overlapSeconds") if isinstance(document, dict) else None
-    if overlap is not None and (not isinstance(overlap, int | float) or overlap < 0):
-        raise ApiError(400, "INVALID_VALUE", "Invalid request", "overlapSeconds: must be a number >= 0")
+    if overlap is not None and (
+        not isinstance(overlap, int | float) or isinstance(overlap, bool) or not 0 <= overlap <= MAX_OVERLAP
+    ):
+        raise ApiError(
+            400,
+            "INVALID_VALUE",
+            "Invalid request",
+            f"overlapSeconds: must be a number from 0 to {MAX_OVERLAP}",
+        )
     subscription = await run_in_threadpool(
         events.rotate_secret,
         _store(request),
@@ -192,8 +229,19 @@ def dead_letter_document(letter: DeadLetter) -> dict[str, Any]:
     responses=answers(200),
 )
 def list_dead_letters(request: Request, subscription: str | None = None) -> Response:
+    if subscription is not None:
+        _owned(request, subscription)
     letters = events.list_dead_letters(_store(request), subscription_id=subscription)
-    return _json([dead_letter_document(d) for d in letters])
+    mine = _visible_subscriptions(request)
+    return _json([dead_letter_document(d) for d in letters if mine is None or d.subscription_id in mine])
+
+
+def _visible_subscriptions(request: Request) -> set[str] | None:
+    """The ids of the caller's subscriptions; None: an administrator sees all."""
+    principal = principal_of(request)
+    if principal.is_admin:
+        return None
+    return {s.id for s in events.list_subscriptions(_store(request)) if principal.sees(s.client)}
 
 
 @extensions.post(
@@ -209,8 +257,14 @@ async def replay_dead_letters(request: Request) -> Response:
     subscription = document.get("subscription") if isinstance(document, dict) else None
     if ids is None and subscription is None:
         raise ApiError(400, "INVALID_VALUE", "Invalid request", "give ids (a list) or subscription (an id)")
-    if ids is not None and not (isinstance(ids, list) and all(isinstance(i, int) for i in ids)):
+    if ids is not None and not (
+        isinstance(ids, list)
+        and all(isinstance(i, int) and not isinstance(i, bool) and 0 < i < 2**63 for i in ids)
+    ):
         raise ApiError(400, "INVALID_VALUE", "Invalid request", "ids: must be a list of dead letter ids")
+    if subscription is not None and not isinstance(subscription, str):
+        raise ApiError(400, "INVALID_VALUE", "Invalid request", "subscription: must be a subscription id")
+    await run_in_threadpool(_check_letters, request, ids or (), subscription)
     queued = await run_in_threadpool(
         events.replay_dead_letters,
         _store(request),
@@ -221,12 +275,25 @@ async def replay_dead_letters(request: Request) -> Response:
     return _json({"queued": queued})
 
 
+def _check_letters(request: Request, ids: list[int] | tuple[()], subscription: str | None) -> None:
+    """A client replays only the dead letters of its own subscriptions."""
+    if subscription is not None:
+        _owned(request, subscription)
+    mine = _visible_subscriptions(request)
+    if mine is None or not ids:
+        return
+    for letter in events.list_dead_letters(_store(request)):
+        if letter.id in ids and letter.subscription_id not in mine:
+            raise DeadLetterNotFound(letter.id)
+
+
 @extensions.get(
     "/serviceOrder/{id}/timeline",
     summary="Every recorded change of a service order: what, old and new value, when, by whom",
     responses=answers(200, 404),
 )
 def order_timeline(id: str, request: Request) -> Response:
+    access.check_order(_store(request), principal_of(request), id)
     changes = events.order_timeline(_store(request), id)
     return _json(
         [

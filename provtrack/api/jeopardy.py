@@ -9,7 +9,8 @@ from starlette.responses import Response
 from provtrack.api.errors import ApiError
 from provtrack.api.http import context, json_response
 from provtrack.api.openapi import answers, header
-from provtrack.services import jeopardy
+from provtrack.api.security import principal_of
+from provtrack.services import access, jeopardy
 from provtrack.services.jeopardy import JeopardyMonitor
 
 PREFIX = "/provtrack/v1"
@@ -35,6 +36,7 @@ def _monitor(request: Request) -> JeopardyMonitor:
     responses=answers(200, 404, 503),
 )
 def get_jeopardy(id: str, request: Request) -> Response:
+    access.check_order(request.app.state.store, principal_of(request), id)
     view = jeopardy.jeopardy_view(
         request.app.state.store, _monitor(request), id, now=request.app.state.clock()
     )
@@ -48,6 +50,7 @@ def get_jeopardy(id: str, request: Request) -> Response:
     openapi_extra={"parameters": [header("X-Provtrack-User", "who acknowledges (default `api`)")]},
 )
 def acknowledge(id: str, rule: str, request: Request) -> Response:
+    access.check_order(request.app.state.store, principal_of(request), id)
     actor = request.headers.get("x-provtrack-user") or "api"
     result = jeopardy.acknowledge(
         request.app.state.store, _monitor(request), id, rule, ctx=context(request, actor)

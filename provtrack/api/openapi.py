@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 
 from provtrack.api import extension_schemas, schemas
+from provtrack.api.security import document_security
 
 _ATTRIBUTE = r"@?[A-Za-z_][A-Za-z0-9_]*(\.@?[A-Za-z_][A-Za-z0-9_]*)*"
 JSON = "application/json"
@@ -63,11 +64,16 @@ _DESCRIPTIONS = {
     201: "Created",
     204: "Done; no content",
     206: "Partial content: one page of the matches",
+    304: "Not modified: If-None-Match names the version the client has",
     400: "Bad request: the message names the offending attribute or parameter",
+    401: "No bearer token, or one refused (WWW-Authenticate says which)",
+    403: "The token lacks the scope the operation needs",
     404: "Not found",
     409: "Conflict: a change the order's life cycle or current state does not allow",
+    412: "If-Match names a version the order no longer has: nothing changed",
     413: "Request body too large",
     415: "Unsupported media type",
+    422: "Idempotency-Key used for another request, or a notification its system does not confirm",
     500: "Internal error",
     503: "Unavailable",
 }
@@ -288,6 +294,7 @@ def build_document(app: FastAPI, *, max_limit: int) -> dict[str, Any]:
                     parameter["schema"]["maximum"] = max_limit
     _name_operations(app, document)
     renamed: dict[str, Any] = _without_nulls(_renamed(document))
+    document_security(renamed)
     return renamed
 
 

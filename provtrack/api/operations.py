@@ -10,6 +10,7 @@ from starlette.responses import Response
 from provtrack.api.errors import error_response
 from provtrack.api.http import json_response
 from provtrack.api.metrics import gauges
+from provtrack.api.monitoring import refresh
 from provtrack.api.openapi import answers
 
 router = APIRouter(tags=["operations"])
@@ -38,4 +39,5 @@ async def health(request: Request) -> Response:
 
 @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
 def metrics(request: Request) -> Response:
+    refresh(request)  # the figures read from the database (api/monitoring.py)
     return Response(generate_latest() + gauges(request.app.state.store), media_type=CONTENT_TYPE_LATEST)

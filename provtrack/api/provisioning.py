@@ -6,19 +6,25 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
+import structlog
 from fastapi import APIRouter, FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from provtrack.adapters.tmf652 import DownstreamRefused, DownstreamUnavailable, ResourceOrderingClient
 from provtrack.api.errors import ApiError
 from provtrack.api.extension_schemas import ActivityFailure, ActivitySkip, ResourceOrderEvent
 from provtrack.api.http import base_url, context, json_response, read_json
 from provtrack.api.openapi import answers, body, header
-from provtrack.domain.catalog import Catalog
-from provtrack.services import activities, provisioning
+from provtrack.api.security import AUTH_FAILURES, principal_of, require_listener_token
+from provtrack.domain.access import Unauthenticated
+from provtrack.domain.catalog import Catalog, System
+from provtrack.services import access, activities, provisioning
 
 PREFIX = "/provtrack/v1"
+log = structlog.get_logger("provtrack.api")
 router = APIRouter(prefix=PREFIX, tags=["provtrack provisioning (extension)"])
 
 
@@ -45,6 +51,7 @@ ACTOR = {"parameters": [header("X-Actor", "who acts, for the order's timeline (d
     responses=answers(200, 404),
 )
 def get_plan(id: str, request: Request) -> Response:
+    access.check_order(request.app.state.store, principal_of(request), id)
     plan = activities.get_plan(request.app.state.store, id)
     plan["activity"] = [_with_links(request, a) for a in plan["activity"]]
     return json_response(_dump(plan))
@@ -52,6 +59,7 @@ def get_plan(id: str, request: Request) -> Response:
 
 @router.get("/activity/{id}", summary="One provisioning activity", responses=answers(200, 404))
 def get_activity(id: str, request: Request) -> Response:
+    access.check_activity(request.app.state.store, principal_of(request), id)
     return json_response(_dump(_with_links(request, activities.get_activity(request.app.state.store, id))))
 
 
@@ -62,6 +70,7 @@ def get_activity(id: str, request: Request) -> Response:
     openapi_extra=ACTOR,
 )
 async def retry_activity(id: str, request: Request) -> Response:
+    await run_in_threadpool(access.check_activity, request.app.state.store, principal_of(request), id)
     ctx = context(request, actor=request.headers.get("X-Actor", "operator"))
     activity = await run_in_threadpool(
         activities.retry_activity, request.app.state.store, id, ctx=ctx, catalog=_catalog(request)
@@ -76,6 +85,7 @@ async def retry_activity(id: str, request: Request) -> Response:
     openapi_extra={**body(ActivitySkip), **ACTOR},
 )
 async def skip_activity(id: str, request: Request) -> Response:
+    await run_in_threadpool(access.check_activity, request.app.state.store, principal_of(request), id)
     reason = await _reason(request, required=True)
     ctx = context(request, actor=request.headers.get("X-Actor", "operator"))
     activity = await run_in_threadpool(
@@ -96,6 +106,7 @@ async def skip_activity(id: str, request: Request) -> Response:
     openapi_extra={**body(ActivityFailure, required=False), **ACTOR},
 )
 async def fail_activity(id: str, request: Request) -> Response:
+    await run_in_threadpool(access.check_activity, request.app.state.store, principal_of(request), id)
     reason = await _reason(request, required=False)
     ctx = context(request, actor=request.headers.get("X-Actor", "operator"))
     activity = await run_in_threadpool(
@@ -123,26 +134,87 @@ async def _reason(request: Request, *, required: bool) -> str | None:
 
 
 @router.post(
-    "/tmf652/{system}/listener/{event_type}",
+    "/tmf652/{system}/{token}/listener/{event_type}",
     status_code=204,
     summary="TMF652 listener: resource order notifications from a downstream system's hub",
-    responses=answers(204, 400, 404, 409, 413),
+    responses=answers(204, 400, 401, 404, 409, 413),
     openapi_extra=body(ResourceOrderEvent),
+    description=(
+        "The callback provtrack registers at the system's hub carries an unguessable token; a "
+        "notification that finishes a resource order is confirmed by reading it at the system first "
+        "(catalog `confirm`, docs/security.md)."
+    ),
 )
-async def resource_order_listener(system: str, event_type: str, request: Request) -> Response:
+async def resource_order_listener(system: str, token: str, event_type: str, request: Request) -> Response:
+    catalog = _catalog(request)
+    if catalog is None or system not in catalog.systems:
+        raise ApiError(404, "NOT_FOUND", "Unknown system", f"no system {system[:100]!r} in the catalog")
+    store = request.app.state.store
+    await require_listener_token(request, f"tmf652:{system}", token, who=system)
     event = await read_json(request)
     resource_order = (event.get("event") or {}).get("resourceOrder") if isinstance(event, dict) else None
     if not isinstance(resource_order, dict):
         raise ApiError(400, "INVALID_VALUE", "Invalid request", "event.resourceOrder: an object is required")
-    catalog = _catalog(request)
-    if catalog is None or system not in catalog.systems:
-        raise ApiError(404, "NOT_FOUND", "Unknown system", f"no system {system!r} in the catalog")
+    confirmed = await run_in_threadpool(_confirmed, request, catalog.systems[system], resource_order)
     await run_in_threadpool(
-        provisioning.record_notification,
-        request.app.state.store,
-        system,
-        resource_order,
-        catalog,
-        ctx=context(request, system),
+        provisioning.record_notification, store, system, confirmed, catalog, ctx=context(request, system)
     )
     return Response(status_code=204)
+
+
+@router.post(
+    "/tmf652/{system}/listener/{event_type}",
+    status_code=401,
+    summary="A TMF652 callback without its token (provtrack before 0.2 registered these): refused",
+    include_in_schema=False,
+)
+async def untokened_listener(system: str, event_type: str) -> Response:
+    AUTH_FAILURES.labels("listener").inc()
+    raise Unauthenticated(
+        "listener callbacks carry a token: provtrack subscribes again at its next start with one"
+    )
+
+
+# The states that finish a resource order: believed only once the system itself says so.
+FINAL_STATES = frozenset({"completed", "failed", "rejected", "partial", "cancelled"})
+
+
+def _confirmed(request: Request, system: System, notified: dict[str, Any]) -> dict[str, Any]:
+    """The resource order as the system has it, when the notification says it is finished: a forged
+    or stale notification changes nothing. A system that cannot be read (`confirm: false`) is
+    believed."""
+    if not system.confirm or notified.get("state") not in FINAL_STATES:
+        return notified
+    resource_order_id = notified.get("id")
+    if not isinstance(resource_order_id, str) or not resource_order_id:
+        raise ApiError(400, "INVALID_VALUE", "Invalid request", "event.resourceOrder.id: is required")
+    client: ResourceOrderingClient = request.app.state.resource_orders
+    try:
+        read = client.get(system.url, quote(resource_order_id, safe=""))
+    except DownstreamRefused as exc:
+        raise ApiError(
+            422,
+            "NOT_CONFIRMED",
+            "Notification not confirmed",
+            f"{system.name} does not know resource order {resource_order_id[:100]!r} (HTTP {exc.status})",
+        ) from None
+    except DownstreamUnavailable:
+        raise ApiError(
+            503,
+            "NOT_CONFIRMED",
+            "Notification not confirmed",
+            f"{system.name} could not be read to confirm the notification; send it again later",
+        ) from None
+    if read.get("id") != resource_order_id:
+        raise ApiError(
+            422, "NOT_CONFIRMED", "Notification not confirmed", f"{system.name} answered another order"
+        )
+    if read.get("state") != notified.get("state"):
+        log.warning(
+            "notification not confirmed by the system",
+            system=system.name,
+            resource_order=resource_order_id,
+            notified=str(notified.get("state"))[:40],
+            read=str(read.get("state"))[:40],
+        )
+    return read

@@ -12,6 +12,8 @@ from starlette.responses import Response
 
 from provtrack.api import schemas
 from provtrack.api.errors import ApiError
+from provtrack.api.etags import etag, not_modified
+from provtrack.api.etags import if_match as if_match_check
 from provtrack.api.http import (
     base_url,
     call_store,
@@ -24,6 +26,7 @@ from provtrack.api.http import (
     read_json,
     render,
 )
+from provtrack.api.idempotency import once
 from provtrack.api.openapi import (
     ORDER_FILTERS,
     TASK_FILTERS,
@@ -36,10 +39,16 @@ from provtrack.api.openapi import (
     retrieve_parameters,
 )
 from provtrack.api.operations import ORDERS_CREATED
+from provtrack.api.security import client_filter, principal_of
+from provtrack.domain.cancellation import CancelServiceOrder
 from provtrack.domain.clock import InvalidDateTime, normalise_datetime
+from provtrack.domain.idempotency import Answer
+from provtrack.domain.limits import check_order_size
+from provtrack.domain.model import ServiceOrder
 from provtrack.domain.query import Query
 from provtrack.domain.states import ACCEPTED, OrderState, TaskState
-from provtrack.services import cancellation, events, orders, revisions
+from provtrack.services import access, cancellation, events, orders, revisions
+from provtrack.services.ports import Guard, OrderNotFound
 
 BASE_PATH = "/tmf-api/serviceOrdering/v4"
 MERGE_PATCH = "application/merge-patch+json"
@@ -68,6 +77,20 @@ def _store(request: Request) -> Any:
     return request.app.state.store
 
 
+def guard(request: Request, *, if_match: bool = True) -> Guard:
+    """The checks on the order a request changes, in its transaction: it must be the caller's (or
+    the caller an administrator; else it does not exist), and `If-Match` must name it as it is."""
+    principal, matches = principal_of(request), if_match_check(request) if if_match else None
+
+    def check(order: ServiceOrder) -> None:
+        if not principal.sees(order.client):
+            raise OrderNotFound(order.id)
+        if matches is not None:
+            matches(order)
+
+    return check
+
+
 def _url(request: Request, collection: str) -> str:
     return f"{base_url(request)}{BASE_PATH}/{collection}"
 
@@ -83,18 +106,33 @@ def _url(request: Request, collection: str) -> str:
 async def create_service_order(request: Request) -> Response:
     body = await read_json(request)
     check_types(schemas.ServiceOrderCreate, body)
-    order = await call_store(
-        request,
-        orders.create_order,
-        body,
-        write=True,
-        ctx=context(request),
-        catalog_configured=not request.app.state.orders_need_catalog,
-    )
-    ORDERS_CREATED.inc()
-    href = f"{_url(request, 'serviceOrder')}/{order.id}"
-    document = orjson.dumps(order.to_document()).decode()
-    return json_response(render(document, href, fields_of(request)), 201, {"Location": href})
+    check_order_size(body, request.app.state.limits)
+    client, href, fields = principal_of(request).client, _url(request, "serviceOrder"), fields_of(request)
+    catalog_configured = not request.app.state.orders_need_catalog
+
+    async def run(then: Any) -> ServiceOrder:
+        ctx = context(request)
+        return await call_store(
+            request,
+            orders.create_order,
+            body,
+            write=True,
+            ctx=ctx,
+            catalog_configured=catalog_configured,
+            client=client,
+            then=then,
+        )
+
+    def answer(order: ServiceOrder) -> Answer:
+        headers = {"Location": f"{href}/{order.id}", "ETag": etag(order.version)}
+        return Answer(
+            201, headers, render(orjson.dumps(order.to_document()).decode(), f"{href}/{order.id}", fields)
+        )
+
+    response = await once(request, run, answer)
+    if response.status_code == 201 and "idempotent-replayed" not in response.headers:
+        ORDERS_CREATED.inc()
+    return response
 
 
 @router.get(
@@ -107,7 +145,7 @@ async def create_service_order(request: Request) -> Response:
 )
 def list_service_orders(request: Request) -> Response:
     query = list_query(request, enums={("state",): ORDER_STATES})
-    page = orders.list_orders(_store(request), query)
+    page = orders.list_orders(_store(request), query, client=client_filter(request))
     return page_response(page, query, _url(request, "serviceOrder"))
 
 
@@ -120,15 +158,24 @@ def list_service_orders(request: Request) -> Response:
 )
 async def retrieve_service_order(id: str, request: Request) -> Response:
     as_of = request.query_params.get("asOf")
+    principal = principal_of(request)
+    headers = None
     if as_of is None:
-        document = await call_store(request, orders.get_order_json, id)
+        entry = await call_store(request, orders.get_order_entry, id)
+        if not principal.sees(entry.client):
+            raise OrderNotFound(id)
+        if not_modified(request, entry.version):
+            return Response(status_code=304, headers={"ETag": etag(entry.version)})
+        document, headers = entry.document, {"ETag": etag(entry.version)}
     else:
         try:
             moment = normalise_datetime(as_of)
         except InvalidDateTime as exc:
             raise ApiError(400, "INVALID_QUERY", "Invalid query parameter", f"asOf: {exc}") from None
+        await run_in_threadpool(access.check_order, _store(request), principal, id)
         document = await run_in_threadpool(events.order_as_of, _store(request), id, moment)
-    return json_response(render(document, f"{_url(request, 'serviceOrder')}/{id}", fields_of(request)))
+    href = f"{_url(request, 'serviceOrder')}/{id}"
+    return json_response(render(document, href, fields_of(request)), headers=headers)
 
 
 @router.patch(
@@ -148,7 +195,7 @@ async def patch_service_order(id: str, request: Request) -> Response:
             415,
             "UNSUPPORTED_MEDIA_TYPE",
             "Unsupported media type",
-            f"PATCH takes {MERGE_PATCH} or {JSON_PATCH}, not {media_type or 'a body without Content-Type'}",
+            f"PATCH takes {MERGE_PATCH} or {JSON_PATCH}, not {media_type[:100] or 'a body without Content-Type'}",
         )
     patch = await read_json(request)
     json_patch = media_type == JSON_PATCH
@@ -167,9 +214,13 @@ async def patch_service_order(id: str, request: Request) -> Response:
         write=True,
         ctx=context(request),
         catalog=request.app.state.catalog,
+        limits=request.app.state.limits,
+        check=lambda changed: check_types(schemas.ServiceOrderUpdate, changed),
+        guard=guard(request),
     )
     document = orjson.dumps(order.to_document()).decode()
-    return json_response(render(document, f"{_url(request, 'serviceOrder')}/{id}", fields_of(request)))
+    href = f"{_url(request, 'serviceOrder')}/{id}"
+    return json_response(render(document, href, fields_of(request)), headers={"ETag": etag(order.version)})
 
 
 @router.delete(
@@ -180,7 +231,7 @@ async def patch_service_order(id: str, request: Request) -> Response:
     responses=answers(204, 404, 409),
 )
 def delete_service_order(id: str, request: Request) -> Response:
-    orders.delete_order(_store(request), id, ctx=context(request))
+    orders.delete_order(_store(request), id, ctx=context(request), guard=guard(request))
     return Response(status_code=204)
 
 
@@ -202,17 +253,29 @@ def delete_service_order(id: str, request: Request) -> Response:
 async def create_cancel_service_order(request: Request) -> Response:
     body = await read_json(request)
     check_types(schemas.CancelServiceOrderCreate, body)
-    task = await call_store(
-        request,
-        cancellation.request_cancellation,
-        body,
-        write=True,
-        ctx=context(request),
-        catalog=request.app.state.catalog,
+    href, fields, owner = (
+        _url(request, "cancelServiceOrder"),
+        fields_of(request),
+        guard(request, if_match=False),
     )
-    href = f"{_url(request, 'cancelServiceOrder')}/{task.id}"
-    document = orjson.dumps(task.to_document()).decode()
-    return json_response(render(document, href, fields_of(request)), 201, {"Location": href})
+
+    async def run(then: Any) -> CancelServiceOrder:
+        return await call_store(
+            request,
+            cancellation.request_cancellation,
+            body,
+            write=True,
+            ctx=context(request),
+            catalog=request.app.state.catalog,
+            guard=owner,
+            then=then,
+        )
+
+    def answer(task: CancelServiceOrder) -> Answer:
+        document = orjson.dumps(task.to_document()).decode()
+        return Answer(201, {"Location": f"{href}/{task.id}"}, render(document, f"{href}/{task.id}", fields))
+
+    return await once(request, run, answer)
 
 
 @router.get(
@@ -225,7 +288,7 @@ async def create_cancel_service_order(request: Request) -> Response:
 )
 def list_cancel_service_orders(request: Request) -> Response:
     query = accepted_as_acknowledged(list_query(request, enums={("state",): TASK_STATES}))
-    page = orders.list_tasks(_store(request), query)
+    page = orders.list_tasks(_store(request), query, client=client_filter(request))
     return page_response(page, query, _url(request, "cancelServiceOrder"))
 
 
@@ -237,6 +300,7 @@ def list_cancel_service_orders(request: Request) -> Response:
     openapi_extra=retrieve_parameters(),
 )
 async def retrieve_cancel_service_order(id: str, request: Request) -> Response:
+    await run_in_threadpool(access.check_task, _store(request), principal_of(request), id)
     document = await call_store(request, orders.get_task_json, id)
     href = f"{_url(request, 'cancelServiceOrder')}/{id}"
     return json_response(render(document, href, fields_of(request)))

@@ -25,10 +25,12 @@ from provtrack.api.extension_schemas import (
 )
 from provtrack.api.http import base_url, context, json_response, read_json
 from provtrack.api.openapi import answers, body, header, page_answers, task_list_parameters
+from provtrack.api.security import require_listener_token
 from provtrack.domain.catalog import Catalog
 from provtrack.domain.tasks import TASK_FINAL, TaskState
 from provtrack.services import partners, tasks
 from provtrack.services.ports import TaskSelection
+from provtrack.services.provisioning import partner_subscription_key
 
 PREFIX = "/provtrack/v1"
 router = APIRouter(prefix=PREFIX, tags=["provtrack work queues and partners (extension)"])
@@ -145,7 +147,7 @@ def get_task(id: str, request: Request) -> Response:
 async def _act(
     request: Request, use_case: Callable[..., dict[str, Any]], *args: Any, person: bool
 ) -> Response:
-    ctx = context(request, actor=_actor(request, person=person))
+    ctx = context(request, actor=_actor(request, person=person), person=True)
     task = await run_in_threadpool(
         use_case, request.app.state.store, *args, ctx=ctx, catalog=_catalog(request)
     )
@@ -185,7 +187,7 @@ async def assign_task(id: str, request: Request) -> Response:
 )
 async def reassign_task(id: str, request: Request) -> Response:
     assignee = _required_text(await _body(request), "assignee")
-    ctx = context(request, actor=_actor(request, person=False))
+    ctx = context(request, actor=_actor(request, person=False), person=True)
     task = await run_in_threadpool(
         tasks.assign_task,
         request.app.state.store,
@@ -290,7 +292,7 @@ def list_work_groups(request: Request) -> Response:
 )
 async def define_work_group(name: str, request: Request) -> Response:
     body = await _body(request)
-    ctx = context(request, actor=_actor(request, person=False))
+    ctx = context(request, actor=_actor(request, person=False), person=True)
     group = await run_in_threadpool(tasks.define_work_group, request.app.state.store, name, body, ctx=ctx)
     return json_response(orjson.dumps(group).decode())
 
@@ -320,22 +322,28 @@ def work_queue(name: str, request: Request) -> Response:
 
 
 @router.post(
-    "/partner/{partner}/listener",
+    "/partner/{partner}/{token}/listener",
     status_code=204,
     summary="TMF641 listener for a partner's events",
-    responses=answers(204, 400, 404, 413),
+    responses=answers(204, 400, 401, 404, 413),
     openapi_extra=body(PartnerOrderEvent),
 )
 @router.post(
-    "/partner/{partner}/listener/{event_type}",
+    "/partner/{partner}/{token}/listener/{event_type}",
     status_code=204,
     summary="TMF641 listener (per event name)",
-    responses=answers(204, 400, 404, 413),
+    responses=answers(204, 400, 401, 404, 413),
     openapi_extra=body(PartnerOrderEvent),
 )
-async def partner_listener(partner: str, request: Request, event_type: str | None = None) -> Response:
+async def partner_listener(
+    partner: str, token: str, request: Request, event_type: str | None = None
+) -> Response:
     """A partner's notification only makes provtrack read the partner's order now: nothing in it
-    is taken on trust."""
+    is taken on trust. Its callback URL carries the token provtrack registered at the partner."""
+    catalog = _catalog(request)
+    if catalog is None or partner not in catalog.partners:
+        raise ApiError(404, "NOT_FOUND", "Unknown partner", f"no partner {partner[:100]!r} in the catalog")
+    await require_listener_token(request, partner_subscription_key(partner), token, who=partner)
     event = await read_json(request)
     order = (event.get("event") or {}).get("serviceOrder") if isinstance(event, dict) else None
     if not isinstance(order, dict):

@@ -11,6 +11,7 @@ from provtrack.cli.events import events_app
 from provtrack.cli.policy import policy_app
 from provtrack.cli.serving import serve, worker
 from provtrack.cli.simulation import demo_feed, simulate
+from provtrack.cli.tokens import token_app
 
 app = typer.Typer(help="provtrack: TMF641 service order tracking and provisioning.", no_args_is_help=True)
 app.command()(serve)
@@ -21,6 +22,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(events_app, name="events")
 app.add_typer(policy_app, name="policy")
+app.add_typer(token_app, name="token")
 
 
 def main() -> None:

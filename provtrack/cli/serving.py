@@ -22,6 +22,7 @@ from provtrack.settings import Settings
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from provtrack.bootstrap import Assembly
     from provtrack.simulator.demo_orders import CustomerOrders
 
 BASE_PATH = "/tmf-api/serviceOrdering/v4"
@@ -76,17 +77,19 @@ def serve(  # noqa: PLR0917 - Typer maps each parameter to an option
     settings = settings_from(
         host=host, port=port, database_url=database, catalog=catalog, serve_worker=worker
     )
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     require_free_port(settings.host, settings.port, "the API (--port)")
     if demo:
         require_free_port("127.0.0.1", settings.demo_simulator_port, "the demo's simulated systems")
         require_free_port("127.0.0.1", settings.demo_partner_port, "the demo's simulated partners")
-        settings = _start_demo(settings)
+        settings = _start_demo_systems(settings)
+        configure_logging(settings.log_level, settings.log_format)  # the simulators' uvicorn set its own
     else:
         say_if_no_catalog(settings)
     assembly = checked(lambda: Assembly.build(settings, migrate=True))
+    token = _start_demo_clients(assembly) if demo else None
     application = assembly.app(with_worker=settings.serve_worker)
-    for line in banner(settings):
+    for line in banner(settings, demo_token=token):
         console.print(line, markup=False, highlight=False)
     # What was built so far lives as long as the process: out of the collector's way, a full
     # collection walks only what requests create (it put tens of ms into the dashboard's p99).
@@ -98,21 +101,35 @@ def serve(  # noqa: PLR0917 - Typer maps each parameter to an option
             host=settings.host,
             port=settings.port,
             log_level=settings.log_level,
-            access_log=settings.access_log,
+            access_log=False,  # the API logs its requests itself, with their ids (settings.access_log)
+            log_config=None,  # uvicorn's lines go through configure_logging's handler, in its format
         )
 
 
-def banner(settings: Settings) -> list[str]:
-    """What `serve` says it serves: the database, and the URLs worth opening, each whole on a line."""
+def banner(settings: Settings, *, demo_token: str | None = None) -> list[str]:
+    """What `serve` says it serves: the database, the URLs worth opening, each whole on a line, and
+    how to call them (the demo's API key, or how to make one)."""
     base = settings.public_url or f"http://{_reachable(settings.host)}:{settings.port}"
     orders = f"{base}{BASE_PATH}/serviceOrder"
-    return [
+    lines = [
         f"provtrack serving on {base} with {redact(settings.database_url)}",
-        f"  dashboard     {base}/",
+        f"  dashboard     {base}/  (sign in with an API key)",
         f"  API docs      {base}/docs  (ReDoc: {base}/redoc)",
         f"  TMF641 API    {orders}",
         f"  watch orders  {orders}?fields=state,externalId,expectedCompletionDate",
         f"  task queues   {base}/provtrack/v1/task?state=queued,assigned,inProgress",
+    ]
+    if demo_token is None:
+        return [
+            *lines,
+            "every route but /provtrack/v1/health needs a bearer token: "
+            "`provtrack token create --client NAME --scope admin` makes one (docs/security.md)",
+        ]
+    return [
+        *lines,
+        "demo API key (admin; a new one at each start, the previous one revoked):",
+        f"  export PROVTRACK_TOKEN={demo_token}",
+        f"  curl -H \"Authorization: Bearer $PROVTRACK_TOKEN\" '{orders}?fields=state,externalId'",
     ]
 
 
@@ -156,7 +173,7 @@ def worker(database: DatabaseOption = None, catalog: CatalogOption = None) -> No
     from provtrack.bootstrap import Assembly, configure_logging
 
     settings = settings_from(database_url=database, catalog=catalog)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     say_if_no_catalog(settings)
     assembly = checked(lambda: Assembly.build(settings, migrate=True))
     stop = threading.Event()  # a signal asks; the worker then finishes its running jobs
@@ -173,16 +190,14 @@ def worker(database: DatabaseOption = None, catalog: CatalogOption = None) -> No
 
 
 _DEMO_PARTS: list[object] = []
+DEMO_KEY = "demo (serve --demo)"
 
 
-def _start_demo(settings: Settings) -> Settings:
-    """Simulated systems and partners, an order feed and a work force in background threads, for
-    `serve --demo`."""
-    import logging
+def _start_demo_systems(settings: Settings) -> Settings:
+    """Simulated systems and partners in background threads, for `serve --demo`; the settings
+    pointing at them."""
     import os
-    import threading
 
-    from provtrack.simulator.demo_orders import CustomerOrders
     from provtrack.simulator.partner_ordering import PartnerBehaviour, PartnerOrderingSimulator
     from provtrack.simulator.product_ordering import BASE, MOUNT, ProductOrderingSimulator
     from provtrack.simulator.resource_ordering import Behaviour, ResourceOrderingSimulator
@@ -201,33 +216,50 @@ def _start_demo(settings: Settings) -> Settings:
     partner_serving = serving_in_thread(partners.app(), host="127.0.0.1", port=settings.demo_partner_port)
     partner_base = partner_serving.__enter__()
     _DEMO_PARTS.append(partner_serving)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    own = f"http://{settings.host}:{settings.port}"
-    product_ordering = f"{base}{MOUNT}{BASE}"
-    every = settings.demo_order_every_seconds
-    customer_orders = CustomerOrders(product_ordering, cancel_share=0.1)
-    for name, target, args in (
-        ("provtrack-demo-feed", _feed, (own, every, customer_orders)),
-        ("provtrack-demo-work-force", _work, (own,)),
-    ):
-        threading.Thread(target=target, args=args, name=name, daemon=True).start()
-    console.print(
-        f"demo: simulated systems at {base}, partners at {partner_base}, a new order every {every:g} s "
-        "(one customer order in ten cancelled) and a work force working the queues",
-        highlight=False,
-    )
     return settings.model_copy(
         update={
             "catalog": settings.catalog or "demo",
             "simulator_url": base,
             "partner_simulator_url": partner_base,
-            "product_ordering_url": settings.product_ordering_url or product_ordering,
+            "product_ordering_url": settings.product_ordering_url or f"{base}{MOUNT}{BASE}",
             "policy": settings.policy or "demo",
         }
     )
 
 
-def _feed(base_url: str, every: float, customer_orders: CustomerOrders) -> None:
+def _start_demo_clients(assembly: Assembly) -> str:
+    """A demo API key (the one of the previous demo revoked), and an order feed and a work force in
+    background threads that use it; the key, for the banner."""
+    import logging
+    import threading
+    from datetime import UTC, datetime
+
+    from provtrack.services import access
+    from provtrack.simulator.demo_orders import CustomerOrders
+
+    settings, now = assembly.settings, datetime.now(UTC)
+    access.revoke_keys_named(assembly.store, DEMO_KEY, now=now)
+    _, token = access.create_api_key(assembly.store, client="demo", scopes="admin", name=DEMO_KEY, now=now)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    own = f"http://{settings.host}:{settings.port}"
+    every = settings.demo_order_every_seconds
+    assert settings.product_ordering_url is not None  # _start_demo_systems set it
+    customer_orders = CustomerOrders(settings.product_ordering_url, cancel_share=0.1)
+    for name, target, args in (
+        ("provtrack-demo-feed", _feed, (own, every, customer_orders, token)),
+        ("provtrack-demo-work-force", _work, (own, token)),
+    ):
+        threading.Thread(target=target, args=args, name=name, daemon=True).start()
+    console.print(
+        f"demo: simulated systems at {settings.simulator_url}, partners at {settings.partner_simulator_url}, "
+        f"a new order every {every:g} s (one customer order in ten cancelled) and a work force working "
+        "the queues",
+        highlight=False,
+    )
+    return token
+
+
+def _feed(base_url: str, every: float, customer_orders: CustomerOrders, token: str) -> None:
     """The demo's order feed, beside the server in this process, until the process ends."""
     import threading
 
@@ -237,15 +269,23 @@ def _feed(base_url: str, every: float, customer_orders: CustomerOrders) -> None:
 
     stop = threading.Event()
     try:
-        feed_orders(base_url, every=every, count=None, stop=stop, wait=60.0, customer_orders=customer_orders)
+        feed_orders(
+            base_url,
+            every=every,
+            count=None,
+            stop=stop,
+            wait=60.0,
+            customer_orders=customer_orders,
+            token=token,
+        )
     except ServerUnreachable as exc:
         structlog.get_logger("provtrack.demo").error("demo order feed stopped", reason=str(exc))
 
 
-def _work(base_url: str) -> None:
+def _work(base_url: str, token: str) -> None:
     """The demo's simulated work force, working the task queues until the process ends."""
     import threading
 
     from provtrack.simulator.work_force import run_work_force
 
-    run_work_force(base_url=base_url, stop=threading.Event())
+    run_work_force(base_url=base_url, stop=threading.Event(), token=token)

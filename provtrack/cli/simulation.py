@@ -89,6 +89,10 @@ def demo_feed(  # noqa: PLR0917 - Typer maps each parameter to an option
     cancel_share: Annotated[
         float, typer.Option(help="with --product-ordering-url: share of customer orders cancelled soon after")
     ] = 0.1,
+    token: Annotated[
+        str | None,
+        typer.Option(help="bearer token with orders:write (env: PROVTRACK_TOKEN)", envvar="PROVTRACK_TOKEN"),
+    ] = None,
 ) -> None:
     """Feed a running server a steady stream of realistic orders (FTTH, E-Line, SD-WAN, SIM, IPTV).
 
@@ -102,7 +106,13 @@ def demo_feed(  # noqa: PLR0917 - Typer maps each parameter to an option
     console.print(f"feeding {url} an order every {every:g} s (Ctrl-C to stop)", highlight=False)
     try:
         fed = feed_orders(
-            url, every=every, count=count, stop=threading.Event(), wait=wait, customer_orders=customer_orders
+            url,
+            every=every,
+            count=count,
+            stop=threading.Event(),
+            wait=wait,
+            customer_orders=customer_orders,
+            token=token,
         )
     except KeyboardInterrupt:
         return

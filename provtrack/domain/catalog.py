@@ -52,6 +52,9 @@ class System:
     # before it is sent again. A system that cannot be searched must itself drop a repeated externalId.
     searchable: bool = True
     cancellable: bool = True  # takes TMF652 cancelResourceOrder for an order under way
+    # A notification that finishes a resource order is believed only once `GET resourceOrder/{id}`
+    # at the system says the same (docs/security.md); off for a system that cannot be read.
+    confirm: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,7 +238,7 @@ def _read_systems(r: _Reader, raw: dict[str, Any]) -> dict[str, System]:
         if interval is not None and interval <= timedelta(0):
             r.problem(body, "pollInterval", f"{where}.pollInterval: must be positive")
             continue
-        flags = {key: body.get(key, True) for key in ("searchable", "cancellable")}
+        flags = {key: body.get(key, True) for key in ("searchable", "cancellable", "confirm")}
         if wrong := [key for key, value in flags.items() if not isinstance(value, bool)]:
             for key in wrong:
                 r.problem(body, key, f"{where}.{key}: must be true or false")
@@ -247,6 +250,7 @@ def _read_systems(r: _Reader, raw: dict[str, Any]) -> dict[str, System]:
             interval or DEFAULT_HUB_SAFETY_POLL,
             searchable=flags["searchable"],
             cancellable=flags["cancellable"],
+            confirm=flags["confirm"],
         )
     return systems
 

@@ -110,6 +110,7 @@ class Subscription:
     previous_secret_until: str | None = None
     paused_until: str | None = None
     failures: int = 0
+    client: str | None = None  # whose orders it sees; None: an administrator's, every order
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +233,7 @@ class ActiveSubscription:
     id: str
     query: str | None
     paused_until: str | None  # a failing subscriber: no stream of it posts before then
+    client: str | None = None  # sees only the orders of this client; None: every order
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +245,7 @@ class RaisedEvents:
     events: Sequence[OrderEvent]
     # The order (or task) as the transaction leaves it; built only if some subscription looks at it.
     document: Callable[[], dict[str, Any]]
+    client: str | None = None  # the client that placed the order
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,6 +291,8 @@ def route_events(
         ]
         at = batch.events[-1].at
         for subscription in subscriptions:
+            if subscription.client is not None and subscription.client != batch.client:
+                continue  # another client's order: that subscriber may not see it
             event_filter = parse_event_filter(subscription.query)
             if any(event_filter.matches(e) for e in envelopes):
                 due.append(StreamDue(subscription.id, batch.order_id, _stream_due_at(subscription, at)))

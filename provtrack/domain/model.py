@@ -137,6 +137,9 @@ class ServiceOrder:
     # Where a cancellation assessment returns to when the cancellation is denied.
     state_before_cancellation: OrderState | None = None
     version: int = 0
+    # The API client that placed the order (not part of the TMF641 document); None: placed before
+    # access control. Only that client, or an administrator, sees the order (domain/access.py).
+    client: str | None = None
     deleted: bool = False  # record_deletion: the unit of work removes it instead of saving it
     changes: list[Change] = field(default_factory=list)
     events: list[OrderEvent] = field(default_factory=list)
@@ -144,7 +147,9 @@ class ServiceOrder:
     # --- construction -------------------------------------------------------------------------
 
     @classmethod
-    def accept(cls, body: dict[str, Any], *, order_id: str, now: str, actor: str) -> ServiceOrder:
+    def accept(
+        cls, body: dict[str, Any], *, order_id: str, now: str, actor: str, client: str | None = None
+    ) -> ServiceOrder:
         """A new order from a validated create body: acknowledged, every item acknowledged."""
         body = copy_json(body)
         items = body.pop("serviceOrderItem")
@@ -155,6 +160,7 @@ class ServiceOrder:
             order_date=now,
             items=[ServiceOrderItem.from_document(_acknowledged(i)) for i in items],
             attributes=body,
+            client=client,
         )
         order.changes.append(Change("serviceOrder", "state", None, OrderState.ACKNOWLEDGED.value, now, actor))
         order.events.append(OrderEvent(EventType.ORDER_CREATE, now))
@@ -167,6 +173,7 @@ class ServiceOrder:
         *,
         version: int = 0,
         state_before_cancellation: str | None = None,
+        client: str | None = None,
     ) -> ServiceOrder:
         reserved = {
             "id", "href", "state", "orderDate", "startDate", "completionDate",
@@ -189,6 +196,7 @@ class ServiceOrder:
                 OrderState(state_before_cancellation) if state_before_cancellation else None
             ),
             version=version,
+            client=client,
         )
 
     def to_document(self) -> dict[str, Any]:

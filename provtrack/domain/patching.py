@@ -12,9 +12,16 @@ from typing import Any
 
 import jsonpatch
 
+from provtrack.domain.limits import DEFAULT_LIMITS, LimitExceeded, Limits, check_document, check_order_size
 from provtrack.domain.model import ServiceOrder
 from provtrack.domain.states import OrderState
-from provtrack.domain.validation import CLIENT_DATE_FIELDS, InvalidOrder, normalise_dates, validate_items
+from provtrack.domain.validation import (
+    CLIENT_DATE_FIELDS,
+    InvalidOrder,
+    check_priority,
+    normalise_dates,
+    validate_items,
+)
 
 # TMF641 v4.1 ServiceOrder_Update "Skipped properties", plus the fields the server computes.
 NOT_PATCHABLE = frozenset(
@@ -30,6 +37,7 @@ PATCHABLE_WHEN_TERMINAL = frozenset({"note", "externalReference", "relatedParty"
 # finish the assessment.
 ENTERED_BY_CANCELLATION = frozenset({OrderState.ASSESSING_CANCELLATION, OrderState.PENDING_CANCELLATION})
 ITEM_SERVER_FIELDS = ("id", "action", "state", "errorMessage", "serviceOrderItem")
+JSON_PATCH_OPERATIONS = ("add", "remove", "replace", "move", "copy", "test")
 
 
 class NotPatchable(InvalidOrder):
@@ -57,22 +65,76 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
-def apply_json_patch(document: dict[str, Any], operations: Any) -> dict[str, Any]:
+def apply_json_patch(
+    document: dict[str, Any], operations: Any, limits: Limits = DEFAULT_LIMITS
+) -> dict[str, Any]:
+    """RFC 6902, one operation at a time, so that an error names the operation (and never shows the
+    order), and a `copy` cannot make the order grow without bound."""
     if not isinstance(operations, list):
         raise MalformedPatch("a JSON patch is a list of operations")
-    try:
-        patched = jsonpatch.JsonPatch(operations).apply(document)
-    except jsonpatch.JsonPatchTestFailed as exc:
-        raise PatchConflict(f"JSON patch test failed: {exc}") from exc
-    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError) as exc:
-        raise MalformedPatch(f"JSON patch cannot be applied: {exc}") from exc
+    if len(operations) > limits.patch_operations:
+        raise MalformedPatch(f"a JSON patch has at most {limits.patch_operations} operations")
+    patched: Any = document
+    for index, operation in enumerate(operations):
+        op, label = _operation(index, operation)
+        try:
+            patched = jsonpatch.JsonPatch([operation]).apply(patched)
+        except jsonpatch.JsonPatchTestFailed:
+            raise PatchConflict(f"{label}: test failed, the order does not hold that value") from None
+        except (jsonpatch.JsonPatchConflict, jsonpatch.JsonPointerException, IndexError, KeyError):
+            raise MalformedPatch(f"{label}: that location does not exist in the order") from None
+        except (jsonpatch.JsonPatchException, TypeError, ValueError) as exc:
+            raise MalformedPatch(f"{label}: {str(exc)[:200]}") from None
+        if op == "copy" and _over(patched, limits.document_nodes):
+            raise LimitExceeded(
+                "body", f"the patch makes the order larger than {limits.document_nodes} values"
+            )
     if not isinstance(patched, dict):
         raise MalformedPatch("a JSON patch must leave the order an object")
     return patched
 
 
-def apply_update(order: ServiceOrder, after: dict[str, Any], *, now: str, actor: str) -> None:
-    """Apply the difference between the order and its patched document `after`."""
+def _operation(index: int, operation: Any) -> tuple[str, str]:
+    """The operation's name and how an error names it: `operation 2 (replace /priority)`."""
+    if not isinstance(operation, dict):
+        raise MalformedPatch(f"operation {index}: must be an object")
+    op, path = operation.get("op"), operation.get("path")
+    if op not in JSON_PATCH_OPERATIONS:
+        raise MalformedPatch(f"operation {index}: op must be one of {', '.join(JSON_PATCH_OPERATIONS)}")
+    if not isinstance(path, str):
+        raise MalformedPatch(f"operation {index} ({op}): path must be a JSON pointer (a string)")
+    if op in ("move", "copy") and not isinstance(operation.get("from"), str):
+        raise MalformedPatch(f"operation {index} ({op} {path[:100]}): from must be a JSON pointer")
+    if op in ("add", "replace", "test") and "value" not in operation:
+        raise MalformedPatch(f"operation {index} ({op} {path[:100]}): value is required")
+    return str(op), f"operation {index} ({op} {path[:100]})"
+
+
+def _over(document: Any, cap: int) -> bool:
+    """Whether the document holds more than `cap` values (counting stops there)."""
+    count, stack = 0, [document]
+    while stack:
+        value = stack.pop()
+        count += 1
+        if count > cap:
+            return True
+        if isinstance(value, dict):
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return False
+
+
+def apply_update(
+    order: ServiceOrder,
+    after: dict[str, Any],
+    *,
+    now: str,
+    actor: str,
+    limits: Limits = DEFAULT_LIMITS,
+) -> None:
+    """Apply the difference between the order and its patched document `after`. A merge patch and a
+    JSON patch arrive here alike, so the same rules check what either changes."""
     before = order.to_document()
     after = dict(after)
     normalise_dates(after, CLIENT_DATE_FIELDS[:2], prefix="")
@@ -80,6 +142,10 @@ def apply_update(order: ServiceOrder, after: dict[str, Any], *, now: str, actor:
     for name in changed:
         if name in NOT_PATCHABLE:
             raise NotPatchable(name, "cannot be patched")
+    check_document({name: after[name] for name in changed if name in after}, limits)
+    check_order_size(after, limits)
+    if "priority" in changed:
+        check_priority(after)
     if order.is_terminal:
         # A state change is left to the transition table, whose refusal lists the next states.
         frozen = [n for n in changed if n not in PATCHABLE_WHEN_TERMINAL and n != "state"]

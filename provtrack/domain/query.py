@@ -12,6 +12,7 @@ from typing import Any, Literal
 from urllib.parse import unquote
 
 from provtrack.domain.clock import InvalidDateTime, normalise_datetime
+from provtrack.domain.limits import DEFAULT_LIMITS, Limits
 
 Op = Literal["eq", "ne", "gt", "gte", "lt", "lte"]
 Kind = Literal["text", "number", "datetime"]
@@ -21,17 +22,22 @@ OPERATORS: tuple[Op, ...] = ("eq", "ne", "gt", "gte", "lt", "lte")
 SYMBOL_OPERATORS: dict[str, Op] = {">=": "gte", "<=": "lte", "!=": "ne", ">": "gt", "<": "lt", "=": "eq"}
 _OPERATOR = re.compile(r"(>=|<=|!=|>|<|=)")
 PAGING_PARAMETERS = frozenset({"fields", "offset", "limit", "sort", "asOf"})
-_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:?\d{2})?)?$")
-_NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
-_PATH = re.compile(r"^@?[A-Za-z_][A-Za-z0-9_]*(\.@?[A-Za-z_][A-Za-z0-9_]*)*$")
+_DATETIME = re.compile(
+    r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:?\d{2})?)?$", re.ASCII
+)
+_NUMBER = re.compile(r"^-?\d+(\.\d+)?$", re.ASCII)  # ASCII: a database reads no other digits
+MAX_NUMBER_LENGTH = 30  # digits a filter compares as a number: both databases compare it as a double
+MAX_OFFSET = 2**31 - 1
+MAX_PATH_LENGTH = 256
+_PATH = re.compile(r"@?[A-Za-z_][A-Za-z0-9_]*(\.@?[A-Za-z_][A-Za-z0-9_]*){0,15}")  # 16 steps at most
 
 
 class InvalidQuery(ValueError):
     """A query parameter that cannot be understood; `parameter` names it."""
 
     def __init__(self, parameter: str, message: str) -> None:
-        self.parameter = parameter
-        super().__init__(f"{parameter}: {message}")
+        self.parameter = parameter[:100]  # an error quotes what it was given, not all of it
+        super().__init__(f"{self.parameter}: {message}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,9 +83,14 @@ def parse_query(
     default_limit: int,
     max_limit: int,
     enums: dict[tuple[str, ...], tuple[str, ...]] | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Query:
-    """Parse a raw query string (`a=x,y&b.gt=3&sort=-orderDate&offset=0&limit=10&fields=state`)."""
+    """Parse a raw query string (`a=x,y&b.gt=3&sort=-orderDate&offset=0&limit=10&fields=state`).
+
+    An attribute named `...Date` takes date-times only (`orderDate.gt=notadate` is refused, not a
+    text comparison that matches nothing)."""
     enums = enums or {}
+    terms = 0
     conditions: dict[tuple[tuple[str, ...], Op], list[Value]] = {}
     ranges: list[Condition] = []
     sort: tuple[SortKey, ...] = ()
@@ -101,16 +112,20 @@ def parse_query(
                 if limit == 0:
                     raise InvalidQuery("limit", "must be at least 1")
             elif key == "sort":
-                sort = parse_sort(value)
+                sort = parse_sort(value, max_terms=limits.sort_terms)
             elif key == "fields":
                 fields = parse_fields(value)
             continue
+        terms += 1
+        if terms > limits.filter_terms:
+            raise InvalidQuery(key, f"a query has at most {limits.filter_terms} attribute filters")
+        if len(value) > limits.string_length:
+            raise InvalidQuery(key, f"the value is longer than {limits.string_length} characters")
         path, op = _path_and_operator(key, op)
-        values = (
-            tuple(_typed(key, v) for v in _split_values(value))
-            if op == "eq"
-            else (_typed(key, _unquote(value)),)
-        )
+        texts = _split_values(value) if op == "eq" else [_unquote(value)]
+        if len(texts) > limits.filter_values:
+            raise InvalidQuery(key, f"at most {limits.filter_values} alternatives")
+        values = tuple(_typed(key, v, date=path[-1].endswith("Date")) for v in texts)
         allowed = enums.get(path)
         if allowed is not None:
             for v in values:
@@ -124,16 +139,18 @@ def parse_query(
     return Query(tuple(merged + ranges), sort, offset, limit, fields)
 
 
-def parse_sort(value: str) -> tuple[SortKey, ...]:
-    keys = []
+def parse_sort(value: str, *, max_terms: int = DEFAULT_LIMITS.sort_terms) -> tuple[SortKey, ...]:
+    keys: list[SortKey] = []
     for token in value.split(","):
         token = token.strip()
         if not token:
             continue
+        if len(keys) == max_terms:
+            raise InvalidQuery("sort", f"at most {max_terms} attributes")
         descending = token.startswith("-")
         name = token.lstrip("+-").strip()
-        if not _PATH.match(name):
-            raise InvalidQuery("sort", f"{token!r} is not an attribute name")
+        if len(name) > MAX_PATH_LENGTH or not _PATH.fullmatch(name):
+            raise InvalidQuery("sort", f"{token[:100]!r} is not an attribute name")
         keys.append(SortKey(tuple(name.split(".")), descending))
     return tuple(keys)
 
@@ -147,8 +164,8 @@ def parse_fields(value: str) -> FieldTree:
         token = token.strip()
         if not token:
             continue
-        if not _PATH.match(token):
-            raise InvalidQuery("fields", f"{token!r} is not an attribute name")
+        if len(token) > MAX_PATH_LENGTH or not _PATH.fullmatch(token):
+            raise InvalidQuery("fields", f"{token[:100]!r} is not an attribute name")
         node = tree
         parts = token.split(".")
         for i, name in enumerate(parts):
@@ -194,14 +211,16 @@ def _split_parameter(part: str) -> tuple[str, Op, str]:
     # A literal "+" stays a plus: in a filter it is far more often a time-zone offset
     # (orderDate.gt=2026-11-01T10:00:00+02:00) than a form-encoded space (send %20 for that).
     decoded = unquote(part)
+    if "\x00" in decoded:
+        raise InvalidQuery("query", "NUL characters (%00) are not allowed")
     match = _OPERATOR.search(decoded)
     if match is None or match.start() == 0:
-        raise InvalidQuery(decoded, "a filter takes the form attribute=value")
+        raise InvalidQuery(decoded[:100], "a filter takes the form attribute=value")
     return decoded[: match.start()].strip(), SYMBOL_OPERATORS[match.group(1)], decoded[match.end() :]
 
 
 def _path_and_operator(key: str, op: Op) -> tuple[tuple[str, ...], Op]:
-    if not _PATH.match(key):
+    if len(key) > MAX_PATH_LENGTH or not _PATH.fullmatch(key):
         raise InvalidQuery(key, "is not an attribute name")
     parts = key.split(".")
     if len(parts) > 1 and parts[-1] in OPERATORS:
@@ -238,22 +257,27 @@ def _unquote(value: str) -> str:
     return value
 
 
-def _typed(parameter: str, text: str) -> Value:
-    if _NUMBER.match(text):
-        return Value("number", text)
+def _typed(parameter: str, text: str, *, date: bool = False) -> Value:
     if _DATETIME.match(text):
         try:
             return Value("datetime", normalise_datetime(text))
         except InvalidDateTime as exc:
-            raise InvalidQuery(parameter, str(exc)) from exc
+            raise InvalidQuery(parameter, str(exc)) from None
+    if date:
+        shown = repr(text if len(text) <= 64 else text[:64] + "...")
+        raise InvalidQuery(parameter, f"{shown} is not an ISO 8601 date-time")
+    if _NUMBER.match(text):
+        if len(text) > MAX_NUMBER_LENGTH:
+            raise InvalidQuery(parameter, f"a number has at most {MAX_NUMBER_LENGTH} digits")
+        return Value("number", text)
     return Value("text", text)
 
 
 def _non_negative_int(name: str, value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise InvalidQuery(name, f"{value!r} is not a whole number") from None
-    if number < 0:
+    if value.startswith("-") and value[1:].isascii() and value[1:].isdigit():
         raise InvalidQuery(name, "must not be negative")
-    return number
+    if not value.isascii() or not value.isdigit():
+        raise InvalidQuery(name, f"{value[:64]!r} is not a whole number")
+    if len(value) > 10 or int(value) > MAX_OFFSET:
+        raise InvalidQuery(name, f"must be at most {MAX_OFFSET}")
+    return int(value)

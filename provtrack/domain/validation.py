@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from provtrack.domain.clock import InvalidDateTime, normalise_datetime
+from provtrack.domain.clock import InvalidDateTime, normalise_client_datetime
 
 # TMF641 v4.1 ServiceOrder_Create "Skipped properties".
 SERVER_OWNED_ORDER_FIELDS = frozenset(
@@ -30,6 +30,8 @@ SERVER_OWNED_ORDER_FIELDS = frozenset(
 SERVER_OWNED_ITEM_FIELDS = frozenset({"state", "errorMessage"})
 ITEM_ACTIONS = ("add", "modify", "delete", "noChange")
 CLIENT_DATE_FIELDS = ("requestedStartDate", "requestedCompletionDate", "cancellationDate")
+# TMF641 (as TMF622 spells out): 0 is the highest priority, 4 the lowest.
+PRIORITIES = ("0", "1", "2", "3", "4")
 
 
 class InvalidOrder(ValueError):
@@ -53,6 +55,7 @@ def validate_new_order(body: Any) -> dict[str, Any]:
             raise ServerOwnedField(name, "is set by the server and must not be sent")
     checked: dict[str, Any] = dict(body)
     normalise_dates(checked, CLIENT_DATE_FIELDS, prefix="")
+    check_priority(checked)
     _check_window(checked)
     checked["serviceOrderItem"] = validate_items(checked.get("serviceOrderItem"), refuse_server_owned=True)
     return checked
@@ -75,9 +78,16 @@ def normalise_dates(doc: dict[str, Any], names: tuple[str, ...], *, prefix: str)
     for name in names:
         if name in doc and doc[name] is not None:
             try:
-                doc[name] = normalise_datetime(doc[name])
+                doc[name] = normalise_client_datetime(doc[name])
             except InvalidDateTime as exc:
-                raise InvalidOrder(prefix + name, str(exc)) from exc
+                raise InvalidOrder(prefix + name, str(exc)) from None
+
+
+def check_priority(doc: dict[str, Any]) -> None:
+    priority = doc.get("priority")
+    if priority is not None and priority not in PRIORITIES:
+        shown = repr(priority) if not isinstance(priority, str) or len(priority) <= 16 else "that value"
+        raise InvalidOrder("priority", f"must be one of {', '.join(PRIORITIES)} (a string), not {shown}")
 
 
 def _check_window(body: dict[str, Any]) -> None:

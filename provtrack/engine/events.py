@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from provtrack.adapters import tracing
 from provtrack.domain.events import DELIVER_JOB, PRUNE_JOB, REDELIVER_JOB
 from provtrack.domain.jobs import Job
 from provtrack.engine.worker import Closeable, Handler
@@ -35,7 +36,8 @@ class EventDelivery:
         delivery.schedule_pruning(self.store, now=now)
 
     def deliver(self, job: Job, now: datetime) -> None:
-        delivery.deliver_stream(self.store, self.sender, self.config, job, now)
+        with tracing.for_order(str(job.payload.get("order") or job.key)):
+            delivery.deliver_stream(self.store, self.sender, self.config, job, now)
 
     def replay(self, job: Job, now: datetime) -> None:
         delivery.deliver_replays(self.store, self.sender, self.config, job, now)

@@ -19,7 +19,7 @@ from provtrack.domain.clock import format_datetime
 from provtrack.domain.jobs import GiveUp, Job, RetryLater
 from provtrack.domain.partners import DISPATCH_JOB, POLL_JOB, SUBSCRIBE_JOB, Partner
 from provtrack.engine.worker import Handler
-from provtrack.services import partners, provisioning
+from provtrack.services import access, partners, provisioning
 from provtrack.services.ports import ActivityNotFound, Context, DownstreamSubscription, OrderNotFound, Store
 from provtrack.services.provisioning import partner_subscription_key
 
@@ -96,8 +96,10 @@ class PartnerEngine:
         _catalog, partner = self._partner(job.key)
         if self.listener_base_url is None:
             return
-        callback = f"{self.listener_base_url}{LISTENER_PATH}/{partner.name}"
         key = partner_subscription_key(partner.name)
+        # The callback carries the partner's listener token: only who has it can notify us.
+        token = access.listener_token(self.store, key, now=now)
+        callback = f"{self.listener_base_url}{LISTENER_PATH}/{partner.name}/{token}"
         known = provisioning.downstream_subscription(self.store, key)
         try:
             if known is not None and (known.callback, known.base_url) == (callback, partner.url):

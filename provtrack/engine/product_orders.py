@@ -25,7 +25,7 @@ from provtrack.domain.product_orders import (
     cancellation_in_task,
 )
 from provtrack.engine.worker import Handler
-from provtrack.services import product_orders
+from provtrack.services import access, product_orders
 from provtrack.services.ports import Context, Store
 
 ACTOR = "provtrack-tmf622"
@@ -98,7 +98,9 @@ class ProductOrderingEngine:
     def subscribe(self, job: Job, now: datetime) -> None:
         if self.url is None or self.listener_base_url is None:
             return
-        callback = f"{self.listener_base_url}/provtrack/v1/tmf622"
+        # The callback carries a token: only who has it can notify us.
+        token = access.listener_token(self.store, product_orders.LISTENER_SOURCE, now=now)
+        callback = f"{self.listener_base_url}/provtrack/v1/tmf622/{token}"
         try:
             self.client.subscribe(self.url, callback)
         except DownstreamUnavailable as exc:

@@ -19,6 +19,7 @@ from typing import Any
 
 import structlog
 
+from provtrack.adapters import tracing
 from provtrack.adapters.clock import new_id
 from provtrack.adapters.tmf638 import ServiceInventoryClient
 from provtrack.adapters.tmf652 import (
@@ -31,7 +32,7 @@ from provtrack.domain.catalog import Catalog, System
 from provtrack.domain.clock import format_datetime
 from provtrack.domain.jobs import GiveUp, Job, Lease, RetryLater, backoff
 from provtrack.engine.worker import Handler
-from provtrack.services import provisioning
+from provtrack.services import access, provisioning
 from provtrack.services.inventory import inventory_update, record_inventory
 from provtrack.services.ports import Context, DownstreamSubscription, Store
 from provtrack.services.provisioning import DispatchRequest
@@ -83,21 +84,25 @@ class ProvisioningEngine:
         return self.catalog
 
     def plan(self, job: Job, now: datetime) -> None:
-        planned = provisioning.plan_order(
-            self.store, job.key, self._catalog(), ctx=_ctx(now), lease=self._lease(now)
-        )
-        log.debug("order planned", order=job.key, outcome=planned.outcome)
+        with tracing.for_order(job.key):
+            planned = provisioning.plan_order(
+                self.store, job.key, self._catalog(), ctx=_ctx(now), lease=self._lease(now)
+            )
+            log.debug("order planned", outcome=planned.outcome)
         self._send_now(planned.dispatch_now, now)
 
     def start(self, job: Job, now: datetime) -> None:
-        provisioning.start_order(self.store, job.key, ctx=_ctx(now), catalog=self.catalog)
+        with tracing.for_order(job.key):
+            provisioning.start_order(self.store, job.key, ctx=_ctx(now), catalog=self.catalog)
 
     def dispatch(self, job: Job, now: datetime) -> None:
         request = provisioning.dispatch_request(self.store, job.key, job.payload)
         if request is not None:
             # An earlier run failed, or its holder died: its POST may have reached the system.
             unknown = job.attempts > 0 or job.taken_over
-            self._send_now(self._send(request, now, look_up_first=unknown), now)
+            with tracing.for_order(request.order_id):
+                started = self._send(request, now, look_up_first=unknown)
+            self._send_now(started, now)
 
     def _send_now(self, requests: list[DispatchRequest], now: datetime) -> None:
         """Send the resource orders whose dispatch jobs this engine holds, and those they start in
@@ -113,7 +118,8 @@ class ProvisioningEngine:
                 provisioning.release_dispatch(self.store, request.activity_id, owner=self.owner)
                 continue
             try:
-                pending += [(started, now) for started in self._send(request, now)]
+                with tracing.for_order(request.order_id):
+                    pending += [(started, now) for started in self._send(request, now)]
             except RetryLater as exc:  # as the worker does with a job that fails (worker.py)
                 self._release(request, now + (exc.delay or backoff(0)), str(exc))
             except GiveUp as exc:
@@ -210,6 +216,12 @@ class ProvisioningEngine:
         """TMF638: a completed item creates, updates or terminates its service in the inventory."""
         inventory_url = self._catalog().inventory_url
         order_id, _, item_id = job.key.rpartition("/")
+        with tracing.for_order(order_id):
+            self._update_inventory(order_id, item_id, inventory_url, job, now)
+
+    def _update_inventory(
+        self, order_id: str, item_id: str, inventory_url: str | None, job: Job, now: datetime
+    ) -> None:
         update = inventory_update(self.store, order_id, item_id)
         if update is None or inventory_url is None:
             return
@@ -235,7 +247,9 @@ class ProvisioningEngine:
         system = self._catalog().systems.get(job.key)
         if system is None or self.listener_base_url is None:
             return
-        callback = f"{self.listener_base_url}/provtrack/v1/tmf652/{system.name}"
+        # The callback carries the system's listener token: only who has it can notify us.
+        token = access.listener_token(self.store, f"tmf652:{system.name}", now=now)
+        callback = f"{self.listener_base_url}/provtrack/v1/tmf652/{system.name}/{token}"
         known = provisioning.downstream_subscription(self.store, system.name)
         try:
             if known is not None and (known.callback, known.base_url) == (callback, system.url):

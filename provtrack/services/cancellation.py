@@ -33,7 +33,7 @@ from provtrack.domain.partners import DISPATCH_JOB as PARTNER_DISPATCH_JOB
 from provtrack.domain.partners import POLL_JOB as PARTNER_POLL_JOB
 from provtrack.domain.plan import Plan
 from provtrack.domain.states import TaskState
-from provtrack.services.ports import Context, OrderNotFound, Store, TaskNotFound, Transaction
+from provtrack.services.ports import Context, Guard, OrderNotFound, Store, TaskNotFound, Then, Transaction
 from provtrack.services.provisioning import DISPATCH_JOB, POLL_JOB, START_JOB, hand_out
 from provtrack.services.unit_of_work import change_order
 
@@ -63,14 +63,26 @@ class CancellationBookkeeping:
 
 
 def request_cancellation(
-    store: Store, body: Any, *, ctx: Context, catalog: Catalog | None
+    store: Store,
+    body: Any,
+    *,
+    ctx: Context,
+    catalog: Catalog | None,
+    guard: Guard | None = None,
+    then: Then[CancelServiceOrder] | None = None,
 ) -> CancelServiceOrder:
-    """POST /cancelServiceOrder: record the task and carry it out now, or at its requested date."""
+    """POST /cancelServiceOrder: record the task and carry it out now, or at its requested date.
+    `guard` sees the order first (who may cancel it); `then` runs in the same transaction (the
+    Idempotency-Key's answer)."""
     checked = validate_cancel_request(body)
     task = CancelServiceOrder.accept(checked, task_id=ctx.new_id(), now=ctx.now, actor=ctx.actor)
 
     def change(tx: Transaction, order: ServiceOrder, plan: Plan | None) -> CancelServiceOrder:
+        if guard is not None:
+            guard(order)
         open_cancellation(tx, order, plan, task, catalog=catalog, ctx=ctx)
+        if then is not None:
+            then(tx, task)
         return task
 
     return change_order(store, task.service_order_id, change, ctx=ctx, changes_plan=True, plan_optional=True)

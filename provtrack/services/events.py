@@ -136,9 +136,18 @@ class OrderNotYetCreated(LookupError):
 
 
 def create_subscription(
-    store: Store, body: Any, *, config: EventsConfig, resolve: Resolver, ctx: Context
+    store: Store,
+    body: Any,
+    *,
+    config: EventsConfig,
+    resolve: Resolver,
+    ctx: Context,
+    client: str | None = None,
+    then: Callable[[Any, Subscription], None] | None = None,
 ) -> Subscription:
-    """Register a listener; the returned subscription carries its secret (shown only this once)."""
+    """Register a listener; the returned subscription carries its secret (shown only this once).
+    With `client` it belongs to that client and sees only its orders; `then` runs in the
+    transaction that adds it (the Idempotency-Key's answer)."""
     if not isinstance(body, dict):
         raise InvalidSubscription("the body must be a JSON object with a callback")
     callback = body.get("callback")
@@ -161,8 +170,11 @@ def create_subscription(
             secret=new_secret(),
             created_at=ctx.now,
             after_event=tx.events.last_event_id(),
+            client=client,
         )
         tx.events.add_subscription(subscription)
+        if then is not None:
+            then(tx, subscription)
     return subscription
 
 

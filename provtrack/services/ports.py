@@ -2,7 +2,8 @@
 the store they change orders through. The SQL store and the in-memory store implement it.
 
 A transaction reaches the records of each feature one way: a typed attribute (`tx.plans`,
-`tx.jeopardy`, `tx.tasks`, `tx.cancellations`, `tx.subscriptions`; `tx.events` in services/events.py,
+`tx.jeopardy`, `tx.tasks`, `tx.cancellations`, `tx.subscriptions`, `tx.access`, `tx.idempotency`;
+`tx.events` in services/events.py,
 which alone uses it), never a probe of what the transaction happens to have.
 """
 
@@ -12,17 +13,21 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
+from provtrack.domain.access import ApiKey
 from provtrack.domain.activities import Activity
 from provtrack.domain.cancellation import CancelServiceOrder
 from provtrack.domain.escalation import Escalation
+from provtrack.domain.idempotency import Answer, KeyRecord
 from provtrack.domain.jobs import JobRequest
 from provtrack.domain.model import Change, ServiceOrder
 from provtrack.domain.plan import Plan
 from provtrack.domain.query import Query
 from provtrack.domain.tasks import ManualTask, TaskState
 from provtrack.domain.work_groups import WorkGroup
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +216,48 @@ class CancellationRecords(Protocol):
         ...
 
 
+class AccessRecords(Protocol):
+    """API keys (their hashes), who owns what, and the tokens of listener callback URLs."""
+
+    def add_key(self, key: ApiKey) -> None: ...
+    def key_by_hash(self, token_hash: str) -> ApiKey | None: ...
+    def api_keys(self) -> list[ApiKey]: ...
+    def revoke_key(self, key_id: str, *, at: str) -> bool: ...
+    def order_client(self, order_id: str) -> tuple[str | None] | None:
+        """(the client that placed it,) or None when there is no such order."""
+        ...
+
+    def task_order(self, task_id: str) -> str | None: ...
+    def listener_token(self, source: str) -> str | None: ...
+    def put_listener_token(self, source: str, token: str, *, at: str) -> None: ...
+
+
+class IdempotencyRecords(Protocol):
+    """What was answered to each (client, Idempotency-Key) (domain/idempotency.py)."""
+
+    def get(self, client: str, key: str) -> KeyRecord | None: ...
+    def claim(self, record: KeyRecord) -> None:
+        """Hold the key for `record.claim` (inserted, or replacing an expired or lapsed record)."""
+        ...
+
+    def complete(self, client: str, key: str, claim: str, answer: Answer) -> None:
+        """Keep the answer, in the transaction that made what it answers; ClaimLost if the key is no
+        longer held by `claim`."""
+        ...
+
+    def release(self, client: str, key: str, claim: str) -> None: ...
+    def prune(self, *, now: str, limit: int) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class OrderEntry:
+    """An order as the API reads it by id: stored JSON, version (its ETag) and owning client."""
+
+    document: str
+    version: int
+    client: str | None
+
+
 class Transaction(Protocol):
     """One transaction: orders, cancel tasks, audit rows and jobs, and the records of each feature."""
 
@@ -224,9 +271,14 @@ class Transaction(Protocol):
     def tasks(self) -> TaskRecords: ...
     @property
     def cancellations(self) -> CancellationRecords: ...
+    @property
+    def access(self) -> AccessRecords: ...
+    @property
+    def idempotency(self) -> IdempotencyRecords: ...
 
     def get_order(self, order_id: str) -> ServiceOrder | None: ...
     def get_order_json(self, order_id: str) -> str | None: ...
+    def get_order_entry(self, order_id: str) -> OrderEntry | None: ...
     def add_order(self, order: ServiceOrder) -> None: ...
     def save_order(self, order: ServiceOrder) -> None: ...
     def expect_unchanged(self, order: ServiceOrder) -> None:
@@ -236,10 +288,10 @@ class Transaction(Protocol):
 
     def delete_order(self, order_id: str, *, at: str | None = None) -> bool: ...
     def record_events(self, order: ServiceOrder) -> None: ...
-    def list_orders(self, query: Query) -> Page: ...
+    def list_orders(self, query: Query, *, client: str | None = None) -> Page: ...
     def add_task(self, task: CancelServiceOrder, *, created_at: str) -> None: ...
     def get_task_json(self, task_id: str) -> str | None: ...
-    def list_tasks(self, query: Query) -> Page: ...
+    def list_tasks(self, query: Query, *, client: str | None = None) -> Page: ...
     def audit_trail(self, order_id: str) -> list[Change]: ...
     def record_changes(self, order_id: str, changes: list[Change]) -> None: ...
     def schedule_job(self, request: JobRequest, *, now: datetime, replace: bool = True) -> None: ...
@@ -254,6 +306,10 @@ class Transaction(Protocol):
         error: str = "",
         failed: datetime | None = None,
     ) -> None: ...
+
+
+Guard = Callable[[ServiceOrder], None]  # the API's checks on the order it changes (owner, If-Match)
+Then = Callable[["Transaction", T], None]  # runs in the transaction of the change (Idempotency-Key)
 
 
 class AfterChange(Protocol):

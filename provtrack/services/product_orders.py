@@ -34,6 +34,7 @@ from provtrack.services.unit_of_work import change_order
 
 CHECK_JOB = "productOrdering.check"  # key: product order id; read it at the product ordering API
 SUBSCRIBE_JOB = "productOrdering.subscribe"  # key: "hub"; register our listener with its hub
+LISTENER_SOURCE = "tmf622"  # whose listener token the callback we register there carries
 REFERRING_LIMIT = 1000  # service orders one product order can cancel at once
 
 

@@ -177,10 +177,11 @@ def feed_orders(
     customer_orders: CustomerOrders | None = None,
     wait: float = 10.0,
     attempts: int = 3,
+    token: str | None = None,
 ) -> Fed:
-    """POST a demo order every `every` seconds until `stop` (or `count` orders answered). Waits at
-    most `wait` seconds for the server to answer first, and gives up after `attempts` orders in a
-    row that got no answer: ServerUnreachable says why.
+    """POST a demo order every `every` seconds until `stop` (or `count` orders answered), with the
+    bearer `token` (orders:write). Waits at most `wait` seconds for the server to answer first, and
+    gives up after `attempts` orders in a row that got no answer: ServerUnreachable says why.
 
     With `customer_orders`, each service order comes from a product order created there (named in
     its `orderRelationship`), and a share of those are cancelled there soon after: provtrack, told by
@@ -189,6 +190,7 @@ def feed_orders(
     accepted = refused = unanswered = 0
     last_refusal: str | None = None
     cancellations: list[tuple[float, str, str]] = []  # (when, product order id, reason)
+    authorization = {"Authorization": f"Bearer {token}"} if token else {}
     with httpx.Client(base_url=base_url, timeout=10) as client:
         _wait_until_serving(client, stop, wait=wait)
         while not stop.is_set() and (count is None or accepted + refused < count):
@@ -197,7 +199,7 @@ def feed_orders(
                 body = book_visits(demo_order(rng), visit)
                 if customer_orders is not None:
                     body = _from_customer_order(client, body, rng, customer_orders, cancellations)
-                response = client.post(ORDERS_PATH, json=body)
+                response = client.post(ORDERS_PATH, json=body, headers=authorization)
                 if customer_orders is not None:
                     _cancel_due(client, customer_orders, cancellations)
             except httpx.HTTPError as exc:

@@ -176,10 +176,17 @@ class WorkForce:
 
 
 def run_work_force(
-    base_url: str, *, stop: threading.Event, every: float = 1.0, seed: int | None = None
+    base_url: str,
+    *,
+    stop: threading.Event,
+    every: float = 1.0,
+    seed: int | None = None,
+    token: str | None = None,
 ) -> None:
-    """Work the queues of the server at `base_url` until `stop` is set."""
-    with httpx.Client(base_url=base_url, timeout=10) as client:
+    """Work the queues of the server at `base_url` until `stop` is set, with the bearer `token`
+    (tasks:work and orders:read)."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    with httpx.Client(base_url=base_url, timeout=10, headers=headers) as client:
         force = WorkForce(client, rng=random.Random(seed))
         while not stop.wait(every):
             try:

@@ -47,7 +47,7 @@ def install_dashboard(
 ) -> None:
     """Serve the dashboard at `/` of `app`. `dependencies` guard every page and action (access
     control plugs in here); `poll_seconds` is how often an open page asks whether anything changed."""
-    from provtrack.web import actions, pages  # noqa: F401 - their routes are on `router`
+    from provtrack.web import actions, pages, signin  # noqa: F401 - their routes are on `router`
 
     templates = Environment(
         loader=PackageLoader("provtrack.web", "templates"),
@@ -91,17 +91,24 @@ def store_of(request: Request) -> Any:
 
 
 def actor_of(request: Request) -> str:
-    """Who acts: the signed-in user once access control lands; until then a header or `dashboard`."""
-    return request.headers.get("x-provtrack-user") or "dashboard"
+    """Who acts: the client the session was signed in as (api/session.py), with the person a
+    `X-Provtrack-User` header names after a colon (a header alone proves nothing); `dashboard`
+    for a dashboard served without access control."""
+    principal = getattr(request.state, "principal", None)
+    person = request.headers.get("x-provtrack-user")
+    if principal is None:
+        return person or "dashboard"
+    return f"{principal.client}:{person[:100]}" if person else str(principal.client)
 
 
 def context(request: Request) -> Context:
     return Context(now=format_datetime(now_of(request)), actor=actor_of(request), new_id=new_id)
 
 
-def csrf_token(_request: Request) -> str:
-    """Every form carries this (`csrf`); empty until the session cookie of access control lands."""
-    return ""
+def csrf_token(request: Request) -> str:
+    """Every form carries this (`csrf`): the session's CSRF token, which api/session.py checks on
+    every change made with the session cookie."""
+    return str(getattr(request.state, "csrf", ""))
 
 
 def refusal(request: Request, exc: Exception) -> str | None:

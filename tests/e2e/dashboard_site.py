@@ -29,7 +29,7 @@ from provtrack.engine.worker import Worker
 from provtrack.settings import Settings
 from provtrack.simulator.resource_ordering import Behaviour, ResourceOrderingSimulator
 from provtrack.simulator.serving import serving_in_thread
-from tests.conftest import FakeClock
+from tests.conftest import AS_ADMIN, FakeClock
 
 ORDERS = "/tmf-api/serviceOrdering/v4/serviceOrder"
 TMF652 = "tmf-api/resourceOrderingManagement/v4"
@@ -168,7 +168,7 @@ def running_site(tmp_path: Path) -> Iterator[Site]:
             CATALOG.format(sim=sim_url, tmf652=TMF652), source="dashboard-catalog.yaml"
         )
         assembly = Assembly.build(settings, migrate=True, catalog=catalog, clock=clock)
-        app = assembly.app(with_worker=False)
+        app = assembly.app(with_worker=False, authenticator=AS_ADMIN)
         with serving_in_thread(app) as url, httpx.Client(base_url=url, timeout=10, trust_env=False) as api:
             worker = assembly.worker()
             site = Site(url, api, worker, clock, simulator, assembly, clock.now, {})

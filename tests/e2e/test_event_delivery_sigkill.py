@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 
 from provtrack.domain.webhooks import verify
-from tests.e2e.waiting import wait_for
+from tests.e2e.waiting import admin_headers, wait_for
 from tests.factories import order_body
 from tests.integration.receiver import Receiver, free_port
 
@@ -45,7 +45,7 @@ def server(tmp_path: Path, database: str, port: int, name: str) -> Iterator[subp
 
 def _up(port: int) -> bool:
     try:
-        return httpx.get(f"http://127.0.0.1:{port}{API}/serviceOrder?limit=1").status_code == 200
+        return httpx.get(f"http://127.0.0.1:{port}/provtrack/v1/health").status_code == 200
     except httpx.TransportError:
         return False
 
@@ -55,11 +55,14 @@ def test_an_event_committed_before_a_sigkill_is_delivered_after_the_restart(tmp_
     port = free_port()
     receiver = Receiver().start()
     receiver.stall = 1  # the first delivery is left hanging: the server dies with it in flight
+    headers = admin_headers(database)
     try:
         with server(tmp_path, database, port, "first") as first:
             base = f"http://127.0.0.1:{port}{API}"
-            secret = httpx.post(f"{base}/hub", json={"callback": receiver.url}).json()["secret"]
-            created = httpx.post(f"{base}/serviceOrder", json=order_body())
+            secret = httpx.post(f"{base}/hub", json={"callback": receiver.url}, headers=headers).json()[
+                "secret"
+            ]
+            created = httpx.post(f"{base}/serviceOrder", json=order_body(), headers=headers)
             assert created.status_code == 201
             order_id = created.json()["id"]
             wait_for(lambda: receiver.requests == 1, timeout=10, what="the delivery attempt")

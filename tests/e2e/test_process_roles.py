@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from provtrack.adapters.store.repository import SqlStore
-from tests.e2e.waiting import wait_for
+from tests.e2e.waiting import admin_headers, wait_for
 from tests.integration.receiver import free_port
 from tests.integration.tmf import ORDERS
 
@@ -144,23 +144,34 @@ def test_an_order_at_a_notifying_system_completes_with_serve_no_worker_beside_a_
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: _answers(f"{base}/provtrack/v1/health"), timeout=30, what="serve to answer")
+        headers = admin_headers(database_url)
         item = {"id": "1", "action": "add", "service": {"serviceSpecification": {"id": "broadband"}}}
-        created = httpx.post(f"{base}{ORDERS}", json={"serviceOrderItem": [item]}, timeout=10)
+        created = httpx.post(
+            f"{base}{ORDERS}", json={"serviceOrderItem": [item]}, timeout=10, headers=headers
+        )
         assert created.status_code == 201, created.text
         order_url = f"{base}{ORDERS}/{created.json()['id']}"
         sent = time.monotonic()
 
         def state() -> str:
-            return str(httpx.get(order_url, timeout=10).json()["state"])
+            return str(httpx.get(order_url, timeout=10, headers=headers).json()["state"])
 
         wait_for(lambda: state() == "completed", timeout=20, what="the order to complete")
         assert time.monotonic() - sent < 20  # seconds: no safety poll (an hour away) finished it
-        assert system.subscribers == [f"{base}/provtrack/v1/tmf652/activation"] * len(system.subscribers)
+        callback = f"{base}/provtrack/v1/tmf652/activation/{listener_token(store)}"
+        assert system.subscribers == [callback] * len(system.subscribers)
         assert len(system.subscribers) >= 1
         assert len(system.orders) == 1
     finally:
         stop(worker)
         stop(api)
+
+
+def listener_token(store: SqlStore) -> str:
+    with store.transaction(write=False) as tx:
+        token = tx.access.listener_token("tmf652:activation")
+    assert token is not None
+    return token
 
 
 def _answers(url: str) -> bool:

@@ -12,3 +12,24 @@ def wait_for(condition: Callable[[], bool], *, timeout: float, what: str) -> Non
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.01)
+
+
+def admin_headers(database_url: str) -> dict[str, str]:
+    """The header of an administrator's API key, made in the (migrated) database a server uses:
+    `provtrack serve` checks bearer tokens on every route but liveness."""
+    from datetime import UTC, datetime
+
+    from provtrack.adapters.store.database import create_database_engine
+    from provtrack.adapters.store.migrate import upgrade_database
+    from provtrack.adapters.store.repository import SqlStore
+    from provtrack.services import access
+
+    store = SqlStore(create_database_engine(database_url))
+    try:
+        upgrade_database(store.engine)
+        _, token = access.create_api_key(
+            store, client="e2e", scopes="admin", name="e2e", now=datetime.now(UTC)
+        )
+    finally:
+        store.dispose()
+    return {"Authorization": f"Bearer {token}"}

@@ -33,7 +33,7 @@ from provtrack.simulator.product_ordering import BASE as PRODUCT_ORDERING
 from provtrack.simulator.product_ordering import ProductOrderingSimulator
 from provtrack.simulator.resource_ordering import ResourceOrderingSimulator
 from provtrack.simulator.serving import serving_in_thread
-from tests.conftest import FakeClock
+from tests.conftest import AS_ADMIN, FakeClock
 from tests.integration.engine_harness import TMF652, Engine
 
 CANCELS = "/tmf-api/serviceOrdering/v4/cancelServiceOrder"
@@ -214,7 +214,7 @@ def running(
     hooked = SqlStore(
         store.engine, after_change=(CancellationBookkeeping(catalog).after_change, watch.after_change)
     )
-    app = create_app(settings, hooked, clock=clock, catalog=catalog)
+    app = create_app(settings, hooked, clock=clock, catalog=catalog, authenticator=AS_ADMIN)
     with serving_in_thread(app) as api_url, httpx.Client(base_url=api_url, timeout=10) as api:
         engines = (
             ProvisioningEngine(hooked, catalog, ResourceOrderingClient(timeout=5), listener_base_url=api_url),

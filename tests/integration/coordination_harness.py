@@ -23,7 +23,7 @@ from provtrack.settings import Settings
 from provtrack.simulator.partner_ordering import PartnerBehaviour, PartnerOrderingSimulator
 from provtrack.simulator.resource_ordering import Behaviour, ResourceOrderingSimulator
 from provtrack.simulator.serving import serving_in_thread
-from tests.conftest import FakeClock
+from tests.conftest import AS_ADMIN, FakeClock
 
 ORDERS = "/tmf-api/serviceOrdering/v4/serviceOrder"
 CANCELS = "/tmf-api/serviceOrdering/v4/cancelServiceOrder"
@@ -263,7 +263,14 @@ def coordination(  # noqa: PLR0917 - pytest passes fixtures by name
         catalog = parse_catalog_text(text, source="coordination-catalog.yaml")
         settings = Settings(database_url=database_url, policy=str(policy), events_callback_allow="127.0.0.1")
         assembly = Assembly.build(settings, catalog=catalog, clock=clock)
-        app = create_app(settings, assembly.store, clock=clock, catalog=catalog, jeopardy=assembly.jeopardy)
+        app = create_app(
+            settings,
+            assembly.store,
+            clock=clock,
+            catalog=catalog,
+            jeopardy=assembly.jeopardy,
+            authenticator=AS_ADMIN,
+        )
         with serving_in_thread(app) as api_url, httpx.Client(base_url=api_url, timeout=10) as api:
             assembly.settings = settings.model_copy(update={"listener_url": api_url})
             features = assembly.features()

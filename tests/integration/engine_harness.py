@@ -23,7 +23,7 @@ from provtrack.services.ports import Context
 from provtrack.settings import Settings
 from provtrack.simulator.resource_ordering import Behaviour, ResourceOrderingSimulator
 from provtrack.simulator.serving import serving_in_thread
-from tests.conftest import FakeClock
+from tests.conftest import AS_ADMIN, FakeClock
 
 ORDERS = "/tmf-api/serviceOrdering/v4/serviceOrder"
 TMF652 = "tmf-api/resourceOrderingManagement/v4"
@@ -172,7 +172,7 @@ def engine(
 ) -> Iterator[Engine]:
     sim, sim_url = simulator
     catalog = parse_catalog_text(CATALOG.format(sim=sim_url, tmf652=TMF652), source="test-catalog.yaml")
-    app = create_app(Settings(database_url=database_url), store, clock=clock)
+    app = create_app(Settings(database_url=database_url), store, clock=clock, authenticator=AS_ADMIN)
     app.state.catalog = catalog
     with serving_in_thread(app) as api_url, httpx.Client(base_url=api_url, timeout=10) as api:
         provisioning_engine = ProvisioningEngine(

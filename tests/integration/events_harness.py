@@ -23,7 +23,7 @@ from provtrack.api.hub import events_config
 from provtrack.engine.events import EventDelivery
 from provtrack.engine.worker import Worker
 from provtrack.settings import Settings
-from tests.conftest import FakeClock
+from tests.conftest import AS_ADMIN, FakeClock
 from tests.factories import order_body
 from tests.integration.receiver import Receiver
 
@@ -102,7 +102,9 @@ def settings(database_url: str) -> Settings:
 
 @pytest.fixture
 def hub(settings: Settings, store: SqlStore, clock: FakeClock) -> Iterator[Hub]:
-    with TestClient(create_app(settings, store, clock=clock), base_url="http://testserver") as api:
+    with TestClient(
+        create_app(settings, store, clock=clock, authenticator=AS_ADMIN), base_url="http://testserver"
+    ) as api:
         hub = Hub(api, store, clock, settings)
         yield hub
         hub.close()

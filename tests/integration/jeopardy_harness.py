@@ -32,7 +32,7 @@ from provtrack.services import orders, provisioning
 from provtrack.services.jeopardy import JeopardyMonitor
 from provtrack.services.ports import Context
 from provtrack.settings import Settings
-from tests.conftest import FakeClock
+from tests.conftest import AS_ADMIN, FakeClock
 
 CATALOG = """
 systems:
@@ -209,7 +209,9 @@ def harness(store: SqlStore, clock: FakeClock, database_url: str) -> Iterator[Ha
     mailer = FakeMailer()
     handlers.update(JeopardyEngine(store, sender, mailer=mailer).handlers())
     worker = Worker(store, handlers, clock=clock, threads=1)
-    app = create_app(Settings(database_url=database_url), store, clock=clock, jeopardy=monitor)
+    app = create_app(
+        Settings(database_url=database_url), store, clock=clock, jeopardy=monitor, authenticator=AS_ADMIN
+    )
     with TestClient(app, base_url="http://testserver") as api:
         in_force.append(Harness(store, clock, worker, catalog, api, sender, mailer, policy, clock.now))
         yield in_force[0]

@@ -92,6 +92,7 @@ def test_a_worker_that_stops_closes_what_its_features_opened(
             "PartnerEngine",
             "ProductOrderingEngine",
             "ProvisioningEngine",
+            "TrustMaintenance",
         ]
     finally:
         assembly.store.dispose()

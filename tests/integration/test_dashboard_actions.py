@@ -14,14 +14,14 @@ from provtrack.api.app import create_app
 from provtrack.api.errors import ERRORS
 from provtrack.settings import Settings
 from provtrack.web.app import install_dashboard
-from tests.conftest import FakeClock
+from tests.conftest import AS_ADMIN, FakeClock
 from tests.factories import order_body
 from tests.integration.tmf import ORDERS
 
 
 @pytest.fixture
 def web(settings: Settings, store: SqlStore, clock: FakeClock) -> Iterator[TestClient]:
-    app = create_app(settings, store, clock=clock)
+    app = create_app(settings, store, clock=clock, authenticator=AS_ADMIN)
     install_dashboard(app, errors=ERRORS)
     with TestClient(app, base_url="http://testserver", follow_redirects=False) as client:
         yield client
@@ -49,9 +49,9 @@ def test_hold_resume_and_a_note_change_the_order_as_the_api_would(web: TestClien
     assert notice(resumed) == ("Order resumed.", "ok")
     assert notice(noted)[1] == "ok"
     assert order["state"] == "inProgress"
-    assert [(n["author"], n["text"]) for n in order["note"]] == [("dashboard", "Customer away until Monday")]
+    assert [(n["author"], n["text"]) for n in order["note"]] == [("test-admin", "Customer away until Monday")]
     timeline = web.get(f"/provtrack/v1/serviceOrder/{order_id}/timeline").json()
-    assert any(c["actor"] == "c.dubois" and c["newValue"] == "held" for c in timeline)
+    assert any(c["actor"] == "test-admin:c.dubois" and c["newValue"] == "held" for c in timeline)
 
 
 def test_a_refused_move_is_worded_as_the_api_words_it(web: TestClient) -> None:

@@ -22,6 +22,7 @@ from provtrack.simulator.partner_ordering import PartnerBehaviour, PartnerOrderi
 from provtrack.simulator.product_ordering import BASE, MOUNT, ProductOrderingSimulator
 from provtrack.simulator.resource_ordering import Behaviour, ResourceOrderingSimulator
 from provtrack.simulator.serving import serving_in_thread
+from tests.conftest import AS_ADMIN
 
 ORDERS = "/tmf-api/serviceOrdering/v4/serviceOrder"
 Demo = tuple[httpx.Client, str, ResourceOrderingSimulator, PartnerOrderingSimulator]
@@ -63,7 +64,7 @@ def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Demo]:
         )
         assembly = Assembly.build(settings, migrate=True)
         with (
-            serving_in_thread(assembly.app(with_worker=True), port=port) as url,
+            serving_in_thread(assembly.app(with_worker=True, authenticator=AS_ADMIN), port=port) as url,
             httpx.Client(base_url=url, timeout=10) as api,
         ):
             yield api, settings.product_ordering_url or "", systems, partners

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from typer.testing import CliRunner
 
 from provtrack.bootstrap import Assembly
 from provtrack.cli import app
+from provtrack.services import access
 from provtrack.settings import Settings
 from provtrack.simulator.serving import serving_in_thread
 from tests.integration.receiver import free_port
@@ -20,9 +22,17 @@ from tests.integration.receiver import free_port
 
 @contextmanager
 def _serving(tmp_path: Path, catalog: str | None) -> Iterator[str]:
+    """provtrack with real token checks; the feed's key (orders:write) is in PROVTRACK_TOKEN."""
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'p.db'}", catalog=catalog)
     assembly = Assembly.build(settings, migrate=True)
-    with serving_in_thread(assembly.app(with_worker=False)) as base:
+    _, token = access.create_api_key(
+        assembly.store, client="feed", scopes="orders:write", name="demo feed", now=datetime.now(UTC)
+    )
+    with (
+        pytest.MonkeyPatch.context() as environment,
+        serving_in_thread(assembly.app(with_worker=False)) as base,
+    ):
+        environment.setenv("PROVTRACK_TOKEN", token)
         yield base
 
 
@@ -57,6 +67,16 @@ def test_demo_fails_saying_why_when_the_server_refuses_its_orders(server_without
     assert code == 1
     assert "0 orders accepted, 2 refused" in output
     assert "last refusal: 503 NO_CATALOG: provtrack has no provisioning catalog" in output
+
+
+def test_demo_without_a_token_is_refused_saying_why(server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PROVTRACK_TOKEN")
+
+    code, output = demo("--url", server, "--count", "1")
+
+    assert code == 1
+    assert "0 orders accepted, 1 refused" in output
+    assert "last refusal: 401 UNAUTHENTICATED" in output
 
 
 def test_demo_with_no_server_stops_after_its_wait_saying_so() -> None:

@@ -68,7 +68,7 @@ def test_skipping_a_failed_activity_records_why_and_its_successors_run(engine: E
     assert milestone["message"] == "reserve-port skipped: port reserved by hand in the inventory"
     with engine.store.transaction(write=False) as tx:
         actors = {c.actor for c in tx.audit_trail(order_id) if c.subject == f"activity[{activity['id']}]"}
-    assert "coordinator-7" in actors
+    assert "test-admin:coordinator-7" in actors  # the client the token proved, and who it names
 
 
 def test_failing_an_activity_fails_its_item_and_cancels_what_depended_on_it(engine: Engine) -> None:

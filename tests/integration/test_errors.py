@@ -24,9 +24,11 @@ def refused(client: TestClient, body: Any) -> str:
 
 
 def exactly(size: int) -> bytes:
-    """An order body of exactly `size` bytes (the description takes up the slack)."""
-    empty = json.dumps(order_body(description="")).encode()
-    return json.dumps(order_body(description="x" * (size - len(empty)))).encode()
+    """An order body of exactly `size` bytes: notes of 5 000 characters (strings have a limit of
+    their own), the description taking up the slack."""
+    notes = [{"text": "x" * 5_000} for _ in range(size // 5_014 - 1)]
+    empty = json.dumps(order_body(description="", note=notes)).encode()
+    return json.dumps(order_body(description="x" * (size - len(empty)), note=notes)).encode()
 
 
 # --- not found, wrong method, unreadable body, too large ------------------------------------------

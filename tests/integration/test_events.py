@@ -26,7 +26,7 @@ from provtrack.domain.webhooks import InvalidSignature, verify
 from provtrack.engine.events import EventDelivery
 from provtrack.engine.worker import Worker
 from provtrack.settings import Settings
-from tests.conftest import FakeClock
+from tests.conftest import AS_ADMIN, FakeClock
 from tests.factories import order_body
 from tests.integration.receiver import Received, Receiver, free_port
 
@@ -47,7 +47,9 @@ def settings(database_url: str) -> Settings:
 
 @pytest.fixture
 def api(settings: Settings, store: SqlStore, clock: FakeClock) -> Iterator[TestClient]:
-    with TestClient(create_app(settings, store, clock=clock), base_url="http://testserver") as client:
+    with TestClient(
+        create_app(settings, store, clock=clock, authenticator=AS_ADMIN), base_url="http://testserver"
+    ) as client:
         yield client
 
 
@@ -382,7 +384,7 @@ def test_the_timeline_lists_every_change_and_as_of_returns_the_order_as_it_was(
             "oldValue": "first wording",
             "newValue": "second wording",
             "at": "2026-11-27T09:05:00.000Z",
-            "actor": "api",
+            "actor": "test-admin",
         }
     ]
     assert {

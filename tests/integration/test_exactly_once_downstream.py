@@ -27,7 +27,7 @@ from provtrack.services.ports import Context
 from provtrack.settings import Settings
 from provtrack.simulator.resource_ordering import Behaviour, ResourceOrderingSimulator
 from provtrack.simulator.serving import serving_in_thread
-from tests.conftest import FakeClock
+from tests.conftest import AS_ADMIN, FakeClock
 from tests.integration.engine_harness import CATALOG, TMF652, Engine, body, fibre
 
 
@@ -54,7 +54,9 @@ def engine_with(
 ) -> Iterator[Engine]:
     sim, sim_url = forgetful
     catalog = parse_catalog_text(CATALOG.format(sim=sim_url, tmf652=TMF652), source="test-catalog.yaml")
-    app = create_app(Settings(database_url=database_url), store, clock=clock, catalog=catalog)
+    app = create_app(
+        Settings(database_url=database_url), store, clock=clock, catalog=catalog, authenticator=AS_ADMIN
+    )
     with serving_in_thread(app) as api_url, httpx.Client(base_url=api_url, timeout=10) as api:
         engine = ProvisioningEngine(
             store, catalog, ResourceOrderingClient(timeout=timeout), listener_base_url=api_url

@@ -18,6 +18,7 @@ import pytest
 from provtrack.bootstrap import Assembly
 from provtrack.settings import Settings
 from provtrack.simulator.serving import serving_in_thread
+from tests.conftest import AS_ADMIN
 
 PACKAGE = "tmf641_client"
 
@@ -27,7 +28,7 @@ def server(tmp_path: Path) -> Iterator[str]:
     """provtrack with the demo catalog and no worker: orders stay `acknowledged`, so they cancel."""
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'provtrack.db'}", catalog="demo")
     assembly = Assembly.build(settings, migrate=True)
-    with serving_in_thread(assembly.app(with_worker=False)) as base:
+    with serving_in_thread(assembly.app(with_worker=False, authenticator=AS_ADMIN)) as base:
         yield base
 
 

@@ -49,7 +49,7 @@ def test_a_three_level_ladder_fires_in_order_and_stops_on_acknowledge(harness: H
         headers={"x-provtrack-user": "coordinator-ann"},
     )
     assert acknowledged.status_code == 200, acknowledged.text
-    assert acknowledged.json()["acknowledgedBy"] == "coordinator-ann"
+    assert acknowledged.json()["acknowledgedBy"] == "test-admin:coordinator-ann"
     h.at(crossing + hours(5))
     assert steps(h, order_id) == [1, 2]
     assert h.level(order_id) == "late"  # jeopardy still climbs; the escalation does not

@@ -13,7 +13,7 @@ import uvicorn
 from provtrack.adapters.store.repository import SqlStore
 from provtrack.api.app import create_app
 from provtrack.settings import Settings
-from tests.conftest import FakeClock
+from tests.conftest import AS_ADMIN, FakeClock
 from tests.factories import business_ethernet_body, order_body, sim_port_in_body
 from tests.integration.tmf import ORDERS, assert_tmf_error, create_order
 
@@ -36,7 +36,7 @@ class LoopbackServer(uvicorn.Server):
 
 @pytest.fixture
 def http(settings: Settings, store: SqlStore, clock: FakeClock) -> Iterator[httpx.Client]:
-    app = create_app(settings, store, clock=clock)
+    app = create_app(settings, store, clock=clock, authenticator=AS_ADMIN)
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, ws="none", lifespan="on")
     server = LoopbackServer(config)
     thread = threading.Thread(target=server.run, name="uvicorn-loopback", daemon=True)

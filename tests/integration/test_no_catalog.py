@@ -13,6 +13,7 @@ from provtrack.domain.states import OrderState
 from provtrack.services import orders, provisioning
 from provtrack.services.ports import Context
 from provtrack.settings import Settings
+from tests.conftest import AS_ADMIN
 from tests.factories import item, order_body
 from tests.integration.tmf import ORDERS, assert_tmf_error
 
@@ -22,7 +23,7 @@ CONTEXT = Context("2026-11-27T09:00:00.000Z", "api", new_id)
 def test_without_a_catalog_an_order_is_refused_at_once_saying_why(tmp_path: Path) -> None:
     assembly = Assembly.build(Settings(database_url=f"sqlite:///{tmp_path / 'p.db'}"), migrate=True)
     try:
-        with TestClient(assembly.app(with_worker=False)) as client:
+        with TestClient(assembly.app(with_worker=False, authenticator=AS_ADMIN)) as client:
             message = assert_tmf_error(client.post(ORDERS, json=order_body()), 503, "NO_CATALOG")
             listed = client.get(ORDERS).json()
     finally:
@@ -37,7 +38,7 @@ def test_an_operator_may_have_orders_held_until_a_catalog_comes(tmp_path: Path) 
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'p.db'}", accept_orders_without_catalog=True)
     assembly = Assembly.build(settings, migrate=True)
     try:
-        with TestClient(assembly.app(with_worker=False)) as client:
+        with TestClient(assembly.app(with_worker=False, authenticator=AS_ADMIN)) as client:
             created = client.post(ORDERS, json=order_body())
     finally:
         assembly.store.dispose()
@@ -50,7 +51,7 @@ def test_with_a_catalog_the_same_order_is_accepted(tmp_path: Path) -> None:
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'p.db'}", catalog="demo")
     assembly = Assembly.build(settings, migrate=True)
     try:
-        with TestClient(assembly.app(with_worker=False)) as client:
+        with TestClient(assembly.app(with_worker=False, authenticator=AS_ADMIN)) as client:
             created = client.post(ORDERS, json=order_body(item("1", spec="ftth-residential")))
     finally:
         assembly.store.dispose()

@@ -4,10 +4,13 @@ and simulated TMF652 systems over real HTTP."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
+from provtrack.services import access
+from provtrack.services.product_orders import LISTENER_SOURCE
 from provtrack.simulator.product_ordering import ProductOrderingSimulator
 from tests.integration.cancellation_harness import (
     CANCELS,
@@ -22,7 +25,12 @@ from tests.integration.cancellation_harness import (
 from tests.integration.engine_harness import simulator
 
 __all__ = ["cancelling", "customer_orders", "product_ordering", "simulator"]
-TMF622 = "/provtrack/v1/tmf622/listener"
+
+
+def tmf622_listener(cancelling: Cancelling) -> str:
+    """The TMF622 listener with its callback token (the one provtrack registers at the hub)."""
+    token = access.listener_token(cancelling.store, LISTENER_SOURCE, now=datetime.now(UTC))
+    return f"/provtrack/v1/tmf622/{token}/listener"
 
 
 def product_order(url: str) -> str:
@@ -165,7 +173,7 @@ def test_without_a_product_ordering_api_the_listener_acts_on_the_event_once(canc
         (cancelled, "productOrderStateChangeEvent"),
         (create, "cancelProductOrderCreateEvent"),
     ) * 2:
-        response = cancelling.api.post(f"{TMF622}/{name}", json=event)
+        response = cancelling.api.post(f"{tmf622_listener(cancelling)}/{name}", json=event)
         assert response.status_code == 204, response.text
     cancelling.run_until(lambda: cancelling.state(order_id) == "cancelled")
 
@@ -188,8 +196,8 @@ def test_a_refused_product_cancellation_or_another_event_opens_nothing(cancellin
     progressing = {"event": {"productOrder": {"id": "PO-78", "state": "inProgress"}}}
 
     for event in (refused, progressing):
-        assert cancelling.api.post(f"{TMF622}/anyEvent", json=event).status_code == 204
-    response = cancelling.api.post(f"{TMF622}/anyEvent", json={"eventType": "x"})
+        assert cancelling.api.post(f"{tmf622_listener(cancelling)}/anyEvent", json=event).status_code == 204
+    response = cancelling.api.post(f"{tmf622_listener(cancelling)}/anyEvent", json={"eventType": "x"})
 
     assert response.status_code == 400
     assert tasks_of(cancelling, order_id) == []

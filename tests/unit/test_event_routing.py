@@ -96,3 +96,14 @@ def test_an_attempt_refused_before_connecting_was_not_sent_and_is_blocked() -> N
 def test_every_outcome_of_an_attempt_has_a_rule_for_streams_and_for_replays() -> None:
     assert set(delivery._ON_STREAM_OUTCOME) == set(Outcome)
     assert set(delivery._ON_REPLAY_OUTCOME) == set(Outcome)
+
+
+def test_a_clients_subscription_gets_only_that_clients_orders_and_an_administrators_gets_all() -> None:
+    alices = RaisedEvents("o-a", ORDER_RESOURCE, [OrderEvent(EventType.ORDER_CREATE, AT)], dict, "alice")
+    bobs = RaisedEvents("o-b", ORDER_RESOURCE, [OrderEvent(EventType.ORDER_CREATE, AT)], dict, "bob")
+    alice = ActiveSubscription("s-alice", None, None, client="alice")
+    admin = ActiveSubscription("s-admin", None, None, client=None)
+
+    due = route_events([alice, admin], [alices, bobs])
+
+    assert sorted(d.key for d in due) == ["s-admin/o-a", "s-admin/o-b", "s-alice/o-a"]

@@ -35,6 +35,7 @@ event_subscription = Table(
     Column("after_event", BigInteger, nullable=False),  # outbox id before the subscription existed
     Column("paused_until", Text),  # after a failed attempt: no stream of it posts before then
     Column("failures", Integer, nullable=False),
+    Column("client_id", Text),  # whose orders it sees; NULL: an administrator's, every order
 )
 
 event_stream = Table(

@@ -67,6 +67,7 @@ class SqlEventsTransaction:
             return None
         values = dict(row._mapping)
         values["deliver_to"] = DeliverTo(values["deliver_to"])
+        values["client"] = values.pop("client_id")
         return Subscription(**values)
 
     def pause_subscription(self, subscription_id: str, *, until: str, failed: bool = True) -> None:
@@ -321,4 +322,5 @@ def _subscription_row(subscription: Subscription) -> dict[str, Any]:
         "after_event": subscription.after_event,
         "paused_until": subscription.paused_until,
         "failures": subscription.failures,
+        "client_id": subscription.client,
     }

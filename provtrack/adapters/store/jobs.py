@@ -341,3 +341,22 @@ def pending(conn: Connection, *, kind: str | None = None) -> list[dict[str, Any]
     if kind is not None:
         stmt = stmt.where(job.c.kind == kind)
     return [dict(r._mapping) for r in conn.execute(stmt)]
+
+
+def counts(conn: Connection, *, now: datetime, late_after: timedelta) -> dict[str, int]:
+    """For monitoring: jobs due now and not being run, those of them due for longer than
+    `late_after` (nobody is taking them: no worker alive, or too few), and failed ones."""
+    stamp, late = format_datetime(now), format_datetime(now - late_after)
+    waiting = and_(
+        job.c.failed_at.is_(None),
+        job.c.due_at <= stamp,
+        or_(job.c.lease_owner.is_(None), job.c.lease_expires_at < stamp),
+    )
+    row = conn.execute(
+        select(
+            func.count().filter(waiting),
+            func.count().filter(and_(waiting, job.c.due_at <= late)),
+            func.count().filter(job.c.failed_at.is_not(None)),
+        ).select_from(job)
+    ).one()
+    return {"due": int(row[0]), "late": int(row[1]), "failed": int(row[2])}

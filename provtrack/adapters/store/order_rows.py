@@ -31,10 +31,18 @@ TASK_COLUMNS: dict[tuple[str, ...], str] = {
 }
 # The most frequent statements, compiled once and run on the driver (prepared.py).
 ORDER_DOCUMENT = Prepared(select(service_order.c.document).where(service_order.c.id == bindparam("order_id")))
+ORDER_ENTRY = Prepared(
+    select(service_order.c.document, service_order.c.version, service_order.c.client_id).where(
+        service_order.c.id == bindparam("order_id")
+    )
+)
 ORDER_VERSION = Prepared(select(service_order.c.version).where(service_order.c.id == bindparam("order_id")))
 ORDER_ROW = Prepared(
     select(
-        service_order.c.document, service_order.c.version, service_order.c.state_before_cancellation
+        service_order.c.document,
+        service_order.c.version,
+        service_order.c.state_before_cancellation,
+        service_order.c.client_id,
     ).where(service_order.c.id == bindparam("order_id"))
 )
 _ORDER_COLUMNS = (
@@ -59,7 +67,7 @@ SAVE_ORDER = Prepared(
     .values({name: bindparam(name) for name in _ORDER_COLUMNS})
 )
 INSERT_ORDER = Prepared(
-    insert(service_order).values({name: bindparam(name) for name in ("id", *_ORDER_COLUMNS)})
+    insert(service_order).values({name: bindparam(name) for name in ("id", "client_id", *_ORDER_COLUMNS)})
 )
 _AUDIT_COLUMNS = ("service_order_id", "subject", "attribute", "old_value", "new_value", "at", "actor")
 AUDIT_INSERT = Prepared(insert(audit_record).values({name: bindparam(name) for name in _AUDIT_COLUMNS}))

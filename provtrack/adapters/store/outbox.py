@@ -59,7 +59,11 @@ def take_order_events(orders: Sequence[ServiceOrder]) -> OrderEvents | None:
     rows = [(str(uuid.uuid4()), o.id, e.event_type, e.at, o.version, None) for o in orders for e in o.events]
     if not rows:
         return None
-    raised = [RaisedEvents(o.id, ORDER_RESOURCE, list(o.events), o.to_document) for o in orders if o.events]
+    raised = [
+        RaisedEvents(o.id, ORDER_RESOURCE, list(o.events), o.to_document, o.client)
+        for o in orders
+        if o.events
+    ]
     for order in orders:
         order.events.clear()
     return OrderEvents(rows, raised)
@@ -84,7 +88,10 @@ def record_task_events(conn: Connection, task: CancelServiceOrder) -> bool:
             for e in task.events
         ],
     )
-    raised = RaisedEvents(task.service_order_id, TASK_RESOURCE, list(task.events), lambda: document)
+    client = conn.execute(
+        select(service_order.c.client_id).where(service_order.c.id == task.service_order_id)
+    ).scalar()
+    raised = RaisedEvents(task.service_order_id, TASK_RESOURCE, list(task.events), lambda: document, client)
     task.events.clear()
     return _schedule_streams(conn, [raised])
 
@@ -93,9 +100,12 @@ def record_task_events(conn: Connection, task: CancelServiceOrder) -> bool:
 _EVENT_COLUMNS = ("event_id", "service_order_id", "event_type", "event_time", "order_version", "document")
 _INSERT_EVENTS = Prepared(insert(outbox_event).values({name: bindparam(name) for name in _EVENT_COLUMNS}))
 _ACTIVE_FILTERS = Prepared(
-    select(event_subscription.c.id, event_subscription.c.query, event_subscription.c.paused_until).where(
-        event_subscription.c.state == "active"
-    )
+    select(
+        event_subscription.c.id,
+        event_subscription.c.query,
+        event_subscription.c.paused_until,
+        event_subscription.c.client_id,
+    ).where(event_subscription.c.state == "active")
 )
 
 

@@ -15,21 +15,24 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, delete, func, insert, select
+from sqlalchemy import Connection, Engine, and_, delete, func, insert, select
 
 from provtrack.adapters.store import events as event_store
 from provtrack.adapters.store import jobs
+from provtrack.adapters.store.access import SqlAccessRecords
 from provtrack.adapters.store.cancellation import SqlCancellations
 from provtrack.adapters.store.dashboard import SqlDashboard
 from provtrack.adapters.store.database import WriterLock, is_sqlite, sqlite_file
 from provtrack.adapters.store.escalation import DurationCache, SqlJeopardyRecords
 from provtrack.adapters.store.filters import FilterCompiler
+from provtrack.adapters.store.idempotency import SqlIdempotencyRecords
 from provtrack.adapters.store.metrics import SqlMetrics
 from provtrack.adapters.store.order_rows import (
     AUDIT_INSERT,
     INSERT_ORDER,
     ORDER_COLUMNS,
     ORDER_DOCUMENT,
+    ORDER_ENTRY,
     ORDER_ROW,
     ORDER_VERSION,
     SAVE_ORDER,
@@ -47,7 +50,7 @@ from provtrack.domain.cancellation import CancelServiceOrder
 from provtrack.domain.jobs import Job, JobRequest
 from provtrack.domain.model import Change, ServiceOrder
 from provtrack.domain.query import Query
-from provtrack.services.ports import AfterChange, ConcurrentUpdate, Page
+from provtrack.services.ports import AfterChange, ConcurrentUpdate, OrderEntry, Page
 
 JOBS_CHANNEL = "provtrack_jobs"
 
@@ -207,6 +210,8 @@ class SqlTransaction:
         self._subscriptions: SqlDownstreamSubscriptions | None = None
         self._tasks: SqlTasks | None = None
         self._cancellations: SqlCancellations | None = None
+        self._access: SqlAccessRecords | None = None
+        self._idempotency: SqlIdempotencyRecords | None = None
         self.scheduled_jobs = False
         # Optimistic (SqlStore.transaction): writes wait here for the end of the transaction.
         self.queued_writes: list[Write] | None = None
@@ -271,6 +276,18 @@ class SqlTransaction:
         return self._cancellations
 
     @property
+    def access(self) -> SqlAccessRecords:
+        if self._access is None:
+            self._access = SqlAccessRecords(self)
+        return self._access
+
+    @property
+    def idempotency(self) -> SqlIdempotencyRecords:
+        if self._idempotency is None:
+            self._idempotency = SqlIdempotencyRecords(self)
+        return self._idempotency
+
+    @property
     def events(self) -> event_store.SqlEventsTransaction:
         return event_store.SqlEventsTransaction(self.conn)
 
@@ -323,14 +340,21 @@ class SqlTransaction:
         row = ORDER_ROW.first(self.conn, {"order_id": order_id})
         if row is None:
             return None
-        document, version, state_before_cancellation = row
+        document, version, state_before_cancellation, client = row
         return ServiceOrder.from_document(
-            orjson.loads(document), version=version, state_before_cancellation=state_before_cancellation
+            orjson.loads(document),
+            version=version,
+            state_before_cancellation=state_before_cancellation,
+            client=client,
         )
 
     def get_order_json(self, order_id: str) -> str | None:
         document: str | None = ORDER_DOCUMENT.scalar(self.conn, {"order_id": order_id})
         return document
+
+    def get_order_entry(self, order_id: str) -> OrderEntry | None:
+        row = ORDER_ENTRY.first(self.conn, {"order_id": order_id})
+        return None if row is None else OrderEntry(*row)
 
     def add_order(self, order: ServiceOrder) -> None:
         self.add_orders([order])
@@ -339,7 +363,7 @@ class SqlTransaction:
         """Insert new orders and their audit rows with one statement per table (also bulk loads)."""
         for order in orders:
             order.version = 1
-        rows = [{"id": o.id, **order_row(o)} for o in orders]
+        rows = [{"id": o.id, "client_id": o.client, **order_row(o)} for o in orders]
         audit = [row for o in orders for row in audit_rows(o.id, o.changes)]
         for order in orders:
             order.changes.clear()
@@ -388,9 +412,11 @@ class SqlTransaction:
         result = self.conn.execute(delete(service_order).where(service_order.c.id == order_id))
         return result.rowcount == 1
 
-    def list_orders(self, query: Query) -> Page:
+    def list_orders(self, query: Query, *, client: str | None = None) -> Page:
+        """A page of orders; with `client`, of that client's orders only."""
         compiler = FilterCompiler(service_order, ORDER_COLUMNS, dialect=self.dialect)
-        return self._page(compiler, query, newest_first=service_order.c.order_date)
+        only = None if client is None else service_order.c.client_id == client
+        return self._page(compiler, query, newest_first=service_order.c.order_date, only=only)
 
     def audit_trail(self, order_id: str) -> list[Change]:
         rows = self.conn.execute(
@@ -439,16 +465,24 @@ class SqlTransaction:
             select(cancel_service_order.c.document).where(cancel_service_order.c.id == task_id)
         ).scalar()
 
-    def list_tasks(self, query: Query) -> Page:
+    def list_tasks(self, query: Query, *, client: str | None = None) -> Page:
+        """A page of cancel tasks; with `client`, of that client's orders only."""
         compiler = FilterCompiler(cancel_service_order, TASK_COLUMNS, dialect=self.dialect)
-        return self._page(compiler, query, newest_first=cancel_service_order.c.created_at)
+        only = None
+        if client is not None:
+            owned = select(service_order.c.id).where(service_order.c.client_id == client)
+            only = cancel_service_order.c.service_order_id.in_(owned)
+        return self._page(compiler, query, newest_first=cancel_service_order.c.created_at, only=only)
 
     # --- paging -------------------------------------------------------------------------------
 
-    def _page(self, compiler: FilterCompiler, query: Query, *, newest_first: Any) -> Page:
-        """A page in the requested order, newest first (by `newest_first`) when none is given."""
+    def _page(self, compiler: FilterCompiler, query: Query, *, newest_first: Any, only: Any = None) -> Page:
+        """A page in the requested order, newest first (by `newest_first`) when none is given;
+        `only` restricts it further (a client's own records)."""
         table = compiler.table
         where = compiler.where(query.conditions) if query.conditions else None
+        if only is not None:
+            where = only if where is None else and_(where, only)
         count = select(func.count()).select_from(table)
         if where is not None:
             count = count.where(where)

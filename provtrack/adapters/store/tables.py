@@ -27,15 +27,17 @@ service_order = Table(
     Column("state_before_cancellation", Text),
     Column("version", Integer, nullable=False),
     Column("document", Text, nullable=False),
-    # Read by the dashboard and the business metrics (migration 0011, adapters/store/metrics.py).
+    # Read by the dashboard and the business metrics (migration 0010, adapters/store/metrics.py).
     Column("jeopardy_level", Text, nullable=False, server_default="onTrack"),
     Column("jeopardized", Integer, nullable=False, server_default="0"),  # 1 once inJeopardy or late
     Column("completion_date", Text),
     Column("cycle_seconds", Float),  # completionDate - orderDate of a completed order
     Column("service_specification", Text),  # the items' specifications, sorted, joined by " + "
+    Column("client_id", Text),  # the API client that placed it (domain/access.py)
     Index("ix_service_order_state_order_date", "state", "order_date", "id"),
     Index("ix_service_order_order_date", "order_date", "id"),
     Index("ix_service_order_external_id", "external_id"),
+    Index("ix_service_order_client_id", "client_id", "order_date", "id"),
     Index(
         "ix_service_order_jeopardy_level_state",
         "jeopardy_level",
