@@ -76,6 +76,7 @@ class MemoryData:
     manual_tasks: dict[str, tuple[str, int]] = field(default_factory=dict)  # document, version
     work_groups: dict[str, dict[str, Any]] = field(default_factory=dict)  # definitions given to the API
     product_order_links: dict[tuple[str, str], str] = field(default_factory=dict)  # -> task id
+    archived: dict[str, str] = field(default_factory=dict)  # order id -> document
 
 
 class MemoryStore:
@@ -115,6 +116,7 @@ class MemoryTransaction:
         self.subscriptions = MemoryDownstreamSubscriptions(self)
         self.tasks = MemoryTasks(self)
         self.cancellations = MemoryCancellations(self)
+        self.archive = MemoryArchive(self)
 
     def _write(self) -> None:
         if not self.writing:
@@ -227,6 +229,36 @@ class MemoryTransaction:
             job.lease_owner = None
             if due_at is not None:
                 job.due_at = due_at
+
+
+class MemoryArchive:
+    def __init__(self, tx: MemoryTransaction) -> None:
+        self.tx = tx
+
+    def _finished(self, states: Sequence[str], before: str) -> list[tuple[str, str]]:
+        """(order date, id) of the orders in `states` whose last change is older than `before`."""
+        last: dict[str, str] = {}
+        for order_id, change in self.tx.data.audit:
+            last[order_id] = max(last.get(order_id, ""), change.at)
+        found = []
+        for order_id, (document, _version, _before) in self.tx.data.orders.items():
+            parsed = orjson.loads(document)
+            if parsed["state"] in states and last.get(order_id, "") < before:
+                found.append((parsed["orderDate"], order_id))
+        return sorted(found)
+
+    def count_finished(self, *, states: Sequence[str], before: str) -> int:
+        return len(self._finished(states, before))
+
+    def move_finished(self, *, states: Sequence[str], before: str, now: str, limit: int) -> int:
+        self.tx._write()
+        chosen = self._finished(states, before)[:limit]
+        for _date, order_id in chosen:
+            self.tx.data.archived[order_id] = self.tx.data.orders.pop(order_id)[0]
+        return len(chosen)
+
+    def get_order_json(self, order_id: str) -> str | None:
+        return self.tx.data.archived.get(order_id)
 
 
 class MemoryPlans:

@@ -41,8 +41,11 @@ def create_order(store: Store, body: Any, *, ctx: Context, catalog_configured: b
 
 
 def get_order_json(store: Store, order_id: str) -> str:
+    """The order's document, from the hot table or, finished long ago, the archive."""
     with store.transaction(write=False) as tx:
         document = tx.get_order_json(order_id)
+        if document is None:
+            document = tx.archive.get_order_json(order_id)
     if document is None:
         raise OrderNotFound(order_id)
     return document

@@ -29,7 +29,7 @@ from provtrack.adapters.store.event_tables import (
     outbox_event,
 )
 from provtrack.adapters.store.prepared import Prepared
-from provtrack.adapters.store.tables import service_order
+from provtrack.adapters.store.tables import archived_service_order, service_order
 from provtrack.domain.cancellation import CancelServiceOrder
 from provtrack.domain.clock import parse_datetime
 from provtrack.domain.events import (
@@ -93,9 +93,12 @@ def record_task_events(conn: Connection, task: CancelServiceOrder) -> bool:
 _EVENT_COLUMNS = ("event_id", "service_order_id", "event_type", "event_time", "order_version", "document")
 _INSERT_EVENTS = Prepared(insert(outbox_event).values({name: bindparam(name) for name in _EVENT_COLUMNS}))
 _ACTIVE_FILTERS = Prepared(
-    select(event_subscription.c.id, event_subscription.c.query, event_subscription.c.paused_until).where(
-        event_subscription.c.state == "active"
-    )
+    select(
+        event_subscription.c.id,
+        event_subscription.c.query,
+        event_subscription.c.paused_until,
+        event_subscription.c.failures,
+    ).where(event_subscription.c.state == "active")
 )
 
 
@@ -164,6 +167,10 @@ def order_as_of(conn: Connection, order_id: str, at: str) -> tuple[str | None, s
         .order_by(order_history.c.version)
     ).all()
     current = conn.execute(select(service_order.c.document).where(service_order.c.id == order_id)).scalar()
+    if current is None:  # an archived order's last version
+        current = conn.execute(
+            select(archived_service_order.c.document).where(archived_service_order.c.id == order_id)
+        ).scalar()
     documents = [r.document for r in archived] + ([current] if current is not None else [])
     if not documents:
         return None, None
