@@ -146,9 +146,13 @@ class Assembly:
         policy = ReloadingPolicy(settings.policy)
         jeopardy = JeopardyMonitor(policy, email=settings.smtp_host is not None)
         catalog = catalog or build_catalog(settings)
-        engine = create_database_engine(settings.database_url)
+        engine = create_database_engine(
+            settings.database_url,
+            pool_size=settings.database_pool_size,
+            pool_timeout=settings.database_pool_timeout_seconds,
+        )
         if migrate:
-            upgrade_database(engine)
+            upgrade_database(engine, lock_timeout_seconds=settings.migration_lock_timeout_seconds)
         # Cancellation first: the jeopardy refresh then sees an order the cancellation has settled;
         # jeopardy before the task queues: they take the level it has just assessed.
         cancellation = CancellationBookkeeping(catalog)
@@ -229,6 +233,7 @@ class Assembly:
             threads=settings.worker_threads,
             poll_interval=timedelta(seconds=settings.worker_poll_seconds),
             lease=timedelta(seconds=settings.worker_lease_seconds),
+            batch=settings.worker_claim_batch,
         )
 
     def start(self) -> None:
@@ -331,6 +336,19 @@ class Assembly:
             jwt=jwt_verifier(self.settings),
             cache_seconds=self.settings.auth_cache_seconds,
         )
+
+
+def app_from_environment() -> FastAPI:
+    """One API process of `provtrack serve --workers N` (a uvicorn app factory): its settings from
+    the PROVTRACK_* variables `serve` exported; `serve` has migrated the database already."""
+    import gc
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+    app = Assembly.build(settings).app(with_worker=settings.serve_worker)
+    gc.collect()
+    gc.freeze()  # as `serve` does: what was built lives as long as the process
+    return app
 
 
 def _product_order_poll(settings: Settings) -> timedelta | None:

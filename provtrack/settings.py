@@ -52,12 +52,39 @@ class Settings(BaseSettings):
     session_seconds: float = Field(
         default=3600, description="how long a dashboard session cookie lasts (docs/security.md)"
     )
+    api_processes: int = Field(
+        default=1,
+        description="`provtrack serve`: API processes on the one port (uvicorn workers); one Python "
+        "process uses one core, so one per core the node gives the API",
+    )
     serve_worker: bool = Field(
         default=True, description="`provtrack serve` runs the job worker in its own process too"
     )
-    worker_threads: int = Field(default=8, description="jobs run at once by one worker")
+    worker_threads: int = Field(
+        default=8,
+        description="jobs run at once by one worker (most wait on a downstream system, not the CPU)",
+    )
     worker_poll_seconds: float = Field(
-        default=1.0, description="longest wait between two looks at the job table (wake-ups are instant)"
+        default=1.0,
+        description="longest wait between two looks at the job table: the fallback when a wake-up "
+        "(in-process, NOTIFY, SQLite data_version) is lost, and how soon an expired lease is found",
+    )
+    worker_claim_batch: int = Field(
+        default=32,
+        description="most jobs one claim takes (one statement; never more than the worker's free threads)",
+    )
+    database_pool_size: int = Field(
+        default=10,
+        description="PostgreSQL connections a process keeps open (as many again may open under a burst); "
+        "a worker needs one per thread plus its claims, an API process one per threadpool request in flight",
+    )
+    database_pool_timeout_seconds: float = Field(
+        default=30.0,
+        description="PostgreSQL: how long a request waits for a free connection before it fails",
+    )
+    migration_lock_timeout_seconds: float = Field(
+        default=300.0,
+        description="PostgreSQL: how long a starting process waits for another one's migration to end",
     )
     events_callback_allow: str = Field(
         default="",
@@ -125,8 +152,16 @@ class Settings(BaseSettings):
         default=300.0, description="safety poll of the product orders open service orders name"
     )
     worker_lease_seconds: float = Field(
-        default=60.0, description="how long a claimed job is kept from other workers before it is run again"
+        default=60.0,
+        description="how long a claimed job is kept from other workers before it is run again: longer "
+        "than the slowest job (a downstream timeout is 10 s), short enough that a dead worker's jobs "
+        "resume within a minute",
     )
+    events_delivery_batch: int = Field(
+        default=100, description="events (or replays) one delivery job posts before it yields its thread"
+    )
+    events_prune_batch: int = Field(default=1000, description="delivered outbox rows one statement deletes")
+    archive_batch: int = Field(default=500, description="`provtrack archive`: orders moved per transaction")
     policy: str | None = Field(
         default=None,
         description="escalation policy YAML (docs/policy.md), or `demo`; reloaded when the file changes. "

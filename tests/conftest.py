@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
@@ -56,11 +57,9 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-@pytest.fixture(scope="session", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'provtrack.db'}"
-        return
+@contextmanager
+def postgres_schema() -> Iterator[str]:
+    """The URL of a blank PostgreSQL schema of its own, dropped when the block ends."""
     schema = f"t_{uuid.uuid4().hex[:12]}"
     admin = sqlalchemy.create_engine(POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://", 1))
     with admin.begin() as conn:
@@ -68,10 +67,21 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     separator = "&" if "?" in POSTGRES_URL else "?"
     # Commits need not reach the disk in a throwaway schema: this halves the time of a write.
     options = f"-csearch_path={schema} -csynchronous_commit=off"
-    yield f"{POSTGRES_URL}{separator}options={quote(options)}"
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
-    admin.dispose()
+    try:
+        yield f"{POSTGRES_URL}{separator}options={quote(options)}"
+    finally:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+        admin.dispose()
+
+
+@pytest.fixture(scope="session", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'provtrack.db'}"
+        return
+    with postgres_schema() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -83,6 +83,7 @@ class MemoryData:
     keys: dict[str, ApiKey] = field(default_factory=dict)
     listener_tokens: dict[str, str] = field(default_factory=dict)
     idempotency: dict[tuple[str, str], KeyRecord] = field(default_factory=dict)
+    archived: dict[str, str] = field(default_factory=dict)  # order id -> document
 
 
 class MemoryStore:
@@ -124,6 +125,7 @@ class MemoryTransaction:
         self.cancellations = MemoryCancellations(self)
         self.access = MemoryAccessRecords(self)
         self.idempotency = MemoryIdempotencyRecords(self)
+        self.archive = MemoryArchive(self)
 
     def _write(self) -> None:
         if not self.writing:
@@ -256,6 +258,36 @@ class MemoryTransaction:
             job.lease_owner = None
             if due_at is not None:
                 job.due_at = due_at
+
+
+class MemoryArchive:
+    def __init__(self, tx: MemoryTransaction) -> None:
+        self.tx = tx
+
+    def _finished(self, states: Sequence[str], before: str) -> list[tuple[str, str]]:
+        """(order date, id) of the orders in `states` whose last change is older than `before`."""
+        last: dict[str, str] = {}
+        for order_id, change in self.tx.data.audit:
+            last[order_id] = max(last.get(order_id, ""), change.at)
+        found = []
+        for order_id, (document, _version, _before) in self.tx.data.orders.items():
+            parsed = orjson.loads(document)
+            if parsed["state"] in states and last.get(order_id, "") < before:
+                found.append((parsed["orderDate"], order_id))
+        return sorted(found)
+
+    def count_finished(self, *, states: Sequence[str], before: str) -> int:
+        return len(self._finished(states, before))
+
+    def move_finished(self, *, states: Sequence[str], before: str, now: str, limit: int) -> int:
+        self.tx._write()
+        chosen = self._finished(states, before)[:limit]
+        for _date, order_id in chosen:
+            self.tx.data.archived[order_id] = self.tx.data.orders.pop(order_id)[0]
+        return len(chosen)
+
+    def get_order_json(self, order_id: str) -> str | None:
+        return self.tx.data.archived.get(order_id)
 
 
 class MemoryPlans:

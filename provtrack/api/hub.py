@@ -52,6 +52,8 @@ def events_config(settings: Settings) -> events.EventsConfig:
         secret_overlap=timedelta(seconds=settings.events_secret_overlap_seconds),
         busy_delay=timedelta(seconds=settings.events_attempt_timeout_seconds),
         retention=timedelta(seconds=settings.events_outbox_retention_seconds),
+        batch=settings.events_delivery_batch,
+        prune_batch=settings.events_prune_batch,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import typer
 
+from provtrack.cli.archive import archive
 from provtrack.cli.catalog import catalog_app
 from provtrack.cli.database import db_app
 from provtrack.cli.events import events_app
@@ -16,6 +17,7 @@ from provtrack.cli.tokens import token_app
 app = typer.Typer(help="provtrack: TMF641 service order tracking and provisioning.", no_args_is_help=True)
 app.command()(serve)
 app.command()(worker)
+app.command()(archive)
 app.command()(simulate)
 app.command("demo")(demo_feed)
 app.add_typer(db_app, name="db")

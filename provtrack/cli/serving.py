@@ -57,6 +57,16 @@ def serve(  # noqa: PLR0917 - Typer maps each parameter to an option
             show_default=False,
         ),
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="API processes sharing the port (env: PROVTRACK_API_PROCESSES; default 1); each runs "
+            "a job worker too unless --no-worker. For PostgreSQL: on SQLite they queue on its one writer",
+            show_default=False,
+        ),
+    ] = None,
     live: Annotated[
         bool | None,
         typer.Option(
@@ -75,7 +85,12 @@ def serve(  # noqa: PLR0917 - Typer maps each parameter to an option
     from provtrack.bootstrap import Assembly, configure_logging
 
     settings = settings_from(
-        host=host, port=port, database_url=database, catalog=catalog, serve_worker=worker
+        host=host,
+        port=port,
+        database_url=database,
+        catalog=catalog,
+        serve_worker=worker,
+        api_processes=workers,
     )
     configure_logging(settings.log_level, settings.log_format)
     require_free_port(settings.host, settings.port, "the API (--port)")
@@ -88,9 +103,26 @@ def serve(  # noqa: PLR0917 - Typer maps each parameter to an option
         say_if_no_catalog(settings)
     assembly = checked(lambda: Assembly.build(settings, migrate=True))
     token = _start_demo_clients(assembly) if demo else None
-    application = assembly.app(with_worker=settings.serve_worker)
     for line in banner(settings, demo_token=token):
         console.print(line, markup=False, highlight=False)
+    if settings.api_processes > 1:
+        # uvicorn starts the API processes itself; each builds its own assembly from the PROVTRACK_*
+        # variables (this one migrated and checked the catalog and policy) and serves on the one port.
+        export_settings(settings)
+        with _live_view(assembly.store.engine, settings, on=demo if live is None else live):
+            uvicorn.run(
+                "provtrack.bootstrap:app_from_environment",
+                factory=True,
+                workers=settings.api_processes,
+                host=settings.host,
+                port=settings.port,
+                log_level=settings.log_level,
+                access_log=False,  # each API process logs its requests itself (settings.access_log)
+                log_config=None,
+            )
+        assembly.store.dispose()
+        return
+    application = assembly.app(with_worker=settings.serve_worker)
     # What was built so far lives as long as the process: out of the collector's way, a full
     # collection walks only what requests create (it put tens of ms into the dashboard's p99).
     gc.collect()
@@ -104,6 +136,19 @@ def serve(  # noqa: PLR0917 - Typer maps each parameter to an option
             access_log=False,  # the API logs its requests itself, with their ids (settings.access_log)
             log_config=None,  # uvicorn's lines go through configure_logging's handler, in its format
         )
+
+
+def export_settings(settings: Settings) -> None:
+    """Put the settings this command was given (options, demo choices) where the processes it starts
+    read them: PROVTRACK_* variables of this process, which they inherit."""
+    import os
+
+    for name in settings.model_fields_set:
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        os.environ[f"PROVTRACK_{name.upper()}"] = text
 
 
 def banner(settings: Settings, *, demo_token: str | None = None) -> list[str]:

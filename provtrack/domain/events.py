@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import lru_cache
 from typing import Any
@@ -234,6 +234,7 @@ class ActiveSubscription:
     query: str | None
     paused_until: str | None  # a failing subscriber: no stream of it posts before then
     client: str | None = None  # sees only the orders of this client; None: every order
+    failures: int = 0  # 0 with a pause: only busy (its POSTs in flight hang), not failing
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,8 +302,23 @@ def route_events(
 
 def _stream_due_at(subscription: ActiveSubscription, at: str) -> str:
     if subscription.paused_until and subscription.paused_until > at:
-        return format_datetime(parse_datetime(at) + PARK_LIMIT)
+        return format_datetime(
+            parked_until(parse_datetime(at), subscription.paused_until, subscription.failures)
+        )
     return at
+
+
+def parked_until(now: datetime, paused_until: str, failures: int) -> datetime:
+    """When a stream of a paused subscriber looks again, unless a delivery that succeeds wakes it first.
+
+    A failing subscriber's streams wait PARK_LIMIT: a probe tells when it is back, and its success
+    wakes them. A subscriber that is only busy (failures 0: its POSTs in flight hang) is paused for a
+    short while; its streams wait no longer than that, since the POSTs it waits on may all have ended
+    before the pause was recorded, leaving no success to come and wake them.
+    """
+    if failures:
+        return now + PARK_LIMIT
+    return min(now + PARK_LIMIT, max(now, parse_datetime(paused_until)))
 
 
 # --- callback URL checks -------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from provtrack.domain.events import (
     Stream,
     Subscription,
     envelope,
+    parked_until,
     parse_event_filter,
     target_url,
 )
@@ -164,8 +165,9 @@ def _stream_busy(run: _StreamRun, position: int, attempt: Attempt) -> bool:
             _save_stream(run)
         raise RetryLater(attempt.describe(), delay=BUSY_RETRY + _jitter(BUSY_RETRY))
     # Its earlier deliveries hang: hold its streams until they end (success wakes them).
-    _pause(run, until=run.now + run.config.busy_delay, failed=False, stream=run.stream)
-    _park_stream(run, run.rest(position))
+    until = run.now + run.config.busy_delay
+    _pause(run, until=until, failed=False, stream=run.stream)
+    _park_stream(run, run.rest(position), busy_until=until)
     return False
 
 
@@ -204,9 +206,10 @@ _ON_STREAM_OUTCOME: dict[Outcome, Callable[[_StreamRun, int, Attempt], bool]] = 
 }
 
 
-def _park_stream(run: _StreamRun, selected: list[StoredEvent]) -> None:
+def _park_stream(run: _StreamRun, selected: list[StoredEvent], *, busy_until: datetime | None = None) -> None:
     """The subscriber is failing: wait for a delivery to it to succeed (that wakes every parked stream),
-    at most PARK_LIMIT, and dead-letter without an attempt once the horizon has passed."""
+    at most PARK_LIMIT (only until `busy_until`, or its pause's end, when it is busy, not failing:
+    `parked_until`), and dead-letter without an attempt once the horizon has passed."""
     stream = run.stream
     if stream.failing_since is None:
         stream.failing_since = run.stamp
@@ -218,7 +221,14 @@ def _park_stream(run: _StreamRun, selected: list[StoredEvent]) -> None:
                 error = f"{error}: {stream.last_error}"
             _dead_letter(run, selected, error=error, sent_now=False, last=run.last)
         return
-    delay = min(PARK_LIMIT, run.config.horizon - elapsed)
+    subscription = run.subscription
+    if busy_until is not None:
+        wakes = busy_until
+    elif subscription.paused_until is not None:
+        wakes = parked_until(run.now, subscription.paused_until, subscription.failures)
+    else:
+        wakes = run.now + PARK_LIMIT
+    delay = min(wakes - run.now, run.config.horizon - elapsed)
     # Moved in the same statement that checks the pause, not by RetryLater after the handler: a
     # success that wakes the subscriber's streams meanwhile must not be overwritten.
     with run.store.transaction(write=True) as tx:

@@ -73,8 +73,11 @@ def get_order_entry(store: Store, order_id: str) -> OrderEntry:
 
 
 def get_order_json(store: Store, order_id: str) -> str:
+    """The order's document, from the hot table or, finished long ago, the archive."""
     with store.transaction(write=False) as tx:
         document = tx.get_order_json(order_id)
+        if document is None:
+            document = tx.archive.get_order_json(order_id)
     if document is None:
         raise OrderNotFound(order_id)
     return document

@@ -258,6 +258,22 @@ class OrderEntry:
     client: str | None
 
 
+class ArchiveRecords(Protocol):
+    """Finished orders moved out of the orders the store lists (services/archive.py)."""
+
+    def count_finished(self, *, states: Sequence[str], before: str) -> int:
+        """Orders in one of `states` whose last change is older than `before`."""
+        ...
+
+    def move_finished(self, *, states: Sequence[str], before: str, now: str, limit: int) -> int:
+        """Move up to `limit` of them (oldest first) to the archive; how many moved."""
+        ...
+
+    def get_order_json(self, order_id: str) -> str | None:
+        """An archived order's document (without `href`), or None."""
+        ...
+
+
 class Transaction(Protocol):
     """One transaction: orders, cancel tasks, audit rows and jobs, and the records of each feature."""
 
@@ -275,6 +291,8 @@ class Transaction(Protocol):
     def access(self) -> AccessRecords: ...
     @property
     def idempotency(self) -> IdempotencyRecords: ...
+    @property
+    def archive(self) -> ArchiveRecords: ...
 
     def get_order(self, order_id: str) -> ServiceOrder | None: ...
     def get_order_json(self, order_id: str) -> str | None: ...

@@ -6,12 +6,14 @@ import time
 from collections.abc import Callable
 
 
-def wait_for(condition: Callable[[], bool], *, timeout: float, what: str) -> None:
+def wait_for(condition: Callable[[], bool], *, timeout: float, what: str, every: float = 0.01) -> None:
+    """Until `condition()` holds, looking `every` seconds (longer for a costly look); fails after
+    `timeout` seconds naming `what`."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
+        time.sleep(every)
 
 
 def admin_headers(database_url: str) -> dict[str, str]:

@@ -26,9 +26,9 @@ def order_events(*types: str, order_id: str = "o-1", **document: Any) -> RaisedE
 
 
 def subscriber(
-    query: str | None = None, *, paused_until: str | None = None, id: str = "s-1"
+    query: str | None = None, *, paused_until: str | None = None, id: str = "s-1", failures: int = 1
 ) -> ActiveSubscription:
-    return ActiveSubscription(id, query, paused_until)
+    return ActiveSubscription(id, query, paused_until, failures)
 
 
 def test_a_subscription_that_selects_any_of_an_orders_events_gets_its_stream_due_at_the_last_one() -> None:
@@ -50,6 +50,13 @@ def test_each_order_and_each_subscription_has_its_own_stream() -> None:
     everything, business = subscriber(id="all"), subscriber("event.serviceOrder.category=business", id="biz")
     due = route_events([everything, business], [first, second])
     assert sorted(d.key for d in due) == ["all/o-1", "all/o-2", "biz/o-1"]
+
+
+def test_a_busy_subscribers_new_stream_parks_only_until_its_pause_ends() -> None:
+    # Busy, not failing: the POSTs it waits on may have ended already, and no success would wake it.
+    raised = order_events(EventType.ORDER_CREATE)
+    [parked] = route_events([subscriber(paused_until="2026-11-27T09:00:15.000Z", failures=0)], [raised])
+    assert parked.due_at == "2026-11-27T09:00:15.000Z"
 
 
 def test_a_paused_subscribers_new_stream_parks_for_the_park_limit() -> None:

@@ -36,11 +36,15 @@ def normalise_url(url: str) -> str:
     )
 
 
-def create_database_engine(url: str, *, pool_size: int = 10) -> Engine:
+def create_database_engine(url: str, *, pool_size: int = 10, pool_timeout: float = 30.0) -> Engine:
+    """An engine for the URL. PostgreSQL: `pool_size` connections kept open and as many again under a
+    burst (`database_pool_size`); SQLite keeps its own connections (no pool)."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    return create_engine(
+        url, pool_size=pool_size, max_overflow=pool_size, pool_timeout=pool_timeout, pool_pre_ping=True
+    )
 
 
 def is_sqlite(engine: Engine) -> bool:

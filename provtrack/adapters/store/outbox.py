@@ -29,7 +29,7 @@ from provtrack.adapters.store.event_tables import (
     outbox_event,
 )
 from provtrack.adapters.store.prepared import Prepared
-from provtrack.adapters.store.tables import service_order
+from provtrack.adapters.store.tables import archived_service_order, service_order
 from provtrack.domain.cancellation import CancelServiceOrder
 from provtrack.domain.clock import parse_datetime
 from provtrack.domain.events import (
@@ -105,6 +105,7 @@ _ACTIVE_FILTERS = Prepared(
         event_subscription.c.query,
         event_subscription.c.paused_until,
         event_subscription.c.client_id,
+        event_subscription.c.failures,
     ).where(event_subscription.c.state == "active")
 )
 
@@ -174,6 +175,10 @@ def order_as_of(conn: Connection, order_id: str, at: str) -> tuple[str | None, s
         .order_by(order_history.c.version)
     ).all()
     current = conn.execute(select(service_order.c.document).where(service_order.c.id == order_id)).scalar()
+    if current is None:  # an archived order's last version
+        current = conn.execute(
+            select(archived_service_order.c.document).where(archived_service_order.c.id == order_id)
+        ).scalar()
     documents = [r.document for r in archived] + ([current] if current is not None else [])
     if not documents:
         return None, None

@@ -51,7 +51,7 @@ activity = Table(
     Column("owner", Text, nullable=False),
     Column("external_id", Text),
     Column("document", Text, nullable=False),
-    # Read by the dashboard and the fallout metrics (migration 0011, adapters/store/metrics.py).
+    # Read by the dashboard and the fallout metrics (migration 0010, adapters/store/metrics.py).
     Column("name", Text),
     Column("finished_at", Text),  # when it was done, skipped, failed or cancelled
     Column("fallouts", Integer, nullable=False, server_default="0"),

@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine, and_, delete, func, insert, select
 from provtrack.adapters.store import events as event_store
 from provtrack.adapters.store import jobs
 from provtrack.adapters.store.access import SqlAccessRecords
+from provtrack.adapters.store.archive import SqlArchive
 from provtrack.adapters.store.cancellation import SqlCancellations
 from provtrack.adapters.store.dashboard import SqlDashboard
 from provtrack.adapters.store.database import WriterLock, is_sqlite, sqlite_file
@@ -290,6 +291,10 @@ class SqlTransaction:
     @property
     def events(self) -> event_store.SqlEventsTransaction:
         return event_store.SqlEventsTransaction(self.conn)
+
+    @property
+    def archive(self) -> SqlArchive:
+        return SqlArchive(self.conn)
 
     @property
     def dashboard(self) -> SqlDashboard:

@@ -57,6 +57,19 @@ service_order = Table(
     Index("ix_service_order_priority", "priority", "state"),
 )
 
+# Terminal orders `provtrack archive` moved out of service_order: read by id and by `asOf`, never
+# listed (migration 0012_archive).
+archived_service_order = Table(
+    "archived_service_order",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("state", Text, nullable=False),
+    Column("order_date", Text, nullable=False),
+    Column("archived_at", Text, nullable=False),
+    Column("document", Text, nullable=False),
+    Index("ix_archived_service_order_order_date", "order_date"),
+)
+
 cancel_service_order = Table(
     "cancel_service_order",
     metadata,
