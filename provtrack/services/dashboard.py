@@ -75,6 +75,11 @@ class DashboardRecords(Protocol):
         """The newest outbox event (of the order, or of any): it moves whenever something changed."""
         ...
 
+    def trail_mark(self, order_id: str | None) -> int:
+        """The newest audit record (of the order, or of any): it moves with a manual task's move
+        too, which is recorded in its order's trail but changes no order, so writes no event."""
+        ...
+
 
 class DashboardTransaction(Transaction, Protocol):
     @property
@@ -285,3 +290,10 @@ def subscription_health(store: Store) -> list[SubscriptionHealth]:
 def change_mark(store: Store, order_id: str | None = None) -> int:
     with store.transaction(write=False) as tx:
         return tx.dashboard.change_mark(order_id)
+
+
+def work_mark(store: Store, order_id: str | None = None) -> str:
+    """The change mark of a page that shows manual tasks (the work queues, an order): it moves
+    when an order changed or when a task moved."""
+    with store.transaction(write=False) as tx:
+        return f"{tx.dashboard.change_mark(order_id)}.{tx.dashboard.trail_mark(order_id)}"
