@@ -159,6 +159,9 @@ def queues_page(request: Request) -> Response:
     except InvalidFilter as exc:
         problem, status, chosen = str(exc), 400, QueueFilter()
     shown = []
+    loads = dashboard.open_task_counts(
+        store, [n for n in names if not chosen.work_group or n == chosen.work_group]
+    )
     for definition in groups:
         name = definition["name"]
         if chosen.work_group and name != chosen.work_group:
@@ -168,11 +171,7 @@ def queues_page(request: Request) -> Response:
             continue  # a view of one order or one person leaves the other groups out
         group = WorkGroup(name, members=tuple(definition.get("members") or ()))
         rows = [TaskRow(t, offered_actions(ManualTask.from_document(t), group, actor)) for t in found]
-        load = {
-            s: tasks.list_tasks(store, TaskSelection(name, frozenset({TaskState(s)}), limit=1), now=now)[0]
-            for s in OPEN_STATES
-        }
-        shown.append(Queue(definition, load, total, rows, group.admits(actor)))
+        shown.append(Queue(definition, loads[name], total, rows, group.admits(actor)))
     return render(
         request,
         "queues.html",
