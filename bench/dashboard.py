@@ -2,8 +2,9 @@
 
 Seeds a SQLite store with realistic orders (bench/seed.py's life cycles spread over 90 days), a plan
 of three activities each (some fallen out), jeopardy alerts on part of the open ones and 90 days of
-hourly open-order counts, the days that have ended rolled up (as the hourly job does); then renders each page in-process (the app built by the assembly, as
-`provtrack serve` builds it; no network, no browser) and times it.
+hourly open-order counts, the days that have ended rolled up (as the hourly job does), a manual task
+in the demo catalog's work groups for one open order in five; then renders each page in-process (the
+app built by the assembly, as `provtrack serve` builds it; no network, no browser) and times it.
 
     python bench/dashboard.py --orders 100000 [--requests 200] [--database sqlite:///bench-dash.db]
 """
@@ -35,10 +36,13 @@ from provtrack.domain.clock import format_datetime
 from provtrack.domain.model import ServiceOrder
 from provtrack.domain.plan import Plan
 from provtrack.domain.query import Query
+from provtrack.domain.tasks import ManualTask, TaskState
 from provtrack.services.metrics import roll_up
 from provtrack.settings import Settings
 
 BATCH = 2_000
+TASK_EVERY = 5  # one open order in five waits on a manual task
+WORK_GROUPS = ("field-technicians", "field-engineering", "noc")  # the demo catalog's
 ACTIVITIES = (
     ("reserve-port", "network-inventory"),
     ("activate-line", "activation"),
@@ -72,11 +76,34 @@ def plan_of(order: ServiceOrder, n: int) -> Plan:
     return Plan(order.id, start, activities, {}, critical_path=[a.id for a in activities], started=True)
 
 
+def task_of(order: ServiceOrder, n: int) -> ManualTask:
+    """A manual task of one of the demo catalog's groups, in the state one in a queue would be."""
+    group = WORK_GROUPS[n % len(WORK_GROUPS)]
+    state = (TaskState.QUEUED, TaskState.QUEUED, TaskState.ASSIGNED, TaskState.IN_PROGRESS)[n % 4]
+    task = ManualTask(
+        f"{order.id}-task",
+        order.id,
+        "1",
+        f"{order.id}-survey",
+        1,
+        "site-survey",
+        group,
+        3600.0,
+        order.order_date,
+        state=state,
+        priority=str(n % 5),
+        due=order.order_date,
+    )
+    if state != TaskState.QUEUED:
+        task.assignee = "farid"
+    return task
+
+
 def seed(store: SqlStore, count: int, end: datetime) -> list[str]:
     step = SPREAD / count
     ids = []
     for first in range(0, count, BATCH):
-        orders, plans = [], []
+        orders, plans, manual = [], [], []
         for n in range(first, min(first + BATCH, count)):
             order = build_order(n, end - SPREAD + n * step)
             if not order.is_terminal and n % 7 == 0:
@@ -90,10 +117,14 @@ def seed(store: SqlStore, count: int, end: datetime) -> list[str]:
                 )
             orders.append(order)
             plans.append(plan_of(order, n))
+            if not order.is_terminal and n % TASK_EVERY == 0:
+                manual.append(task_of(order, n))
         with store.transaction(write=True) as tx:
             tx.add_orders(orders)
             for plan in plans:
                 tx.plans.add(plan)
+            for task in manual:
+                tx.tasks.add(task)
         ids.extend(o.id for o in orders)
         print(f"\rseeded {len(ids)} orders", end="", flush=True)
     print()
@@ -156,7 +187,7 @@ def main() -> None:
         print(f"seeding took {time.perf_counter() - started:.0f}s")
     ids = [row[0] for row in engine.connect().exec_driver_sql("SELECT id FROM service_order").all()]
     engine.dispose()
-    assembly = Assembly.build(Settings(database_url=url, policy="demo"))
+    assembly = Assembly.build(Settings(database_url=url, policy="demo", catalog="demo"))  # its work groups
     rng = random.Random(7)
     pages: dict[str, Callable[[int], str]] = {
         "orders list": lambda _i: "/",
@@ -169,6 +200,8 @@ def main() -> None:
         "order page": lambda _i: f"/orders/{rng.choice(ids)}",
         "jeopardy board": lambda _i: "/jeopardy",
         "fallout": lambda _i: "/fallout",
+        "work queues": lambda _i: "/queues",
+        "work queues, one group": lambda _i: "/queues?workGroup=field-technicians&state=queued",
         "metrics (30 days)": lambda _i: "/performance",
         "metrics (90 days)": lambda _i: "/performance?period=90d",
         "metrics JSON (30 days)": lambda _i: "/provtrack/v1/metrics",

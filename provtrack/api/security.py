@@ -118,6 +118,10 @@ ROUTE_SCOPES: dict[tuple[str, str], Scope | None] = {
     ("POST", "/orders/{order_id}/escalations/{rule}/acknowledge"): Scope.ADMIN,
     ("POST", "/fallout/retry"): Scope.ADMIN,
     ("POST", "/events/replay"): Scope.ADMIN,
+    ("GET", "/queues"): Scope.ADMIN,
+    ("POST", "/tasks/{task_id}/{action}"): Scope.ADMIN,
+    ("GET", "/orders/{order_id}/cancel"): Scope.ADMIN,  # the impact preview
+    ("POST", "/orders/{order_id}/cancel"): Scope.ADMIN,
 }
 
 AUTH_FAILURES = Counter(

@@ -23,6 +23,7 @@ from provtrack.domain.model import ServiceOrder
 from provtrack.domain.plan import Plan
 from provtrack.domain.policy import Policy
 from provtrack.domain.query import Query
+from provtrack.domain.tasks import TASK_FINAL, TaskState
 from provtrack.services import activities
 from provtrack.services.escalation import add_note as note_on
 from provtrack.services.jeopardy import commitment_of
@@ -73,6 +74,15 @@ class DashboardRecords(Protocol):
     def subscription_health(self) -> list[SubscriptionHealth]: ...
     def change_mark(self, order_id: str | None) -> int:
         """The newest outbox event (of the order, or of any): it moves whenever something changed."""
+        ...
+
+    def task_counts(self, work_groups: Sequence[str], states: Sequence[str]) -> dict[tuple[str, str], int]:
+        """Manual tasks of those groups in those states: (group, state) -> how many."""
+        ...
+
+    def trail_mark(self, order_id: str | None) -> int:
+        """The newest audit record (of the order, or of any): it moves with a manual task's move
+        too, which is recorded in its order's trail but changes no order, so writes no event."""
         ...
 
 
@@ -274,6 +284,18 @@ def fallout_activities(plan: dict[str, Any] | None) -> list[dict[str, Any]]:
     return [a for a in plan.get("activity", []) if a.get("state") == ActivityState.FALLOUT.value]
 
 
+# --- the work queues ----------------------------------------------------------------------------
+
+
+def open_task_counts(store: Store, work_groups: Sequence[str]) -> dict[str, dict[str, int]]:
+    """Each group's open manual tasks by state (every open state, 0 included), counted on the queue's
+    index: the work queues page's load figures, whatever its filter shows."""
+    states = [s.value for s in TaskState if s not in TASK_FINAL]
+    with store.transaction(write=False) as tx:
+        counted = tx.dashboard.task_counts(work_groups, states) if work_groups else {}
+    return {g: {s: counted.get((g, s), 0) for s in states} for g in work_groups}
+
+
 # --- events and changes --------------------------------------------------------------------------
 
 
@@ -285,3 +307,10 @@ def subscription_health(store: Store) -> list[SubscriptionHealth]:
 def change_mark(store: Store, order_id: str | None = None) -> int:
     with store.transaction(write=False) as tx:
         return tx.dashboard.change_mark(order_id)
+
+
+def work_mark(store: Store, order_id: str | None = None) -> str:
+    """The change mark of a page that shows manual tasks (the work queues, an order): it moves
+    when an order changed or when a task moved."""
+    with store.transaction(write=False) as tx:
+        return f"{tx.dashboard.change_mark(order_id)}.{tx.dashboard.trail_mark(order_id)}"

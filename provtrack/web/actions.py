@@ -5,43 +5,35 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qsl
 
 from fastapi import Request
 from starlette.responses import Response
 
 from provtrack.services import activities, dashboard, events, jeopardy, orders
-from provtrack.web.app import actor_of, back, context, now_of, refusal, router, store_of
+from provtrack.web.app import (
+    actor_of,
+    back,
+    context,
+    form_fields,
+    now_of,
+    refusal,
+    router,
+    run_action,
+    store_of,
+)
 
 NOTE_LIMIT = 2000  # characters of one note
 
 
-async def _form(request: Request) -> dict[str, str]:
-    """The fields of a submitted form (urlencoded: the dashboard's forms send nothing else)."""
-    body = (await request.body()).decode("utf-8", errors="replace")
-    return dict(parse_qsl(body, keep_blank_values=True))
-
-
-def _act(request: Request, target: str, action: Callable[[], Any], done: str) -> Response:
-    try:
-        action()
-    except Exception as exc:
-        message = refusal(request, exc)
-        if message is None:
-            raise
-        return back(target, message, tone="error")
-    return back(target, done)
-
-
 @router.post("/orders/{order_id}/note")
 async def add_note(order_id: str, request: Request) -> Response:
-    form = await _form(request)
+    form = await form_fields(request)
     target = form.get("back") or f"/orders/{order_id}"
     text = form.get("text", "").strip()
     if not text:
         return back(target, "A note needs some text.", tone="error")
     store, ctx = store_of(request), context(request)
-    return await _threaded(
+    return await run_action(
         request,
         target,
         lambda: dashboard.add_note(store, order_id, text[:NOTE_LIMIT], ctx=ctx),
@@ -60,10 +52,10 @@ async def resume(order_id: str, request: Request) -> Response:
 
 
 async def _move(order_id: str, request: Request, state: str, done: str) -> Response:
-    form = await _form(request)
+    form = await form_fields(request)
     target = form.get("back") or f"/orders/{order_id}"
     store, ctx = store_of(request), context(request)
-    return await _threaded(
+    return await run_action(
         request,
         target,
         lambda: orders.patch_order(store, order_id, {"state": state}, json_patch=False, ctx=ctx),
@@ -73,7 +65,7 @@ async def _move(order_id: str, request: Request, state: str, done: str) -> Respo
 
 @router.post("/activities/{activity_id}/{action}")
 async def operate(activity_id: str, action: str, request: Request) -> Response:
-    form = await _form(request)
+    form = await form_fields(request)
     target = form.get("back") or "/fallout"
     reason = form.get("reason", "").strip()
     store, ctx, catalog = store_of(request), context(request), request.app.state.catalog
@@ -98,18 +90,18 @@ async def operate(activity_id: str, action: str, request: Request) -> Response:
     if action not in runs:
         return back(target, f"Unknown action {action!r}.", tone="error")
     run, done = runs[action]
-    return await _threaded(request, target, run, done)
+    return await run_action(request, target, run, done)
 
 
 @router.post("/orders/{order_id}/escalations/{rule}/acknowledge")
 async def acknowledge(order_id: str, rule: str, request: Request) -> Response:
-    form = await _form(request)
+    form = await form_fields(request)
     target = form.get("back") or f"/orders/{order_id}"
     monitor = request.app.state.jeopardy
     if monitor is None:
         return back(target, "This server watches no jeopardy.", tone="error")
     store, ctx = store_of(request), context(request)
-    return await _threaded(
+    return await run_action(
         request,
         target,
         lambda: jeopardy.acknowledge(store, monitor, order_id, rule, ctx=ctx),
@@ -119,7 +111,7 @@ async def acknowledge(order_id: str, rule: str, request: Request) -> Response:
 
 @router.post("/fallout/retry")
 async def retry_group(request: Request) -> Response:
-    form = await _form(request)
+    form = await form_fields(request)
     system, error = form.get("system", ""), form.get("error", "")
     store, ctx, catalog = store_of(request), context(request), request.app.state.catalog
     from starlette.concurrency import run_in_threadpool
@@ -133,7 +125,7 @@ async def retry_group(request: Request) -> Response:
 
 @router.post("/events/replay")
 async def replay(request: Request) -> Response:
-    form = await _form(request)
+    form = await form_fields(request)
     subscription = form.get("subscription", "")
     store, now = store_of(request), now_of(request)
     from starlette.concurrency import run_in_threadpool
@@ -148,10 +140,3 @@ async def replay(request: Request) -> Response:
             raise
         return back("/events", message, tone="error")
     return back("/events", f"{len(queued)} dead letters queued for replay to {subscription}.")
-
-
-async def _threaded(request: Request, target: str, action: Callable[[], Any], done: str) -> Response:
-    """Run the use case in the threadpool (it waits on the database), then go back."""
-    from starlette.concurrency import run_in_threadpool
-
-    return await run_in_threadpool(_act, request, target, action, done)

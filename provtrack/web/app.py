@@ -11,11 +11,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.params import Depends
 from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
@@ -26,7 +27,7 @@ from provtrack.services.ports import Context
 # Exception type -> (status, code, reason): the API's one table (api/errors.ERRORS), given at
 # assembly, so the dashboard words a refusal as the API does.
 ErrorTable = Mapping[type[Exception], tuple[int, str, str]]
-STATIC_VERSION = "1"  # in asset URLs: a new release is fetched anew, an old one cached for long
+STATIC_VERSION = "2"  # in asset URLs: a new release is fetched anew, an old one cached for long
 
 router = APIRouter(include_in_schema=False)
 
@@ -47,7 +48,7 @@ def install_dashboard(
 ) -> None:
     """Serve the dashboard at `/` of `app`. `dependencies` guard every page and action (access
     control plugs in here); `poll_seconds` is how often an open page asks whether anything changed."""
-    from provtrack.web import actions, pages, signin  # noqa: F401 - their routes are on `router`
+    from provtrack.web import actions, cancelling, pages, queues, signin  # noqa: F401 - routes on `router`
 
     templates = Environment(
         loader=PackageLoader("provtrack.web", "templates"),
@@ -101,13 +102,31 @@ def actor_of(request: Request) -> str:
     return f"{principal.client}:{person[:100]}" if person else str(principal.client)
 
 
+def person_of(request: Request) -> str:
+    """Who works a manual task (the work queues): the person `X-Provtrack-User` names, else the
+    client the session was signed in as (a key per coordinator: `--client amelie`), as the task
+    API takes the person its caller names (api/http.context)."""
+    principal = getattr(request.state, "principal", None)
+    person = request.headers.get("x-provtrack-user")
+    if person:
+        return person[:100]
+    return str(principal.client) if principal is not None else "dashboard"
+
+
+def task_context(request: Request) -> Context:
+    """The context of a work-queue action: its actor is the person who works the task."""
+    return Context(now=format_datetime(now_of(request)), actor=person_of(request), new_id=new_id)
+
+
 def context(request: Request) -> Context:
     return Context(now=format_datetime(now_of(request)), actor=actor_of(request), new_id=new_id)
 
 
 def csrf_token(request: Request) -> str:
-    """Every form carries this (`csrf`): the session's CSRF token, which api/session.py checks on
-    every change made with the session cookie."""
+    """The session's CSRF token, which api/session.py checks on every change made with the session
+    cookie. Every change the dashboard makes is a form of the `post_form` macro
+    (templates/_macros.html), the one place it is rendered: as the `csrf` field and as the
+    X-CSRF-Token header of its htmx request."""
     return str(getattr(request.state, "csrf", ""))
 
 
@@ -119,6 +138,33 @@ def refusal(request: Request, exc: Exception) -> str | None:
             _status, _code, reason = table[cls]
             return f"{reason}: {exc}"
     return None
+
+
+async def form_fields(request: Request) -> dict[str, str]:
+    """The fields of a submitted form (urlencoded: the dashboard's forms send nothing else)."""
+    body = (await request.body()).decode("utf-8", errors="replace")
+    return dict(parse_qsl(body, keep_blank_values=True))
+
+
+# What a button tells once its use case has run: a notice, or a notice and its tone.
+Outcome = str | tuple[str, str]
+
+
+async def run_action(
+    request: Request, target: str, action: Callable[[], Any], done: Outcome | Callable[[Any], Outcome]
+) -> Response:
+    """Run the use case in the threadpool (it waits on the database), then go back to `target`
+    with `done` (or what `done` makes of the use case's result), or with the refusal."""
+    try:
+        result = await run_in_threadpool(action)
+    except Exception as exc:
+        message = refusal(request, exc)
+        if message is None:
+            raise
+        return back(target, message, tone="error")
+    told = done(result) if callable(done) else done
+    notice, tone = (told, "ok") if isinstance(told, str) else told
+    return back(target, notice, tone=tone)
 
 
 def back(target: str, notice: str, *, tone: str = "ok") -> Response:

@@ -1,5 +1,6 @@
 """The dashboard's pages: orders, an order, the jeopardy board, fallout, events and metrics; and the
-change mark that tells an open page to refresh its live regions."""
+change mark that tells an open page to refresh its live regions. The work queues are in queues.py,
+the cancellation preview in cancelling.py."""
 
 from __future__ import annotations
 
@@ -12,15 +13,17 @@ from starlette.responses import Response
 
 from provtrack.domain.clock import InvalidDateTime, format_datetime, normalise_datetime, parse_datetime
 from provtrack.domain.states import TERMINAL_STATES, OrderState
-from provtrack.services import activities, dashboard, events, jeopardy, metrics
+from provtrack.services import activities, cancellation, dashboard, events, jeopardy, metrics, tasks
 from provtrack.services.metrics import Period
-from provtrack.services.ports import PlanNotFound
+from provtrack.services.ports import PlanNotFound, TaskSelection
 from provtrack.web import charts
 from provtrack.web.app import refusal, render, router, store_of
+from provtrack.web.cancelling import cancellation_of
 from provtrack.web.filters import LEVELS, PAGE_SIZES, SORTS, STATES, InvalidFilter, OrderFilter
 from provtrack.web.gantt import gantt
 
 OPEN_STATES = [s.value for s in OrderState if s not in TERMINAL_STATES]
+TERMINAL_VALUES = frozenset(s.value for s in TERMINAL_STATES)
 CHART_POINTS = 240
 UP_TO_NOW = timedelta(milliseconds=1)  # periods end after now: what happened at this instant counts
 METRIC_PERIODS = {"7d": timedelta(days=7), "30d": timedelta(days=30), "90d": timedelta(days=90)}
@@ -101,7 +104,14 @@ def order_page(order_id: str, request: Request) -> Response:
     timeline = events.order_timeline(store, order_id)
     if as_of is not None:
         timeline = [c for c in timeline if c.at <= as_of]
-    work = [a for a in (plan or {}).get("activity", []) if a.get("kind") in ("resourceOrder", "partnerOrder")]
+    plan_activities = (plan or {}).get("activity", [])
+    work = [a for a in plan_activities if a.get("kind") in ("resourceOrder", "partnerOrder")]
+    order_tasks: list[dict[str, Any]] = []
+    if any(a.get("kind") == "manualTask" for a in plan_activities):
+        order_tasks = tasks.list_tasks(store, TaskSelection(order_id=order_id, limit=50), now=now)[1]
+    impact = None
+    if as_of is None and order["state"] not in TERMINAL_VALUES:
+        impact = cancellation.cancellation_impact(store, order_id, request.app.state.catalog)
     return render(
         request,
         "order.html",
@@ -115,7 +125,12 @@ def order_page(order_id: str, request: Request) -> Response:
         as_of_text=as_of_text,
         held=order["state"] == OrderState.HELD.value,
         can_hold=order["state"] == OrderState.IN_PROGRESS.value,  # the one state `held` is reached from
-        mark=dashboard.change_mark(store, order_id),
+        order_tasks=order_tasks,
+        cancel_impact=impact,
+        cancel_task=cancellation_of(store, order_id),
+        cancel_steps=[a for a in plan_activities if a.get("withdraws") or a.get("undoes")],
+        mark=dashboard.work_mark(store, order_id),
+        trail=True,
         change_text=change_text,
         subject_text=_subjects(plan),
     )
@@ -261,9 +276,11 @@ def live(request: Request) -> Response:
     """Has anything changed since `mark` (of `order`, or anywhere)? 204 when not; else the new
     sentinel, and the event that makes the page's live regions fetch themselves again."""
     order_id = request.query_params.get("order") or None
-    mark = dashboard.change_mark(store_of(request), order_id)
+    trail = request.query_params.get("trail") == "1"  # a page that shows manual tasks
+    store = store_of(request)
+    mark = dashboard.work_mark(store, order_id) if trail else dashboard.change_mark(store, order_id)
     if str(mark) == request.query_params.get("mark"):
         return Response(status_code=204)
-    response = render(request, "_live.html", mark=mark, order_id=order_id)
+    response = render(request, "_live.html", mark=mark, order_id=order_id, trail=trail)
     response.headers["HX-Trigger"] = "provtrack-changed"
     return response

@@ -6,8 +6,11 @@ The seeded scenario, in the words of a provisioning coordinator:
 - BSS-FIBRE-1 and BSS-FIBRE-2: residential fibre, delivered at once;
 - BSS-FIBRE-3: residential fibre whose port is being reserved (the system answers within the hour);
 - BSS-FALL-1: residential fibre whose port reservation was refused (`no capacity`): fallout, held;
-- BSS-BIZ-1: a business E-Line waiting on its site survey (a manual task, 1 h expected), committed
-  2 h after it was ordered: it goes into jeopardy when the survey overruns.
+- BSS-BIZ-1: a business E-Line waiting on its site survey (a manual task of field-engineering, 1 h
+  expected, with a checklist), committed 2 h after it was ordered: it goes into jeopardy when the
+  survey overruns.
+
+A fibre order that is cancelled after its port was reserved has it released (the catalog's undo).
 """
 
 from __future__ import annotations
@@ -43,16 +46,26 @@ workGroups:
 services:
   fibre:
     add:
-      - {{id: reserve-port, system: inventory, resourceSpecification: olt-port, expectedDuration: PT2M}}
+      - {{id: reserve-port, system: inventory, resourceSpecification: olt-port, expectedDuration: PT2M,
+          undo: release-port}}
       - {{id: configure-port, system: inventory, resourceSpecification: olt-config, after: [reserve-port],
           expectedDuration: PT5M}}
       - {{id: activate-line, system: activation, resourceSpecification: broadband-profile,
           after: [configure-port], expectedDuration: PT5M}}
       - {{id: register-line, system: activation, resourceSpecification: line-register,
-          after: [reserve-port], expectedDuration: PT1M}}
+          after: [reserve-port], expectedDuration: PT1M, undo: unregister-line}}
+    undo:
+      - {{id: release-port, system: inventory, resourceSpecification: olt-port, resourceAction: delete,
+          expectedDuration: PT2M}}
+      - {{id: unregister-line, system: activation, resourceSpecification: line-register,
+          resourceAction: delete, expectedDuration: PT1M}}
   eline:
     add:
-      - {{id: site-survey, kind: manualTask, workGroup: field-engineering, expectedDuration: PT1H}}
+      - {{id: site-survey, kind: manualTask, workGroup: field-engineering, expectedDuration: PT1H,
+          instructions: "Walk the cable route from the building entry to the customer's room.",
+          checklist: [{{name: siteReady, type: boolean, description: the room has power and a free rack unit}},
+                      {{name: cableRunMetres, type: number}},
+                      {{name: remarks, type: text, required: false}}]}}
       - {{id: configure-pe-vlan, system: network-config, resourceSpecification: eline-vlan,
           after: [site-survey], expectedDuration: PT10M}}
 """

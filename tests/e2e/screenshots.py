@@ -30,6 +30,14 @@ def more_orders(site: Site) -> None:
     )
     site.simulator.behaviour.instant = True
     site.at(site.clock.now + timedelta(minutes=6))  # the reservation has overrun its 2 minutes
+    # Surveys in the field-engineering queue: one being done, one claimed, the others waiting.
+    for n in range(3):
+        site.create(eline(f"BSS-{4500 + n}", priority=str(n + 1)))
+    tasks = site.api.get("/provtrack/v1/task", params={"workGroup": "field-engineering"}).json()
+    working, claimed = tasks[0]["id"], tasks[1]["id"]
+    for action in ("claim", "start"):
+        site.api.post(f"/provtrack/v1/task/{working}/{action}", headers={"X-Actor": "dashboard"})
+    site.api.post(f"/provtrack/v1/task/{claimed}/claim", headers={"X-Actor": "farid"})
 
 
 def shoot(site: Site, out: Path) -> list[Path]:
@@ -40,7 +48,10 @@ def shoot(site: Site, out: Path) -> list[Path]:
         "fallout.png": ("/fallout", 1280),
         "metrics.png": ("/performance?period=7d", 1280),
         "events.png": ("/events", 1280),
+        "queues.png": ("/queues", 1280),
+        "cancel.png": (f"/orders/{site.ids['BSS-4200']}/cancel", 1280),
         "orders-narrow.png": ("/", 390),
+        "queues-narrow.png": ("/queues", 390),
     }
     out.mkdir(parents=True, exist_ok=True)
     written = []

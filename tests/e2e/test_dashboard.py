@@ -14,11 +14,12 @@ import pytest
 
 from provtrack.domain.clock import parse_datetime
 from tests.e2e.browser import chromium
-from tests.e2e.dashboard_site import Site, site
+from tests.e2e.dashboard_site import Site, eline, fibre, site
 
 __all__ = ["site"]
 
-PAGES = ["/", "/jeopardy", "/fallout", "/events", "/performance"]
+PAGES = ["/", "/jeopardy", "/fallout", "/queues", "/events", "/performance"]
+TASKS = "/provtrack/v1/task"
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +41,8 @@ def page(browser: Any) -> Iterator[Any]:
 def test_each_page_renders_without_console_errors_at_desktop_and_narrow_widths(site: Site, page: Any) -> None:
     for width in (1280, 390):
         page.set_viewport_size({"width": width, "height": 900})
-        for path in [*PAGES, f"/orders/{site.ids['BSS-FIBRE-1']}", f"/orders/{site.ids['BSS-FALL-1']}"]:
+        orders = [f"/orders/{site.ids[name]}" for name in ("BSS-FIBRE-1", "BSS-FALL-1", "BSS-BIZ-1")]
+        for path in [*PAGES, *orders, f"/orders/{site.ids['BSS-FALL-1']}/cancel"]:
             response = page.goto(site.page(path))
             assert response.status == 200, path
             assert page.locator("h1").first.is_visible()
@@ -252,3 +254,125 @@ def test_the_order_page_follows_changes_without_a_reload(site: Site, page: Any) 
 
     page.locator(".notes", has_text="Survey moved to Thursday").wait_for(timeout=10_000)
     assert page.evaluate("window.__loaded") is True
+
+
+def told(page: Any, text: str, *, tone: str = "ok") -> str:
+    """The page's notice once it says `text` (a button's answer replaces the page without a load)."""
+    notice = page.locator(f".notice.{tone}", has_text=text)
+    notice.wait_for(timeout=10_000)
+    return str(notice.inner_text())
+
+
+def task_of(site: Site, external_id: str) -> dict[str, Any]:
+    [task] = site.api.get(TASKS, params={"serviceOrderId": site.ids[external_id]}).json()
+    return dict(task)
+
+
+def test_claiming_starting_and_completing_a_task_from_its_queue_moves_the_order_on(
+    site: Site, page: Any
+) -> None:
+    task = task_of(site, "BSS-BIZ-1")
+    page.goto(site.page(f"/orders/{site.ids['BSS-BIZ-1']}"))
+    page.click("[data-link=order-tasks]")  # the order's tasks, in the work queues
+    row = page.locator(f"tr[data-task='{task['id']}']")
+    assert row.locator(".state").inner_text() == "queued"
+
+    page.goto(site.page("/queues?workGroup=field-engineering"))
+    with page.expect_request(lambda r: r.method == "POST") as posted:
+        row.locator("[data-action=claim]").click()
+    told(page, "Claimed by dashboard")
+    assert "x-csrf-token" in posted.value.headers  # where a session's token will go (post_form)
+    assert "workGroup=field-engineering" in page.url  # back to the same view
+    row.locator("[data-action=start]").click()
+    told(page, "Started by dashboard")
+
+    checklist = page.locator(f"#complete-{task['id']}")
+    ready = checklist.locator("input[name='check:siteReady']")
+    checklist.locator("input[name='check:cableRunMetres']").fill("35")
+    checklist.locator("[data-action=complete]").click()  # the browser asks for the box first
+    assert ready.evaluate("box => box.validity.valueMissing") is True
+    checklist.locator("form").evaluate("form => { form.noValidate = true; form.requestSubmit(); }")
+    refusal = told(page, "Checklist not filled in", tone="error")  # the use case's own wording
+    assert "siteReady: required" in refusal
+    assert site.api.get(f"{TASKS}/{task['id']}").json()["state"] == "inProgress"
+
+    ready.check()
+    checklist.locator("input[name='check:cableRunMetres']").fill("35")
+    checklist.locator("input[name='check:remarks']").fill("riser shaft on the left")
+    checklist.locator("[data-action=complete]").click()
+    told(page, "Completed")
+    site.run()
+
+    done = site.api.get(f"{TASKS}/{task['id']}").json()
+    assert done["state"] == "completed"
+    assert done["checklistValues"] == {
+        "siteReady": True,
+        "cableRunMetres": 35,
+        "remarks": "riser shaft on the left",
+    }
+    assert site.order("BSS-BIZ-1")["state"] == "completed"  # the VLAN was configured after the survey
+    page.goto(site.page(f"/orders/{site.ids['BSS-BIZ-1']}"))
+    assert page.locator(f".tasks tr[data-task='{task['id']}'] .state").inner_text() == "completed"
+    assert page.locator(".order-head .state").first.inner_text() == "completed"
+
+
+def test_the_work_queue_follows_changes_made_elsewhere_and_keeps_a_checklist_being_filled_in(
+    site: Site, page: Any
+) -> None:
+    site.create(eline("BSS-BIZ-2"))
+    mine, other = task_of(site, "BSS-BIZ-1"), task_of(site, "BSS-BIZ-2")
+    for action in ("claim", "start"):
+        site.api.post(f"{TASKS}/{mine['id']}/{action}", headers={"X-Actor": "dashboard"})
+    page.goto(site.page("/queues"))
+    page.evaluate("window.__loaded = true")  # gone if the page reloads
+    page.locator(f"#complete-{mine['id']} input[name='check:cableRunMetres']").fill("42")
+
+    site.api.post(f"{TASKS}/{other['id']}/claim", headers={"X-Actor": "farid"})
+
+    page.locator(f"tr[data-task='{other['id']}'] td", has_text="farid").wait_for(timeout=10_000)
+    assert page.evaluate("window.__loaded") is True
+    assert page.locator(f"tr[data-task='{other['id']}'] [data-action=claim]").count() == 0
+    field = page.locator(f"#complete-{mine['id']} input[name='check:cableRunMetres']")
+    assert field.input_value() == "42"
+
+
+def test_cancelling_from_the_order_page_previews_what_is_undone_then_cancels_the_order(
+    site: Site, page: Any
+) -> None:
+    site.simulator.behaviour.refuse_specs = ["olt-config"]
+    order_id = site.create(fibre("BSS-MOVE-1"))  # port reserved, line registered, configuration refused
+    site.simulator.behaviour.refuse_specs = []
+    plan = {a["name"]: a["id"] for a in site.plan("BSS-MOVE-1")["activity"]}
+    page.goto(site.page(f"/orders/{site.ids['BSS-FIBRE-1']}"))
+    assert page.locator("[data-action=cancel]").count() == 0  # completed: nothing to cancel
+
+    page.goto(site.page(f"/orders/{order_id}"))
+    page.click("[data-action=cancel]")
+
+    assert page.url.split("?")[0].endswith(f"/orders/{order_id}/cancel")
+    undone = page.locator("#impact-undo li")
+    assert [li.get_attribute("data-activity") for li in undone.all()] == [
+        plan["register-line"],  # undone before the port it was registered on
+        plan["reserve-port"],
+    ]
+    assert "undone by unregister-line at activation" in undone.first.inner_text()
+    assert "undone by release-port at inventory" in undone.last.inner_text()
+    never = [li.get_attribute("data-activity") for li in page.locator("#impact-cancel li").all()]
+    assert never == [plan["configure-port"], plan["activate-line"]]
+    assert site.order("BSS-MOVE-1")["state"] == "held"  # the preview changed nothing
+
+    page.fill("#cancel-reason", "Customer moved house")
+    page.click("[data-action=confirm-cancel]")
+    told(page, "Cancellation under way")
+    assert page.locator(".cancellation").get_attribute("data-cancel-state") == "inProgress"
+    site.run()  # the undo steps run downstream
+
+    page.reload()
+    order = site.order("BSS-MOVE-1")
+    assert order["state"] == "cancelled"
+    assert order["cancellationReason"] == "Customer moved house"
+    assert page.locator(".cancellation").get_attribute("data-cancel-state") == "done"
+    steps = page.locator(".cancel-steps tbody tr")
+    assert [s.locator("td").first.inner_text() for s in steps.all()] == ["unregister-line", "release-port"]
+    assert [s.locator(".state").inner_text() for s in steps.all()] == ["done", "done"]
+    assert page.locator("[data-action=cancel]").count() == 0

@@ -7,6 +7,8 @@
 | held orders | `ix_service_order_state_order_date` |
 | activities in fallout | `ix_activity_state_owner` (state, owner) |
 | the change mark | the outbox's primary key; `ix_outbox_event_service_order_id` for one order |
+| the work queues' open tasks by state | `ix_manual_task_queue` (work group, state) |
+| the trail mark | the audit trail's primary key; `ix_audit_record_service_order_id` for one order |
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from provtrack.adapters.store.event_tables import event_dead_letter, event_strea
 from provtrack.adapters.store.filters import FilterCompiler
 from provtrack.adapters.store.order_rows import ORDER_COLUMNS
 from provtrack.adapters.store.provisioning import activity
-from provtrack.adapters.store.tables import service_order
+from provtrack.adapters.store.tables import audit_record, service_order
+from provtrack.adapters.store.tasks import manual_task
 from provtrack.domain.activities import Activity
 from provtrack.domain.clock import parse_datetime
 from provtrack.domain.escalation import Escalation
@@ -191,4 +194,18 @@ class SqlDashboard:
         stmt: Any = select(func.max(outbox_event.c.id))
         if order_id is not None:
             stmt = stmt.where(outbox_event.c.service_order_id == order_id)
+        return int(self.conn.execute(stmt).scalar() or 0)
+
+    def task_counts(self, work_groups: Sequence[str], states: Sequence[str]) -> dict[tuple[str, str], int]:
+        rows = self.conn.execute(
+            select(manual_task.c.work_group, manual_task.c.state, func.count())
+            .where(manual_task.c.work_group.in_(list(work_groups)), manual_task.c.state.in_(list(states)))
+            .group_by(manual_task.c.work_group, manual_task.c.state)
+        )
+        return {(str(group), str(state)): int(count) for group, state, count in rows}
+
+    def trail_mark(self, order_id: str | None) -> int:
+        stmt: Any = select(func.max(audit_record.c.id))
+        if order_id is not None:
+            stmt = stmt.where(audit_record.c.service_order_id == order_id)
         return int(self.conn.execute(stmt).scalar() or 0)
