@@ -83,7 +83,9 @@ class MemoryData:
     keys: dict[str, ApiKey] = field(default_factory=dict)
     listener_tokens: dict[str, str] = field(default_factory=dict)
     idempotency: dict[tuple[str, str], KeyRecord] = field(default_factory=dict)
-    archived: dict[str, str] = field(default_factory=dict)  # order id -> document
+    archived: dict[str, tuple[str, int, str | None]] = field(
+        default_factory=dict
+    )  # document, version, client
 
 
 class MemoryStore:
@@ -283,11 +285,17 @@ class MemoryArchive:
         self.tx._write()
         chosen = self._finished(states, before)[:limit]
         for _date, order_id in chosen:
-            self.tx.data.archived[order_id] = self.tx.data.orders.pop(order_id)[0]
+            document, version, _ = self.tx.data.orders.pop(order_id)
+            self.tx.data.archived[order_id] = (document, version, self.tx.data.clients.get(order_id))
         return len(chosen)
 
     def get_order_json(self, order_id: str) -> str | None:
-        return self.tx.data.archived.get(order_id)
+        found = self.tx.data.archived.get(order_id)
+        return None if found is None else found[0]
+
+    def get_order_entry(self, order_id: str) -> OrderEntry | None:
+        found = self.tx.data.archived.get(order_id)
+        return None if found is None else OrderEntry(*found)
 
 
 class MemoryPlans:

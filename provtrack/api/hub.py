@@ -228,7 +228,7 @@ def dead_letter_document(letter: DeadLetter) -> dict[str, Any]:
 @extensions.get(
     "/deadLetter",
     summary="Events that could not be delivered within the retry horizon",
-    responses=answers(200),
+    responses=answers(200, 404, description="The dead letters (`subscription=`: of that subscription)"),
 )
 def list_dead_letters(request: Request, subscription: str | None = None) -> Response:
     if subscription is not None:

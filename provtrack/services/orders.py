@@ -67,6 +67,8 @@ def get_order_entry(store: Store, order_id: str) -> OrderEntry:
     """The order as stored, with its version and owner (OrderNotFound)."""
     with store.transaction(write=False) as tx:
         entry = tx.get_order_entry(order_id)
+        if entry is None:
+            entry = tx.archive.get_order_entry(order_id)
     if entry is None:
         raise OrderNotFound(order_id)
     return entry

@@ -273,6 +273,10 @@ class ArchiveRecords(Protocol):
         """An archived order's document (without `href`), or None."""
         ...
 
+    def get_order_entry(self, order_id: str) -> OrderEntry | None:
+        """An archived order as the API reads it by id (its last version, its client), or None."""
+        ...
+
 
 class Transaction(Protocol):
     """One transaction: orders, cancel tasks, audit rows and jobs, and the records of each feature."""

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from sqlalchemy import ColumnElement, Connection, and_, delete, exists, func, insert, literal, select
 
 from provtrack.adapters.store.tables import archived_service_order, audit_record, service_order
+from provtrack.services.ports import OrderEntry
 
 
 def _finished_before(states: Sequence[str], before: str) -> ColumnElement[bool]:
@@ -46,13 +47,29 @@ class SqlArchive:
         if not ids:
             return 0
         columns = (service_order.c.id, service_order.c.state, service_order.c.order_date)
-        copied = select(*columns, literal(now), service_order.c.document).where(service_order.c.id.in_(ids))
+        copied = select(
+            *columns,
+            literal(now),
+            service_order.c.document,
+            service_order.c.version,
+            service_order.c.client_id,
+        ).where(service_order.c.id.in_(ids))
         self.conn.execute(
             insert(archived_service_order).from_select(
-                ["id", "state", "order_date", "archived_at", "document"], copied
+                ["id", "state", "order_date", "archived_at", "document", "version", "client_id"], copied
             )
         )
         return int(self.conn.execute(delete(service_order).where(service_order.c.id.in_(ids))).rowcount)
+
+    def get_order_entry(self, order_id: str) -> OrderEntry | None:
+        row = self.conn.execute(
+            select(
+                archived_service_order.c.document,
+                archived_service_order.c.version,
+                archived_service_order.c.client_id,
+            ).where(archived_service_order.c.id == order_id)
+        ).first()
+        return None if row is None else OrderEntry(*row)
 
     def get_order_json(self, order_id: str) -> str | None:
         document: str | None = self.conn.execute(

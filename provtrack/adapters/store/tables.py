@@ -67,6 +67,8 @@ archived_service_order = Table(
     Column("order_date", Text, nullable=False),
     Column("archived_at", Text, nullable=False),
     Column("document", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("client_id", Text),
     Index("ix_archived_service_order_order_date", "order_date"),
 )
 

@@ -24,6 +24,8 @@ def upgrade() -> None:
         sa.Column("order_date", sa.Text, nullable=False),
         sa.Column("archived_at", sa.Text, nullable=False),
         sa.Column("document", sa.Text, nullable=False),
+        sa.Column("version", sa.Integer, nullable=False),  # its ETag, as it was when it moved
+        sa.Column("client_id", sa.Text),  # the client that placed it: who may read it
     )
     op.create_index("ix_archived_service_order_order_date", "archived_service_order", ["order_date"])
 
