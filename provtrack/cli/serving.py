@@ -174,7 +174,7 @@ def banner(settings: Settings, *, demo_token: str | None = None) -> list[str]:
         *lines,
         "demo API key (admin; a new one at each start, the previous one revoked):",
         f"  export PROVTRACK_TOKEN={demo_token}",
-        f"  curl -H \"Authorization: Bearer $PROVTRACK_TOKEN\" '{orders}?fields=state,externalId'",
+        '  then: curl -H "Authorization: Bearer $PROVTRACK_TOKEN" <one of the URLs above>',
     ]
 
 

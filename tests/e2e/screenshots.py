@@ -36,7 +36,7 @@ def more_orders(site: Site) -> None:
     tasks = site.api.get("/provtrack/v1/task", params={"workGroup": "field-engineering"}).json()
     working, claimed = tasks[0]["id"], tasks[1]["id"]
     for action in ("claim", "start"):
-        site.api.post(f"/provtrack/v1/task/{working}/{action}", headers={"X-Actor": "dashboard"})
+        site.api.post(f"/provtrack/v1/task/{working}/{action}", headers={"X-Actor": "test-admin"})
     site.api.post(f"/provtrack/v1/task/{claimed}/claim", headers={"X-Actor": "farid"})
 
 

@@ -151,13 +151,13 @@ def test_acknowledging_an_escalation_from_the_board_stops_its_ladder(site: Site,
 
     assert "acknowledged" in page.locator(".notice").inner_text()
     assert (
-        "Acknowledged by dashboard" in page.locator(f"tr[data-order='{site.ids['BSS-BIZ-1']}']").inner_text()
+        "Acknowledged by test-admin" in page.locator(f"tr[data-order='{site.ids['BSS-BIZ-1']}']").inner_text()
     )
     site.at(site.t0 + timedelta(hours=4))  # the second step was due at +2 h 55 min
     order = site.order("BSS-BIZ-1")
     assert order["priority"] == "3"
     jeopardy = site.api.get(f"/provtrack/v1/serviceOrder/{order['id']}/jeopardy").json()
-    assert [(e["stepsFired"], e["acknowledgedBy"]) for e in jeopardy["escalation"]] == [(1, "dashboard")]
+    assert [(e["stepsFired"], e["acknowledgedBy"]) for e in jeopardy["escalation"]] == [(1, "test-admin")]
 
 
 def test_the_metrics_page_shows_what_the_seeded_orders_say(site: Site, page: Any) -> None:
@@ -280,11 +280,11 @@ def test_claiming_starting_and_completing_a_task_from_its_queue_moves_the_order_
     page.goto(site.page("/queues?workGroup=field-engineering"))
     with page.expect_request(lambda r: r.method == "POST") as posted:
         row.locator("[data-action=claim]").click()
-    told(page, "Claimed by dashboard")
+    told(page, "Claimed by test-admin")
     assert "x-csrf-token" in posted.value.headers  # where a session's token will go (post_form)
     assert "workGroup=field-engineering" in page.url  # back to the same view
     row.locator("[data-action=start]").click()
-    told(page, "Started by dashboard")
+    told(page, "Started by test-admin")
 
     checklist = page.locator(f"#complete-{task['id']}")
     ready = checklist.locator("input[name='check:siteReady']")
@@ -322,7 +322,7 @@ def test_the_work_queue_follows_changes_made_elsewhere_and_keeps_a_checklist_bei
     site.create(eline("BSS-BIZ-2"))
     mine, other = task_of(site, "BSS-BIZ-1"), task_of(site, "BSS-BIZ-2")
     for action in ("claim", "start"):
-        site.api.post(f"{TASKS}/{mine['id']}/{action}", headers={"X-Actor": "dashboard"})
+        site.api.post(f"{TASKS}/{mine['id']}/{action}", headers={"X-Actor": "test-admin"})
     page.goto(site.page("/queues"))
     page.evaluate("window.__loaded = true")  # gone if the page reloads
     page.locator(f"#complete-{mine['id']} input[name='check:cableRunMetres']").fill("42")

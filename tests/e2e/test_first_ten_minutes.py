@@ -22,7 +22,7 @@ import pytest
 from typer.testing import CliRunner
 
 from provtrack.cli import app
-from tests.e2e.waiting import wait_for
+from tests.e2e.waiting import admin_headers, wait_for
 from tests.integration.receiver import free_port
 from tests.integration.tmf import ORDERS
 
@@ -113,7 +113,10 @@ def test_serve_without_a_catalog_says_so_at_once_and_refuses_orders_saying_why(t
     with log.open("wb") as out, _running(f"{BIN}/provtrack serve --port {port}", env, tmp_path, out):
         wait_for(lambda: _answers(f"http://127.0.0.1:{port}/provtrack/v1/health"), timeout=30, what="serve")
         refused = httpx.post(
-            f"http://127.0.0.1:{port}{ORDERS}", json={"serviceOrderItem": [item]}, timeout=10
+            f"http://127.0.0.1:{port}{ORDERS}",
+            json={"serviceOrderItem": [item]},
+            headers=admin_headers(env["PROVTRACK_DATABASE_URL"]),
+            timeout=10,
         )
 
     assert refused.status_code == 503
