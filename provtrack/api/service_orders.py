@@ -88,6 +88,7 @@ async def create_service_order(request: Request) -> Response:
         orders.create_order,
         body,
         write=True,
+        together=True,
         ctx=context(request),
         catalog_configured=not request.app.state.orders_need_catalog,
     )
