@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from auth import auth_headers
 
 ORDERS = "/tmf-api/serviceOrdering/v4/serviceOrder"
 WARM_UP = 1  # orders
@@ -167,7 +168,7 @@ def main() -> None:
         wait_up(f"{api_url}/docs")  # serve has created the schema: the workers can start
         for n in range(args.workers):
             running.enter_context(process(worker, env, work / f"worker-{n}.log"))
-        with httpx.Client(base_url=api_url, timeout=30) as client:
+        with httpx.Client(base_url=api_url, timeout=30, headers=auth_headers()) as client:
             # One order through, not measured: every process is up (worker processes start last).
             client.post(ORDERS, json=order_body(-1)).raise_for_status()
             wait_completed(client, WARM_UP, timeout=60)

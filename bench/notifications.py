@@ -44,6 +44,7 @@ from typing import Any
 
 import httpx
 import orjson
+from auth import auth_headers
 from bodies import order_body
 
 API = "/tmf-api/serviceOrdering/v4"
@@ -129,7 +130,10 @@ def server(database: str, workdir: Path) -> Iterator[str]:
             deadline = time.monotonic() + 60
             while True:
                 try:
-                    if httpx.get(f"{base}{API}/serviceOrder?limit=1").status_code == 200:
+                    if (
+                        httpx.get(f"{base}{API}/serviceOrder?limit=1", headers=auth_headers()).status_code
+                        == 200
+                    ):
                         break
                 except httpx.TransportError:
                     pass
@@ -157,7 +161,7 @@ def percentile(values: list[float], q: float) -> float:
 
 def light_load(base: str, live: Receiver, *, orders: int, rate: float) -> list[float]:
     start = live.count()
-    with httpx.Client(base_url=base) as client:
+    with httpx.Client(base_url=base, headers=auth_headers()) as client:
         for n in range(orders):
             due = time.monotonic() + 1 / rate
             assert client.post(f"{API}/serviceOrder", json=order_body(n)).status_code == 201
@@ -171,7 +175,7 @@ def burst(base: str, live: Receiver, *, orders: int) -> float:
     began = time.time()
 
     def create(chunk: range) -> None:
-        with httpx.Client(base_url=base) as client:
+        with httpx.Client(base_url=base, headers=auth_headers()) as client:
             for n in chunk:
                 client.post(f"{API}/serviceOrder", json=order_body(n))
 
@@ -186,10 +190,12 @@ def burst(base: str, live: Receiver, *, orders: int) -> float:
 def drain(base: str, *, orders: int) -> float:
     port = free_port()
     callback = f"http://127.0.0.1:{port}/events"  # nothing listens yet: connection refused
-    assert httpx.post(f"{base}{API}/hub", json={"callback": callback}).status_code == 201
+    assert (
+        httpx.post(f"{base}{API}/hub", json={"callback": callback}, headers=auth_headers()).status_code == 201
+    )
 
     def create(chunk: range) -> None:
-        with httpx.Client(base_url=base) as client:
+        with httpx.Client(base_url=base, headers=auth_headers()) as client:
             for n in chunk:
                 client.post(f"{API}/serviceOrder", json=order_body(n))
 
@@ -207,7 +213,7 @@ def drain(base: str, *, orders: int) -> float:
 
 def create_orders(base: str, count: int) -> None:
     def create(chunk: range) -> None:
-        with httpx.Client(base_url=base) as client:
+        with httpx.Client(base_url=base, headers=auth_headers()) as client:
             for n in chunk:
                 client.post(f"{API}/serviceOrder", json=order_body(n))
 
@@ -218,7 +224,9 @@ def create_orders(base: str, count: int) -> None:
 def dead_letters(base: str, subscription: str, count: int, *, timeout: float = 300) -> list[dict[str, Any]]:
     deadline = time.monotonic() + timeout
     while True:
-        letters = httpx.get(f"{base}/provtrack/v1/deadLetter", params={"subscription": subscription}).json()
+        letters = httpx.get(
+            f"{base}/provtrack/v1/deadLetter", params={"subscription": subscription}, headers=auth_headers()
+        ).json()
         if len(letters) >= count:
             return letters  # type: ignore[no-any-return]
         if time.monotonic() > deadline:
@@ -237,7 +245,9 @@ def replay(base: str, live: Receiver, *, letters: int, rate: float) -> Replayed:
     backlog = live.count() + letters  # the live subscriber gets these orders' events too
     target = Receiver()
     target.status = 422  # refused: each event is dead-lettered at once
-    subscription = httpx.post(f"{base}{API}/hub", json={"callback": target.url}).json()["id"]
+    subscription = httpx.post(
+        f"{base}{API}/hub", json={"callback": target.url}, headers=auth_headers()
+    ).json()["id"]
     create_orders(base, letters)
     dead = [d["eventId"] for d in dead_letters(base, subscription, letters)]
     wait_until(live, backlog)  # nothing else is queued when the replay starts
@@ -246,7 +256,7 @@ def replay(base: str, live: Receiver, *, letters: int, rate: float) -> Replayed:
     stop = threading.Event()
 
     def live_load() -> None:
-        with httpx.Client(base_url=base) as client:
+        with httpx.Client(base_url=base, headers=auth_headers()) as client:
             n = 0
             while not stop.is_set():
                 due = time.monotonic() + 1 / rate
@@ -258,7 +268,9 @@ def replay(base: str, live: Receiver, *, letters: int, rate: float) -> Replayed:
     loader.start()
     time.sleep(0.5)  # live load running before the replay starts
     began = time.time()
-    queued = httpx.post(f"{base}/provtrack/v1/deadLetter/replay", json={"subscription": subscription}).json()
+    queued = httpx.post(
+        f"{base}/provtrack/v1/deadLetter/replay", json={"subscription": subscription}, headers=auth_headers()
+    ).json()
     assert len(queued["queued"]) == letters
     wanted = set(dead)
     deadline = time.monotonic() + 300
@@ -307,14 +319,21 @@ def main() -> None:
         database = args.database or f"sqlite:///{workdir / 'provtrack.db'}"
         live = Receiver()
         with server(database, workdir) as base:
-            assert httpx.post(f"{base}{API}/hub", json={"callback": live.url}).status_code == 201
+            assert (
+                httpx.post(
+                    f"{base}{API}/hub", json={"callback": live.url}, headers=auth_headers()
+                ).status_code
+                == 201
+            )
             light_load(base, live, orders=20, rate=args.rate)  # warm-up
             if "light" in phases:
                 alone = light_load(base, live, orders=args.orders, rate=args.rate)
                 results.append(summary("commit->delivery, one live subscriber", alone))
             if "dead" in phases:
                 with blackhole() as dead_url:
-                    dead = httpx.post(f"{base}{API}/hub", json={"callback": dead_url}).json()
+                    dead = httpx.post(
+                        f"{base}{API}/hub", json={"callback": dead_url}, headers=auth_headers()
+                    ).json()
                     with_dead = light_load(base, live, orders=args.orders, rate=args.rate)
                     httpx.delete(f"{base}{API}/hub/{dead['id']}")
                 results.append(summary("commit->delivery, live beside a dead subscriber", with_dead))
