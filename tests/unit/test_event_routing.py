@@ -28,7 +28,7 @@ def order_events(*types: str, order_id: str = "o-1", **document: Any) -> RaisedE
 def subscriber(
     query: str | None = None, *, paused_until: str | None = None, id: str = "s-1", failures: int = 1
 ) -> ActiveSubscription:
-    return ActiveSubscription(id, query, paused_until, failures)
+    return ActiveSubscription(id, query, paused_until, failures=failures)
 
 
 def test_a_subscription_that_selects_any_of_an_orders_events_gets_its_stream_due_at_the_last_one() -> None:
