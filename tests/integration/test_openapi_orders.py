@@ -29,6 +29,7 @@ RULES_NO_SCHEMA_CAN_SAY = (
     "NUL characters",
     "is out of range",
     "priority: must be one of",  # TMF641 types it a string; provtrack takes "0" to "4"
+    "integers must fit in 64 bits",  # in an extension attribute, which the document leaves open
 )
 WINDOW = "is before requestedStartDate"
 
