@@ -7,6 +7,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 PROVTRACK_PORT ?= 8641
 # The browser tests drive Debian's Chromium (Playwright's own browser downloads are not used).
 CHROMIUM := /usr/bin/chromium
+WRK := /usr/bin/wrk
 
 .PHONY: run shell test lint typecheck unit integration bench bench-dashboard screenshots chaos clean
 
@@ -25,6 +26,10 @@ $(DEV_STAMP): pyproject.toml | $(BIN)/python
 $(CHROMIUM):
 	apt-get update
 	DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
+
+$(WRK):
+	apt-get update
+	DEBIAN_FRONTEND=noninteractive apt-get install -y wrk
 
 run: $(RUN_STAMP)
 	$(BIN)/provtrack db upgrade
@@ -47,8 +52,10 @@ typecheck: $(DEV_STAMP)
 test: lint typecheck | $(CHROMIUM)
 	$(BIN)/pytest
 
-bench: $(DEV_STAMP)
-	$(BIN)/python bench/create_orders.py
+# The whole suite (bench/suite.py --help); it rewrites the generated section of docs/benchmarks.md.
+# The API benches load with Debian's wrk, installed here like Chromium when missing.
+bench: $(DEV_STAMP) | $(WRK)
+	$(BIN)/python bench/suite.py
 
 bench-dashboard: $(DEV_STAMP)
 	$(BIN)/python bench/dashboard.py --orders 100000

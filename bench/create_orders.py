@@ -1,195 +1,49 @@
-"""Benchmark provtrack's TMF641 API against the framework ceiling, over real HTTP on loopback.
+"""Benchmark provtrack's TMF641 API against the framework ceiling, over real HTTP on loopback, with wrk.
 
 The harness seeds a store with realistic orders, starts `provtrack serve` and the bare FastAPI
-endpoints of `bench/ceiling.py` (same uvicorn settings, separate processes, free loopback ports), and
-measures with an httpx load client, alternating the two servers in every repetition:
+endpoints of `bench/ceiling.py` (same uvicorn settings, separate processes, free loopback ports) and
+loads them with Debian's `wrk` (a C client: it is not the limit), alternating the two servers in
+every repetition:
 
 - create: POST /serviceOrder (two items, FTTH + IPTV) against the ceiling that only parses the body;
 - GET by id against the ceiling that answers a stored document of the same size from memory;
-- GET list (`state=...&limit=50`, default sort) with the seeded orders in the store.
+- GET list (`state=...&limit=50`, default sort) with the seeded orders in the store, 16 clients and 1.
 
-Figures are medians over the repetitions; ratios are taken from one run.
+Reported: req/s, p50/p99 latency (wrk), and the server's CPU per request (user + system of all its
+threads, from /proc). Figures are medians over the repetitions; ratios are taken in one run.
 
-    python bench/create_orders.py [--orders 2000] [--concurrency 16] [--seed-orders 100000]
-                                  [--database postgresql://postgres@127.0.0.1:5432/test]
+    python bench/create_orders.py [--seconds 5] [--repeat 3] [--connections 16] [--seed-orders 100000]
+                                  [--database postgresql://postgres@127.0.0.1:5432/test] [--api-only]
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import importlib.util
-import os
-import platform
-import socket
-import sqlite3
-import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
-# httpcore tries `import sniffio` on every lock it sets up; anyio no longer installs sniffio and a failed
-# import is not cached, which costs the load client more CPU than the servers spend (encode/httpcore#1103).
-# We run on asyncio, which httpcore assumes when sniffio is absent: make the absence cheap.
-if importlib.util.find_spec("sniffio") is None:
-    sys.modules["sniffio"] = None  # type: ignore[assignment]
-
-import httpx
 import orjson
 import sqlalchemy
 from auth import admin_headers
 from bodies import order_body
-from rich.console import Console
+from common import BENCH, console, free_port, median, print_header, progress, server, write_json
 from rich.table import Table
 from seed import seed
+from wrk import WrkResult, ensure_wrk, run_wrk, write_script, wrk_version
 
 from provtrack.adapters.store.database import create_database_engine, normalise_url
 from provtrack.adapters.store.migrate import upgrade_database
 from provtrack.api.http import with_href
 
-BENCH = Path(__file__).resolve().parent
 BASE_PATH = "/tmf-api/serviceOrdering/v4"
 LIST_STATES = ("acknowledged", "inProgress", "held", "completed")
-console = Console(width=None if sys.stdout.isatty() else 120)
-
-
-# --- load ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Run:
-    """One measured batch of requests against one server."""
-
-    requests: int
-    seconds: float
-    latencies: list[float]  # seconds, one per request
-    server_cpu: float | None  # seconds of server process CPU over the batch
-    client_cpu: float  # seconds of this process's CPU over the batch
-
-    @property
-    def rate(self) -> float:
-        return self.requests / self.seconds
-
-    def percentile(self, p: float) -> float:
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
-
-
-Send = Callable[[httpx.AsyncClient, int], Awaitable[httpx.Response]]
-
-
-@dataclass(frozen=True)
-class Target:
-    """A server under load and its virtual users: one httpx client with one keep-alive connection each.
-
-    (One shared pool of many connections costs httpcore time quadratic in the connections.)
-    """
-
-    name: str
-    pid: int
-    clients: list[httpx.AsyncClient]
-
-
-async def load(target: Target, send: Send, *, requests: int, concurrency: int, expect: Sequence[int]) -> Run:
-    """Send `requests` requests, `concurrency` at a time; every answer must have an expected status."""
-    latencies: list[float] = []
-    next_index = iter(range(requests))
-
-    async def user(client: httpx.AsyncClient) -> None:
-        for i in next_index:
-            started = time.perf_counter()
-            response = await send(client, i)
-            latencies.append(time.perf_counter() - started)
-            if response.status_code not in expect:
-                raise RuntimeError(f"{response.request.url} answered {response.status_code}: {response.text}")
-
-    server_before = process_cpu(target.pid)
-    client_before = time.process_time()
-    started = time.perf_counter()
-    await asyncio.gather(*(user(client) for client in target.clients[:concurrency]))
-    seconds = time.perf_counter() - started
-    server_after = process_cpu(target.pid)
-    server_cpu = None if server_before is None or server_after is None else server_after - server_before
-    return Run(requests, seconds, latencies, server_cpu, time.process_time() - client_before)
-
-
-def process_cpu(pid: int | None) -> float | None:
-    """User + system CPU seconds of a process, all threads (Linux /proc); None elsewhere."""
-    if pid is None:
-        return None
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def wait_until_idle(pid: int, *, busy: float = 0.05, window: float = 0.5, timeout: float = 60) -> None:
-    """Wait until the server's background work (its job worker) is done: < `busy` of a CPU for `window`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        before = process_cpu(pid)
-        time.sleep(window)
-        after = process_cpu(pid)
-        if before is None or after is None or (after - before) / window < busy:
-            return
-    console.print(f"[yellow]server {pid} still busy after {timeout}s; measuring anyway[/]")
-
-
-# --- servers ------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until_listening(port: int, process: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"server not listening on {port} after {timeout}s:\n{log.read_text()}")
-
-
-@contextmanager
-def server(command: list[str], port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("wb") as out:
-        # The API alone is measured: orders are accepted without a catalog and never planned.
-        env = {**os.environ, "PROVTRACK_ACCEPT_ORDERS_WITHOUT_CATALOG": "true"}
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=BENCH.parent, env=env)
-    try:
-        wait_until_listening(port, process, log)
-        yield process
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def users(port: int, count: int, headers: dict[str, str] | None = None) -> list[httpx.AsyncClient]:
-    one = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-    return [
-        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=one, timeout=60, headers=headers)
-        for _ in range(count)
-    ]
 
 
 # --- database -----------------------------------------------------------------------------------
@@ -251,203 +105,172 @@ def prepare_store(url: str, seed_orders: int, sample_size: int) -> Sample:
 # --- the benchmark ------------------------------------------------------------------------------
 
 
-@dataclass
-class Comparison:
+@dataclass(frozen=True)
+class Workload:
     name: str
-    concurrency: int
-    provtrack: list[Run]
-    ceiling: list[Run]
+    script: Path
+    connections: int
+    servers: tuple[str, ...]  # "provtrack", "ceiling"
 
 
-async def compare(
-    name: str,
-    targets: list[Target],
-    send: Send,
-    *,
-    requests: int,
-    warmup: int,
-    repeat: int,
-    concurrency: int,
-    expect: Sequence[int],
-) -> Comparison:
-    """Alternate the servers (provtrack first, then ceiling first, ...) and keep every run."""
-    runs: dict[str, list[Run]] = {target.name: [] for target in targets}
-    for target in targets:
-        await load(target, send, requests=warmup, concurrency=concurrency, expect=expect)
-    order = list(targets)
-    for _ in range(repeat):
-        for target in order:
-            await asyncio.to_thread(wait_until_idle, target.pid)
-            runs[target.name].append(
-                await load(target, send, requests=requests, concurrency=concurrency, expect=expect)
-            )
-        order.reverse()
-    return Comparison(name, concurrency, runs["provtrack"], runs.get("ceiling", []))
+def summary(runs: list[WrkResult]) -> dict[str, Any]:
+    cpu = [r.cpu_per_request_us for r in runs if r.cpu_per_request_us is not None]
+    return {
+        "rate": median([r.rate for r in runs]),
+        "p50_ms": median([r.p50_ms for r in runs]),
+        "p99_ms": median([r.p99_ms for r in runs]),
+        "cpu_us": median(cpu) if cpu else None,
+        "runs": [round(r.rate) for r in runs],
+    }
 
 
-def median(values: Sequence[float]) -> float:
-    return statistics.median(values)
-
-
-def summary_row(workload: str, server: str, runs: list[Run], concurrency: int) -> list[str]:
-    cpu = [r.server_cpu / r.requests * 1e6 for r in runs if r.server_cpu is not None]
-    return [
-        workload,
-        server,
-        str(concurrency),
-        f"{median([r.rate for r in runs]):,.0f}",
-        f"{median([r.percentile(50) for r in runs]) * 1000:.1f}",
-        f"{median([r.percentile(99) for r in runs]) * 1000:.1f}",
-        f"{median(cpu):,.0f}" if cpu else "-",
-        f"{median([r.client_cpu / r.seconds for r in runs]):.0%}",
-    ]
-
-
-def report(comparisons: list[Comparison], args: argparse.Namespace) -> None:
-    table = Table(title=f"provtrack vs framework ceiling (medians of {args.repeat} runs)")
-    for column in (
-        "workload",
-        "server",
-        "conc.",
-        "req/s",
-        "p50 ms",
-        "p99 ms",
-        "server CPU µs/req",
-        "client CPU",
-    ):
-        table.add_column(column, justify="left" if column in ("workload", "server") else "right")
-    for c in comparisons:
-        table.add_row(
-            *summary_row(c.name, "provtrack", c.provtrack, c.concurrency), end_section=not c.ceiling
-        )
-        if c.ceiling:
-            table.add_row(*summary_row("", "ceiling", c.ceiling, c.concurrency))
-            rate = median([r.rate for r in c.provtrack]) / median([r.rate for r in c.ceiling])
-            cpu_p = [r.server_cpu / r.requests for r in c.provtrack if r.server_cpu is not None]
-            cpu_c = [r.server_cpu / r.requests for r in c.ceiling if r.server_cpu is not None]
-            capacity = f"{median(cpu_c) / median(cpu_p):.0%}" if cpu_p and cpu_c else "-"
-            table.add_row("", "provtrack/ceiling", "", f"{rate:.0%}", "", "", capacity, "", end_section=True)
-    console.print(table)
-    console.print(
-        "provtrack/ceiling: req/s is the measured throughput ratio; under server CPU it is the capacity "
-        "ratio (ceiling CPU per request / provtrack CPU per request), which does not depend on the load "
-        "client keeping up. Client CPU near 100% means the client, not the server, set the pace."
-    )
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{cpu}, {os.cpu_count()} CPUs; Python {platform.python_version()}, "
-        f"SQLite {sqlite3.sqlite_version}, httpx {httpx.__version__}"
-    )
-
-
-async def measure(args: argparse.Namespace, url: str, sample: Sample, workdir: Path) -> list[Comparison]:
-    provtrack_port, ceiling_port = free_port(), free_port()
+def measure(args: argparse.Namespace, url: str, sample: Sample, workdir: Path) -> dict[str, Any]:
+    ports = {"provtrack": free_port(), "ceiling": free_port()}
     document_file = workdir / "document.json"
-    href = f"http://127.0.0.1:{provtrack_port}{BASE_PATH}/serviceOrder/{sample.order_ids[0]}"
+    href = f"http://127.0.0.1:{ports['provtrack']}{BASE_PATH}/serviceOrder/{sample.order_ids[0]}"
     document_file.write_text(with_href(sample.document, href))
-    python = sys.executable
-    provtrack_cmd = [python, "-m", "provtrack", "serve", "--port", str(provtrack_port), "--database", url]
+    python = str(Path(args.python))
+    provtrack_cmd = [python, "-m", "provtrack", "serve", "--port", str(ports["provtrack"]), "--database", url]
     if args.api_only:
         provtrack_cmd.append("--no-worker")
-    ceiling_cmd = [
-        python,
-        str(BENCH / "ceiling.py"),
-        "--port",
-        str(ceiling_port),
-        "--document",
-        str(document_file),
+    ceiling_cmd = [python, str(BENCH / "ceiling.py"), "--port", str(ports["ceiling"])]
+    ceiling_cmd += ["--document", str(document_file)]
+    bodies = [orjson.dumps(order_body(n)).decode() for n in range(5000)]
+    admin_headers(url)  # an administrator's key in the bench database: the scripts send it (auth.py)
+    create = write_script(workdir, "create", method="POST", lines=bodies, path=f"{BASE_PATH}/serviceOrder")
+    gets = [f"{BASE_PATH}/serviceOrder/{i}" for i in sample.order_ids]
+    retrieve = write_script(workdir, "retrieve", method="GET", lines=gets)
+    lists = [f"{BASE_PATH}/serviceOrder?state={s}&limit=50" for s in LIST_STATES]
+    list_page = write_script(workdir, "list", method="GET", lines=lists)
+    both = ("provtrack", "ceiling")
+    workloads = [
+        Workload("create", create, args.connections, both),
+        Workload("GET by id", retrieve, args.connections, both),
     ]
-    bodies = [orjson.dumps(order_body(n)) for n in range(max(args.orders, args.warmup))]
-    ids = sample.order_ids
-    headers = {"content-type": "application/json"}
-
-    async def create(client: httpx.AsyncClient, i: int) -> httpx.Response:
-        return await client.post(
-            f"{BASE_PATH}/serviceOrder", content=bodies[i % len(bodies)], headers=headers
-        )
-
-    async def retrieve(client: httpx.AsyncClient, i: int) -> httpx.Response:
-        return await client.get(f"{BASE_PATH}/serviceOrder/{ids[i % len(ids)]}")
-
-    async def list_page(client: httpx.AsyncClient, i: int) -> httpx.Response:
-        state = LIST_STATES[i % len(LIST_STATES)]
-        return await client.get(f"{BASE_PATH}/serviceOrder", params={"state": state, "limit": "50"})
-
+    if not args.no_lists:
+        workloads += [
+            Workload("GET list", list_page, args.connections, ("provtrack",)),
+            Workload("GET list, 1 client", list_page, 1, ("provtrack",)),
+        ]
+    # The API alone is measured: orders are accepted without a catalog and never planned.
+    env = {"PROVTRACK_ACCEPT_ORDERS_WITHOUT_CATALOG": "true"}
+    results: dict[str, Any] = {}
     with (
-        server(provtrack_cmd, provtrack_port, workdir / "provtrack.log") as provtrack_process,
-        server(ceiling_cmd, ceiling_port, workdir / "ceiling.log") as ceiling_process,
+        server(provtrack_cmd, ports["provtrack"], workdir / "provtrack.log", env) as provtrack_process,
+        server(ceiling_cmd, ports["ceiling"], workdir / "ceiling.log") as ceiling_process,
+        progress() as bar,
     ):
-        auth = admin_headers(url)
-        provtrack = Target("provtrack", provtrack_process.pid, users(provtrack_port, args.concurrency, auth))
-        ceiling = Target("ceiling", ceiling_process.pid, users(ceiling_port, args.concurrency))
-        try:
-            common = {"warmup": args.warmup, "repeat": args.repeat, "concurrency": args.concurrency}
-            console.print(f"create: {args.repeat} x {args.orders} orders on each server")
-            both = [provtrack, ceiling]
-            creates = await compare("create", both, create, requests=args.orders, expect=(201,), **common)
-            console.print(f"GET by id: {args.repeat} x {args.gets} requests on each server")
-            gets = await compare("GET by id", both, retrieve, requests=args.gets, expect=(200,), **common)
-            states = "|".join(LIST_STATES)
-            console.print(f"GET list: {args.repeat} x {args.lists} requests (limit=50, state={states})")
-            only = [provtrack]
-            lists = await compare(
-                "GET list", only, list_page, requests=args.lists, expect=(200, 206), **common
+        pids = {"provtrack": provtrack_process.pid, "ceiling": ceiling_process.pid}
+        total = sum(len(w.servers) * (args.repeat + 1) for w in workloads)
+        task = bar.add_task("wrk runs", total=total)
+        for workload in workloads:
+            runs: dict[str, list[WrkResult]] = {name: [] for name in workload.servers}
+            order = list(workload.servers)
+            for repetition in range(args.repeat + 1):  # the first round warms up, not counted
+                for name in order:
+                    bar.update(task, description=f"{workload.name}: {name}")
+                    result = run_wrk(
+                        f"http://127.0.0.1:{ports[name]}",
+                        workload.script,
+                        seconds=args.warmup_seconds if repetition == 0 else args.seconds,
+                        connections=workload.connections,
+                        server_pid=pids[name],
+                    )
+                    if result.errors:
+                        log = workdir / f"{name}.log"
+                        raise RuntimeError(
+                            f"{workload.name}: {result.errors} errors\n{log.read_text()[-3000:]}"
+                        )
+                    if repetition:
+                        runs[name].append(result)
+                    bar.advance(task)
+                order.reverse()
+            results[workload.name] = {
+                "connections": workload.connections,
+                **{name: summary(r) for name, r in runs.items()},
+            }
+    return results
+
+
+def report(results: dict[str, Any], args: argparse.Namespace) -> None:
+    table = Table(
+        title=f"provtrack vs framework ceiling, wrk (medians of {args.repeat} runs of {args.seconds}s)"
+    )
+    for column in ("workload", "server", "conn.", "req/s", "p50 ms", "p99 ms", "server CPU µs/req"):
+        table.add_column(column, justify="left" if column in ("workload", "server") else "right")
+    for name, result in results.items():
+        for server_name in ("provtrack", "ceiling"):
+            if server_name not in result:
+                continue
+            s = result[server_name]
+            table.add_row(
+                name if server_name == "provtrack" else "",
+                server_name,
+                str(result["connections"]),
+                f"{s['rate']:,.0f}",
+                f"{s['p50_ms']:.1f}",
+                f"{s['p99_ms']:.1f}",
+                "-" if s["cpu_us"] is None else f"{s['cpu_us']:,.0f}",
+                end_section="ceiling" not in result,
             )
-            single = {**common, "concurrency": 1}
-            lists_alone = await compare(
-                "GET list", only, list_page, requests=args.lists // 4, expect=(200, 206), **single
+        if "ceiling" in result:
+            p, c = result["provtrack"], result["ceiling"]
+            result["ratio"] = p["rate"] / c["rate"]
+            result["capacity"] = c["cpu_us"] / p["cpu_us"] if p["cpu_us"] and c["cpu_us"] else None
+            capacity = "-" if result["capacity"] is None else f"{result['capacity']:.0%}"
+            table.add_row(
+                "", "provtrack/ceiling", "", f"{result['ratio']:.0%}", "", "", capacity, end_section=True
             )
-        finally:
-            for client in provtrack.clients + ceiling.clients:
-                await client.aclose()
-    return [creates, gets, lists, lists_alone]
+    console.print(table)
+    console.print(
+        "provtrack/ceiling: req/s is the throughput ratio in this run; under server CPU it is the capacity "
+        "ratio (ceiling CPU per request / provtrack CPU per request)."
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--orders", type=int, default=2000, help="orders created per repetition and server")
-    parser.add_argument("--concurrency", type=int, default=16, help="requests in flight")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--seconds", type=float, default=5, help="seconds per measured wrk run")
+    parser.add_argument(
+        "--warmup-seconds", type=float, default=2, help="seconds of the uncounted first round"
+    )
+    parser.add_argument("--repeat", type=int, default=3, help="repetitions per server; medians are reported")
+    parser.add_argument("--connections", type=int, default=16, help="wrk connections (requests in flight)")
     parser.add_argument(
         "--seed-orders", type=int, default=100_000, help="orders in the store before measuring"
     )
     parser.add_argument(
         "--database", help="postgresql://... (a schema of its own, dropped after); default SQLite"
     )
-    parser.add_argument("--gets", type=int, default=4000, help="GET by id requests per repetition and server")
-    parser.add_argument("--lists", type=int, default=1000, help="GET list requests per repetition")
-    parser.add_argument("--repeat", type=int, default=3, help="repetitions; medians are reported")
-    parser.add_argument("--warmup", type=int, default=300, help="requests per server before measuring")
     parser.add_argument(
         "--api-only",
         action="store_true",
         help="serve with --no-worker (the API process of a scale-out deployment): without it the job "
         "worker inside `provtrack serve` shares the CPU, planning (here: failing to plan) every order",
     )
+    parser.add_argument("--no-lists", action="store_true", help="skip the GET list workloads")
+    parser.add_argument("--python", default=__import__("sys").executable, help="interpreter of the servers")
+    parser.add_argument("--json", type=Path, help="write the figures here (bench/suite.py reads them)")
     args = parser.parse_args()
 
-    console.print(f"machine: {machine()}; load average {os.getloadavg()[0]:.1f}")
+    described = print_header("TMF641 API against the framework ceiling")
+    console.print(f"load client: {wrk_version() if ensure_wrk() else ''}")
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="provtrack-bench-") as tmp:
         workdir = Path(tmp)
         with bench_database(args.database, workdir) as url:
             console.print(f"store: {sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)}")
             sample = prepare_store(url, args.seed_orders, sample_size=5000)
-            comparisons = asyncio.run(measure(args, url, sample, workdir))
-    report(comparisons, args)
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    console.print(
-        f"finished at {datetime.now(UTC):%Y-%m-%d %H:%M}Z in {time.perf_counter() - started:.0f}s "
-        f"(load average {load})"
+            results = measure(args, url, sample, workdir)
+    report(results, args)
+    console.print(f"finished in {time.perf_counter() - started:.0f}s")
+    store = "postgresql" if args.database and args.database.startswith("postgres") else "sqlite"
+    write_json(
+        args.json, {"machine": described, "store": store, "api_only": args.api_only, "results": results}
     )
 
 

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from auth import auth_headers
 from fastapi.testclient import TestClient
 from seed import SPREAD, build_order
 
@@ -210,7 +211,7 @@ def main() -> None:
     print(
         f"{'page':28} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8} {'CPU p50':>8} {'CPU p99':>8}"
     )
-    with TestClient(assembly.app(with_worker=False)) as client:
+    with TestClient(assembly.app(with_worker=False), headers=auth_headers()) as client:
         gc.collect()
         gc.freeze()  # as `provtrack serve` does before it serves
         for name, path in pages.items():

@@ -12,7 +12,7 @@ import copy
 import dataclasses
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -107,6 +107,9 @@ class MemoryStore:
     def answers_at_once(self, *, write: bool) -> bool:
         return not (write and self._writer.locked())
 
+    def commit_together(self) -> AbstractContextManager[Committed]:
+        return nullcontext(Committed())
+
     def pending_jobs(self, *, kind: str | None = None) -> list[StoredJob]:
         return sorted(
             (j for j in self.data.jobs.values() if kind is None or j.kind == kind), key=lambda j: j.due_at
@@ -114,6 +117,13 @@ class MemoryStore:
 
     def outbox(self, order_id: str) -> list[str]:
         return [e.event_type for o, e in self.data.outbox if o == order_id]
+
+
+class Committed:
+    """Nothing to wait for: a memory transaction is committed when its block ends."""
+
+    async def durable(self) -> None:
+        return None
 
 
 class MemoryTransaction:

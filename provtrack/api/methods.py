@@ -62,6 +62,12 @@ class AllowedMethods:
             await self.app(scope, receive, send)
             return
         method = scope["method"]
+        if method not in ("HEAD", "OPTIONS"):
+            # Matching the path against every route costs more than a create's SQL: only when the
+            # router refuses the method (its plain 405) is the answer made here.
+            refused = await self._pass(scope, receive, send)
+            if not refused:
+                return
         served = self._served(scope)
         if not served or method in served:
             await self.app(scope, receive, send)
@@ -79,6 +85,20 @@ class AllowedMethods:
         message = f"{method} is not allowed on this resource; it allows {allow}"
         response = error_response(405, "METHOD_NOT_ALLOWED", "Method not allowed", message, {"Allow": allow})
         await response(scope, receive, send)
+
+    async def _pass(self, scope: Scope, receive: Receive, send: Send) -> bool:
+        """Run the app; True (and nothing sent) if its router answered 405."""
+        refused = False
+
+        async def sending(message: Message) -> None:
+            nonlocal refused
+            if message["type"] == "http.response.start" and message["status"] == 405:
+                refused = True
+            if not refused:
+                await send(message)
+
+        await self.app(scope, receive, sending)
+        return refused
 
     def _served(self, scope: Scope) -> set[str]:
         """The methods the routes whose path matches serve themselves."""

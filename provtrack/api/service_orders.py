@@ -111,13 +111,14 @@ async def create_service_order(request: Request) -> Response:
     catalog_configured = not request.app.state.orders_need_catalog
 
     async def run(then: Any) -> ServiceOrder:
-        ctx = context(request)
+        # Creates arriving together commit together (group commit): answered once durable.
         return await call_store(
             request,
             orders.create_order,
             body,
             write=True,
-            ctx=ctx,
+            together=True,
+            ctx=context(request),
             catalog_configured=catalog_configured,
             client=client,
             then=then,

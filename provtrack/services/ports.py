@@ -341,6 +341,14 @@ class AfterChange(Protocol):
     def __call__(self, tx: Transaction, order: ServiceOrder, plan: Plan | None, ctx: Context) -> None: ...
 
 
+class Pending(Protocol):
+    """Write transactions that returned before their COMMIT (`Store.commit_together`)."""
+
+    async def durable(self) -> None:
+        """Return once every one of them is committed; raise the COMMIT's error if one failed."""
+        ...
+
+
 class Store(Protocol):
     """Transactions, and the after-change hooks the assembly registered with the store."""
 
@@ -355,3 +363,8 @@ class Store(Protocol):
     def transaction(
         self, *, write: bool, optimistic_on: str | None = None
     ) -> AbstractContextManager[Transaction]: ...
+
+    def commit_together(self) -> AbstractContextManager[Pending]:
+        """Write transactions of this block may return before their COMMIT, so that an event loop's
+        concurrent requests share one (SQLite group commit): await `durable()` before answering."""
+        ...

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -71,31 +73,49 @@ class WriterLock:
     def __init__(self, database_file: str | None) -> None:
         self._threads = threading.Lock()
         self._fd: int | None = None
+        self._file_held = False  # this process holds the lock file (a group is open: group_commit.py)
         if database_file is not None and fcntl is not None:
             self._fd = os.open(f"{database_file}-writer.lock", os.O_RDWR | os.O_CREAT, 0o644)
 
     def __enter__(self) -> None:
         self._threads.acquire()
-        if self._fd is not None:
-            try:
-                fcntl.flock(self._fd, fcntl.LOCK_EX)
-            except BaseException:
-                self._threads.release()
-                raise
+        try:
+            self.hold_file()
+        except BaseException:
+            self._threads.release()
+            raise
 
     def __exit__(
         self, _type: type[BaseException] | None, _value: BaseException | None, _tb: TracebackType | None
     ) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self.release_file()
         self._threads.release()
 
+    @contextmanager
+    def thread(self) -> Iterator[None]:
+        """This process's half: one thread at a time."""
+        with self._threads:
+            yield
+
+    def hold_file(self) -> None:
+        """The other processes' half (call holding `thread()`): until `release_file`, which any
+        thread of this process may call (a flock belongs to the open file, not to a thread)."""
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        self._file_held = True
+
+    def release_file(self) -> None:
+        self._file_held = False
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
     def busy(self) -> bool:
-        """Whether a writer holds the lock now (in this process or another), without waiting."""
+        """Whether a writer holds the lock now (in this process or another), without waiting. A
+        group of this process's transactions waiting for its COMMIT is not busy: a caller joins it."""
         if not self._threads.acquire(blocking=False):
             return True
         try:
-            if self._fd is not None:
+            if self._fd is not None and not self._file_held:
                 try:
                     fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
@@ -104,6 +124,11 @@ class WriterLock:
             return False
         finally:
             self._threads.release()
+
+    def busy_elsewhere(self) -> bool:
+        """`busy()`, except for a group of this process's transactions (open, or in its COMMIT): a
+        caller joins it after a short wait at most, where another process may write for long."""
+        return not self._file_held and self.busy()
 
     def close(self) -> None:
         if self._fd is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,6 +26,7 @@ from provtrack.adapters.store.dashboard import SqlDashboard
 from provtrack.adapters.store.database import WriterLock, is_sqlite, sqlite_file
 from provtrack.adapters.store.escalation import DurationCache, SqlJeopardyRecords
 from provtrack.adapters.store.filters import FilterCompiler
+from provtrack.adapters.store.group_commit import GroupCommit, Pending
 from provtrack.adapters.store.idempotency import SqlIdempotencyRecords
 from provtrack.adapters.store.metrics import SqlMetrics
 from provtrack.adapters.store.order_rows import (
@@ -88,6 +89,14 @@ class SqlStore:
         self._turns = [threading.Lock() for _ in range(64)]  # optimistic transactions, by order
         # Set after a commit that scheduled jobs: wakes this process's worker at once.
         self.jobs_committed = threading.Event()
+        # SQLite: write transactions that arrive together share one COMMIT (group_commit.py).
+        self.group_commit = GroupCommit(
+            self._write_lock,
+            lambda: self._checkout(write=True),
+            lambda conn: self._checkin(conn, write=True),
+            self.jobs_committed,
+            checkpoint=self._checkpoint,
+        )
 
     @contextmanager
     def transaction(self, *, write: bool, optimistic_on: str | None = None) -> Iterator[SqlTransaction]:
@@ -113,52 +122,83 @@ class SqlStore:
                     tx.queued_writes = writes
                     yield tx
                 if writes:
-                    with self._write_lock, self._sqlite_transaction(write=True) as writing:
+                    with self.group_commit.transaction(lambda: tx.scheduled_jobs) as conn:
                         for write_now in writes:
-                            write_now(writing.conn)
+                            write_now(conn)
+            return  # the committer wakes the worker, once the writes are durable
         elif write:
-            with self._write_lock, self._sqlite_transaction(write=True) as tx:
+            with self.group_commit.transaction(lambda: tx.scheduled_jobs) as conn:
+                tx = SqlTransaction(conn, "sqlite", self.durations)
                 yield tx
+            return
         else:
             with self._sqlite_transaction(write=False) as tx:
                 yield tx
         if tx.scheduled_jobs:
             self.jobs_committed.set()
 
+    def commit_together(self) -> AbstractContextManager[Pending]:
+        """Write transactions run in this block return before their COMMIT: the caller awaits
+        `Pending.durable()` before it answers (the API's event loop: group_commit.py). Elsewhere
+        (PostgreSQL) they commit as usual and there is nothing to await."""
+        if self.sqlite:
+            return self.group_commit.commit_together()
+        return nullcontext(Pending(lambda: None))
+
     @contextmanager
     def _sqlite_transaction(self, *, write: bool) -> Iterator[SqlTransaction]:
         """On SQLite a connection stays open between transactions: checking one out of the pool
         and back cost more than most transactions (a file connection never goes stale). Reading
         connections are `query_only`: a write slipped into a reading transaction fails at once."""
-        idle = self._idle[write]
-        try:
-            conn = idle.pop()
-        except IndexError:
-            conn = self.engine.connect()
-            if write:
-                conn = conn.execution_options(provtrack_write=True)  # BEGIN IMMEDIATE (database.py)
-            else:
-                conn.exec_driver_sql("PRAGMA query_only = ON")
-                conn.commit()
+        conn = self._checkout(write=write)
         try:
             with conn.begin():
                 yield SqlTransaction(conn, "sqlite", self.durations)
         finally:
-            # Kept unless it failed beyond a rollback, or a burst is over (MAX_IDLE are enough).
-            if conn.invalidated or conn.in_transaction() or len(idle) >= MAX_IDLE:
-                _discard(conn)
-            else:
-                idle.append(conn)
+            self._checkin(conn, write=write)
+
+    def _checkout(self, *, write: bool) -> Connection:
+        try:
+            return self._idle[write].pop()
+        except IndexError:
+            conn = self.engine.connect()
+            if write:
+                # Checkpoints run beside the writer, not in its COMMIT (group_commit.py).
+                conn.exec_driver_sql("PRAGMA wal_autocheckpoint=0")
+                conn.commit()
+                return conn.execution_options(provtrack_write=True)  # BEGIN IMMEDIATE (database.py)
+            conn.exec_driver_sql("PRAGMA query_only = ON")
+            conn.commit()
+            return conn
+
+    def _checkin(self, conn: Connection, *, write: bool) -> None:
+        # Kept unless it failed beyond a rollback, or a burst is over (MAX_IDLE are enough).
+        idle = self._idle[write]
+        if conn.invalidated or conn.in_transaction() or len(idle) >= MAX_IDLE:
+            _discard(conn)
+        else:
+            idle.append(conn)
+
+    def _checkpoint(self) -> int:
+        """Copy the WAL's committed pages into the database without blocking anyone (PASSIVE);
+        the pages in the WAL."""
+        with self.engine.connect() as conn:
+            # On the driver: inside a transaction (which SQLAlchemy would begin) it cannot run.
+            driver = conn.connection.driver_connection
+            assert driver is not None
+            _busy, frames, _copied = driver.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            return int(frames)
 
     def answers_at_once(self, *, write: bool) -> bool:
         """SQLite, when no other transaction holds the writer (PostgreSQL waits on the network)."""
-        return self.sqlite and not (write and self._write_lock.busy())
+        return self.sqlite and not (write and self._write_lock.busy_elsewhere())
 
     def writer_busy(self) -> bool:
         """SQLite: another transaction (of this process or another) writes now. Never waits."""
         return self.sqlite and self._write_lock.busy()
 
     def dispose(self) -> None:
+        self.group_commit.close()
         for idle in self._idle.values():
             while idle:
                 _discard(idle.pop())
