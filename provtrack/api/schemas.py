@@ -266,13 +266,15 @@ class ServiceOrderRelationship(TmfModel):
 
 
 _DATE_TIME: dict[str, Any] = {"format": "date-time"}
+# TMF641 types priority a string; provtrack takes "0" (highest) to "4" (docs/tmf641.md).
+_PRIORITY: dict[str, Any] = {"pattern": "^[0-4]$"}
 
 
 class ServiceOrderCreate(TmfModel):
     """ServiceOrder_Create: what a client sends to POST /serviceOrder."""
 
     externalId: str | None = None
-    priority: str | None = None
+    priority: str | None = Field(default=None, json_schema_extra=_PRIORITY)
     description: str | None = None
     category: str | None = None
     notificationContact: str | None = None
@@ -335,7 +337,7 @@ class ServiceOrderUpdate(BaseModel):
     description: str | None = None
     externalId: str | None = None
     notificationContact: str | None = None
-    priority: str | None = None
+    priority: str | None = Field(default=None, json_schema_extra=_PRIORITY)
     requestedCompletionDate: str | None = Field(default=None, json_schema_extra=_DATE_TIME)
     requestedStartDate: str | None = Field(default=None, json_schema_extra=_DATE_TIME)
     externalReference: list[ExternalReference] | None = None
