@@ -18,6 +18,7 @@ from starlette.responses import Response
 
 from provtrack.api.http import check_types, read_json
 from provtrack.api.schemas import ServiceOrderCreate
+from provtrack.domain.limits import DEFAULT_LIMITS
 
 BASE_PATH = "/tmf-api/serviceOrdering/v4"
 JSON = "application/json;charset=utf-8"
@@ -25,6 +26,7 @@ JSON = "application/json;charset=utf-8"
 
 def create_ceiling_app(document: bytes) -> FastAPI:
     app = FastAPI()
+    app.state.limits = DEFAULT_LIMITS  # read_json checks the body against them, as the API does
 
     @app.post(f"{BASE_PATH}/serviceOrder", status_code=201)
     async def create(request: Request) -> Response:
