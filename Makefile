@@ -49,8 +49,11 @@ lint: $(DEV_STAMP)
 typecheck: $(DEV_STAMP)
 	$(BIN)/mypy
 
+# Two test processes (pytest-xdist): many tests wait on servers and subprocesses, not on the CPU.
+TEST_PROCESSES ?= 2
+
 test: lint typecheck | $(CHROMIUM)
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_PROCESSES)
 
 # The whole suite (bench/suite.py --help); it rewrites the generated section of docs/benchmarks.md.
 # The API benches load with Debian's wrk, installed here like Chromium when missing.

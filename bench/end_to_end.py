@@ -6,6 +6,8 @@ a free loopback port. Then:
 
 - throughput: N orders of 2 items (4 resource orders each) posted by a pool of clients; completed
   orders per second from the first POST to the last completion;
+- CPU per order during the throughput run, from /proc: the API process, the worker processes, the
+  simulator and (PostgreSQL on this machine) the database's backends;
 - latency at light load: orders posted one at a time at a low rate; create -> completed measured as
   completionDate - orderDate (server timestamps), p50 and p99.
 
@@ -34,6 +36,7 @@ from typing import Any
 
 import httpx
 from auth import admin_headers
+from wrk import process_cpu
 
 ORDERS = "/tmf-api/serviceOrdering/v4/serviceOrder"
 WARM_UP = 1  # orders
@@ -75,17 +78,32 @@ def wait_up(url: str, timeout: float = 30) -> None:
 
 
 @contextmanager
-def process(command: list[str], env: dict[str, str], log: Path) -> Iterator[None]:
+def process(command: list[str], env: dict[str, str], log: Path) -> Iterator[int]:
     with log.open("wb") as out:
         proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
-        yield
+        yield proc.pid
     finally:
         proc.terminate()
         try:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def cpu_seconds(pids: dict[str, list[int]]) -> dict[str, float]:
+    """CPU seconds so far of each role's processes, and of PostgreSQL's processes on this machine."""
+    found = {role: sum(process_cpu(pid) or 0.0 for pid in group) for role, group in pids.items()}
+    postgres = [int(d.name) for d in Path("/proc").iterdir() if d.name.isdigit() and _comm(d) == "postgres"]
+    found["PostgreSQL"] = sum(process_cpu(pid) or 0.0 for pid in postgres)
+    return found
+
+
+def _comm(proc: Path) -> str:
+    try:
+        return (proc / "comm").read_text().strip()
+    except OSError:
+        return ""
 
 
 def order_body(n: int) -> dict[str, Any]:
@@ -161,13 +179,14 @@ def main() -> None:
         serve.append("--no-worker")
     worker = [*provtrack, "worker", "--database", database, "--catalog", str(work / "catalog.yaml")]
 
+    pids: dict[str, list[int]] = {"serve": [], "workers": [], "simulator": []}
     with ExitStack() as running:
-        running.enter_context(process(simulate, env, work / "simulator.log"))
-        running.enter_context(process(serve, env, work / "serve.log"))
+        pids["simulator"].append(running.enter_context(process(simulate, env, work / "simulator.log")))
+        pids["serve"].append(running.enter_context(process(serve, env, work / "serve.log")))
         wait_up(f"{sim_url}/simulator/stats")
         wait_up(f"{api_url}/docs")  # serve has created the schema: the workers can start
         for n in range(args.workers):
-            running.enter_context(process(worker, env, work / f"worker-{n}.log"))
+            pids["workers"].append(running.enter_context(process(worker, env, work / f"worker-{n}.log")))
         with httpx.Client(base_url=api_url, timeout=30, headers=admin_headers(database)) as client:
             # One order through, not measured: every process is up (worker processes start last).
             client.post(ORDERS, json=order_body(-1)).raise_for_status()
@@ -180,7 +199,7 @@ def main() -> None:
             wait_completed(client, WARM_UP + args.light, timeout=120)
             light = latencies(client, light_ids)
 
-            start = time.monotonic()
+            start, cpu_before = time.monotonic(), cpu_seconds(pids)
 
             def create(n: int) -> str:
                 response = client.post(ORDERS, json=order_body(args.light + n))
@@ -192,6 +211,7 @@ def main() -> None:
                 heavy_ids = list(pool.map(create, range(args.orders)))
             posted = time.monotonic()
             end = wait_completed(client, WARM_UP + args.light + args.orders, timeout=600)
+            cpu = {role: used - cpu_before[role] for role, used in cpu_seconds(pids).items()}
             heavy = latencies(client, heavy_ids)
         stats = httpx.get(f"{sim_url}/simulator/stats").json()
 
@@ -209,6 +229,12 @@ def main() -> None:
         f"throughput: {args.orders} orders (2 items, 4 resource orders each), concurrency {args.concurrency}: "
         f"{args.orders / (end - start):.0f} completed orders/s "
         f"(posting took {posted - start:.1f} s, all completed after {end - start:.1f} s)"
+    )
+    per_order = {role: 1000 * used / args.orders for role, used in cpu.items() if used > 0}
+    print(
+        "  CPU per order during it: "
+        + ", ".join(f"{role} {ms:.1f} ms" for role, ms in per_order.items())
+        + f"; provtrack (serve + workers) {per_order.get('serve', 0) + per_order.get('workers', 0):.1f} ms"
     )
     print(
         f"  create->completed under load: p50 {percentile(heavy, 50):.0f} ms, p99 {percentile(heavy, 99):.0f} ms"

