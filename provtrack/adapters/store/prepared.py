@@ -57,7 +57,10 @@ class Prepared:
             return 0
         compiled = self.sql(conn.dialect)
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        cursor.executemany(compiled.text, [compiled.bind(row) for row in rows])
+        if len(rows) == 1:  # psycopg runs executemany in a pipeline: for one row, a round trip more
+            cursor.execute(compiled.text, compiled.bind(rows[0]))
+        else:
+            cursor.executemany(compiled.text, [compiled.bind(row) for row in rows])
         count: int = cursor.rowcount
         cursor.close()
         return count

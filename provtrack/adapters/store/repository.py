@@ -108,6 +108,12 @@ class SqlStore:
         the writes. Optimistic transactions on the same order take turns within a process (they
         would conflict); across processes the version checks decide.
         On PostgreSQL `optimistic_on` changes nothing: writers do not exclude each other there."""
+        if not self.sqlite and not write:
+            # Each statement of a READ COMMITTED transaction takes its own snapshot anyway: a reading
+            # one runs in autocommit, without the round trips of BEGIN and COMMIT (a GET by id: 1, not 3).
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                yield SqlTransaction(conn, self.engine.dialect.name, self.durations)
+            return
         if not self.sqlite:
             with self.engine.connect() as conn, conn.begin():
                 tx = SqlTransaction(conn, self.engine.dialect.name, self.durations)
