@@ -71,8 +71,12 @@ def print_header(title: str) -> dict[str, Any]:
 
 
 def _relative(argument: str) -> str:
+    """A file of the repository as a path from its root (`bench/x.py`); any other argument as given."""
+    path = Path(argument)
+    if argument.startswith("-") or not path.exists():
+        return argument
     try:
-        return str(Path(argument).resolve().relative_to(BENCH.parent))
+        return str(path.resolve().relative_to(BENCH.parent))
     except ValueError:
         return argument
 

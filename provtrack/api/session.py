@@ -23,7 +23,7 @@ from starlette.responses import RedirectResponse, Response
 from provtrack.api.http import json_response
 from provtrack.api.openapi import answers
 from provtrack.api.security import AUTH_FAILURES, principal_of
-from provtrack.domain.access import CsrfRefused, Principal, Unauthenticated
+from provtrack.domain.access import CsrfRefused, Principal, Unauthenticated, return_path
 from provtrack.domain.clock import format_datetime, parse_datetime
 from provtrack.services import access
 
@@ -175,9 +175,7 @@ async def sign_in_form(request: Request) -> Response:
     Public: the token in the form is the credential."""
     form = await form_fields(request)
     token, wanted = form.get("token"), form.get("next")
-    back = (
-        wanted if isinstance(wanted, str) and wanted.startswith("/") and not wanted.startswith("//") else "/"
-    )
+    back = return_path(wanted)
     if not isinstance(token, str) or not token.strip():
         return RedirectResponse(f"/signin?{urlencode({'next': back, 'problem': 'empty'})}", status_code=303)
     headers = [(k, v) for k, v in request.scope["headers"] if k != b"authorization"]

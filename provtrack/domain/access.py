@@ -128,3 +128,13 @@ def token_hash(token: str) -> str:
 def new_listener_token() -> str:
     """The unguessable part of a listener callback URL (one per notifying source)."""
     return secrets.token_urlsafe(24)
+
+
+def return_path(wanted: object) -> str:
+    """Where a browser goes back to after signing in: a path of this server, or `/`. Anything a
+    browser could read as another host (`//host`, `/\\host`, control characters) is `/`."""
+    if not isinstance(wanted, str) or not wanted.startswith("/") or wanted.startswith(("//", "/\\")):
+        return "/"
+    if any(ord(c) < 0x20 or c == "\\" for c in wanted):
+        return "/"
+    return wanted

@@ -7,6 +7,7 @@ from __future__ import annotations
 from fastapi import Request
 from starlette.responses import Response
 
+from provtrack.domain.access import return_path
 from provtrack.web.app import render, router
 
 PROBLEMS = {
@@ -17,7 +18,6 @@ PROBLEMS = {
 
 @router.get("/signin")
 def sign_in_page(request: Request) -> Response:
-    wanted = request.query_params.get("next", "/")
-    back = wanted if wanted.startswith("/") and not wanted.startswith("//") else "/"
+    back = return_path(request.query_params.get("next", "/"))
     problem = PROBLEMS.get(request.query_params.get("problem", ""))
     return render(request, "signin.html", back=back, problem=problem)

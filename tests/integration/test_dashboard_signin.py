@@ -64,11 +64,13 @@ def test_a_page_without_a_session_sends_the_browser_to_sign_in_and_back(
 def test_a_refused_key_or_a_foreign_next_signs_nobody_in(browser: TestClient) -> None:
     refused = browser.post(SIGN_IN, data={"token": "pt_not-a-key", "next": "/"})
     elsewhere = browser.post(SIGN_IN, data={"token": "", "next": "//evil.example/"})
+    backslash = browser.post(SIGN_IN, data={"token": "", "next": "/\\evil.example/"})
 
     assert refused.status_code == 303
     assert "problem=refused" in refused.headers["location"]
     assert "set-cookie" not in refused.headers
     assert parse_qs(urlsplit(elsewhere.headers["location"]).query)["next"] == ["/"]
+    assert parse_qs(urlsplit(backslash.headers["location"]).query)["next"] == ["/"]
     assert browser.get("/").status_code == 303
 
 
