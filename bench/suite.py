@@ -169,7 +169,19 @@ def _tables(output: str) -> str:
 # --- the generated section ------------------------------------------------------------------------
 
 
-def create_section(bench: Bench, sqlite_create: float | None) -> list[str]:
+def postgresql_to_sqlite(pg: dict[str, Any], sqlite: dict[str, Any]) -> tuple[float, float]:
+    """PostgreSQL's create rate over SQLite's: as measured, and with each taken as its share of the
+    ceiling of its own run. The two runs follow each other, and this VM's speed drifts between them
+    (the same ceiling has measured 2 400 and 4 400 creates/s minutes apart): the second figure, the
+    same program measured in both runs as the yardstick, is the one the target is judged on."""
+    raw = pg["provtrack"]["rate"] / sqlite["provtrack"]["rate"]
+    shares = (pg["provtrack"]["rate"] / pg["ceiling"]["rate"]) / (
+        sqlite["provtrack"]["rate"] / sqlite["ceiling"]["rate"]
+    )
+    return raw, shares
+
+
+def create_section(bench: Bench, sqlite_create: dict[str, Any] | None) -> list[str]:
     figures = bench.outcome.get("figures")
     if not figures:
         return [f"`{bench.name}` failed (exit {bench.outcome.get('status')}): see the run's log.", ""]
@@ -194,8 +206,12 @@ def create_section(bench: Bench, sqlite_create: float | None) -> list[str]:
                 f"| {s['p99_ms']:.1f} | {cpu} | {ratio} | {capacity} |"
             )
     if sqlite_create is not None and figures.get("store") == "postgresql":
-        rate = figures["results"]["create"]["provtrack"]["rate"]
-        lines += ["", f"PostgreSQL create / SQLite create (same suite run): **{rate / sqlite_create:.0%}**"]
+        raw, shares = postgresql_to_sqlite(figures["results"]["create"], sqlite_create)
+        lines += [
+            "",
+            f"PostgreSQL create / SQLite create (same suite run): **{shares:.0%}** as shares of each "
+            f"run's ceiling ({raw:.0%} in req/s as measured)",
+        ]
     return [*lines, ""]
 
 
@@ -218,9 +234,10 @@ def targets(by_name: dict[str, Bench]) -> list[str]:
         )
     pg = result("create-postgresql", "create")
     if pg and create:
-        ratio = pg["provtrack"]["rate"] / create["provtrack"]["rate"]
+        raw, shares = postgresql_to_sqlite(pg, create)
         rows.append(
-            f"| PostgreSQL create ≥ 70% of SQLite's | {ratio:.0%} | {'yes' if ratio >= 0.7 else 'no'} |"
+            f"| PostgreSQL create ≥ 70% of SQLite's (as shares of each run's ceiling; as measured) "
+            f"| {shares:.0%}; {raw:.0%} | {'yes' if shares >= 0.7 else 'no'} |"
         )
     for name in ("create-sqlite", "list-1m-sqlite"):
         listed = result(name, "GET list, 1 client")
@@ -261,7 +278,7 @@ def section(runs: list[Bench], header: dict[str, Any]) -> str:
     sqlite_create = None
     create = by_name.get("create-sqlite")
     if create and create.outcome.get("figures"):
-        sqlite_create = create.outcome["figures"]["results"]["create"]["provtrack"]["rate"]
+        sqlite_create = create.outcome["figures"]["results"]["create"]
     for bench in runs:
         if not bench.outcome:
             continue
