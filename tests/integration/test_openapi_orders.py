@@ -19,7 +19,7 @@ from provtrack.settings import Settings
 from tests.conftest import AS_ADMIN
 from tests.integration.tmf import ORDERS
 
-EXAMPLES = 30  # ~1 s each: the document allows extension attributes, and the generator fills them
+EXAMPLES = 40  # ~1 s each: the document allows extension attributes, and the generator fills them
 RULES_NO_SCHEMA_CAN_SAY = (
     "is already the id of",
     "is not an item of this order",
@@ -73,5 +73,6 @@ def test_orders_generated_from_the_document_are_created(tmp_path: Path) -> None:
     assert sent >= EXAMPLES // 2
     # Random pairs of dates are in the wrong order half the time, random relationships name no item:
     # what is left are orders the server takes (five in eleven thousand before the document said
-    # which attributes are required, non-empty and enumerated).
-    assert outcomes["created"] >= 0.25 * sent, dict(outcomes)
+    # which attributes are required, non-empty and enumerated). The share varies from run to run
+    # even derandomized (20% to 45% seen): a tenth is what a document that says too little falls under.
+    assert outcomes["created"] >= 0.1 * sent, dict(outcomes)
