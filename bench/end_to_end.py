@@ -36,6 +36,7 @@ from typing import Any
 
 import httpx
 from auth import admin_headers
+from common import stop
 from wrk import process_cpu
 
 ORDERS = "/tmf-api/serviceOrdering/v4/serviceOrder"
@@ -84,11 +85,7 @@ def process(command: list[str], env: dict[str, str], log: Path) -> Iterator[int]
     try:
         yield proc.pid
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
 
 
 def cpu_seconds(pids: dict[str, list[int]]) -> dict[str, float]:

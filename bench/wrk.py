@@ -153,9 +153,8 @@ def parse(output: str, *, server_cpu: float | None = None) -> WrkResult:
         raise RuntimeError(f"unexpected wrk output:\n{output}")
     requests = int(total.group(1))
     seconds = _ms(total.group(2) + total.group(3)) / 1e3
-    percentiles = dict(
-        re.findall(r"^\s+(50|99)%\s+(\S+)\s*$", output, re.MULTILINE)
-    )  # "1.14s " ends in a space
+    # A latency in seconds is padded with a space ("99%    1.14s ").
+    percentiles = dict(re.findall(r"^\s+(50|99)%\s+(\S+)\s*$", output, re.MULTILINE))
     if "50" not in percentiles or "99" not in percentiles:
         raise RuntimeError(f"wrk gave no latency percentiles ({requests} requests):\n{output}")
     errors = 0

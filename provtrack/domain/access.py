@@ -133,8 +133,6 @@ def new_listener_token() -> str:
 def return_path(wanted: object) -> str:
     """Where a browser goes back to after signing in: a path of this server, or `/`. Anything a
     browser could read as another host (`//host`, `/\\host`, control characters) is `/`."""
-    if not isinstance(wanted, str) or not wanted.startswith("/") or wanted.startswith(("//", "/\\")):
+    if not isinstance(wanted, str) or not wanted.startswith("/") or wanted.startswith("//"):
         return "/"
-    if any(ord(c) < 0x20 or c == "\\" for c in wanted):
-        return "/"
-    return wanted
+    return "/" if any(ord(c) < 0x20 or c == "\\" for c in wanted) else wanted

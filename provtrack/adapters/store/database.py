@@ -26,7 +26,7 @@ MMAP_BYTES = 256 * 1024 * 1024
 # A pooled PostgreSQL connection given back less than this long ago is used without a ping: a ping on
 # every checkout (SQLAlchemy's pool_pre_ping) is a round trip per transaction, ~10% of a GET by id's
 # CPU under load. One idle for longer is pinged first and replaced when it is dead. A connection that
-# broke meanwhile fails its one transaction (503, retried by the caller or the job's retry), and
+# broke meanwhile fails its one transaction (an API request answers 500; a job is retried), and
 # SQLAlchemy then drops every connection older than the failure, so the next ones reconnect.
 PING_AFTER_IDLE_SECONDS = 5.0
 
