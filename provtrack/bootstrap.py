@@ -51,6 +51,7 @@ from provtrack.engine.worker import Closeable, Handler, JobHandlers, Worker
 from provtrack.services import (
     delivery,
     events,
+    hub_subscriptions,
     idempotency,
     metrics,
     partners,
@@ -244,7 +245,7 @@ class Assembly:
         now = self.clock()
         ctx = Context(format_datetime(now), "provtrack", new_id)
         if self.catalog is not None:
-            provisioning.subscribe_to_hubs(self.store, self.catalog, ctx=ctx)
+            hub_subscriptions.subscribe_to_hubs(self.store, self.catalog, ctx=ctx)
             partners.subscribe_to_partner_hubs(self.store, self.catalog, ctx=ctx)
             stranded = provisioning.plan_stranded_orders(self.store, ctx=ctx)
             if stranded:

@@ -21,7 +21,7 @@ import orjson
 
 from provtrack.domain import states
 from provtrack.domain.access import ApiKey
-from provtrack.domain.activities import Activity
+from provtrack.domain.activities import OPEN, Activity
 from provtrack.domain.cancellation import CancelServiceOrder
 from provtrack.domain.coordination_catalog import read_work_group
 from provtrack.domain.escalation import Escalation
@@ -364,6 +364,18 @@ class MemoryPlans:
             if doc.get("owner") == owner and doc.get("externalId") == external_id:
                 return activity_id, order_id
         return None
+
+    def waiting_at(self, owner: str) -> list[str]:
+        waiting = []
+        for activity_id, (_order_id, document) in self.data.activities.items():
+            doc = orjson.loads(document)
+            if (
+                doc.get("owner") == owner
+                and doc.get("externalId")
+                and doc.get("state") in {s.value for s in OPEN}
+            ):
+                waiting.append(activity_id)
+        return waiting
 
     def park_notification(
         self, owner: str, external_id: str, state: str, reason: str | None, now: str

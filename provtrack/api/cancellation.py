@@ -11,6 +11,8 @@ from fastapi import APIRouter, FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from provtrack.adapters.tmf652 import ResourceOrderingClient
+from provtrack.api import confirmation
 from provtrack.api.errors import ApiError
 from provtrack.api.extension_schemas import CancelResourceOrderEvent, PartnerCancelEvent, ProductOrderEvent
 from provtrack.api.http import context, json_response, read_json
@@ -19,7 +21,7 @@ from provtrack.api.security import principal_of, require_listener_token
 from provtrack.domain.catalog import Catalog
 from provtrack.domain.product_orders import read_event
 from provtrack.services import access, cancellation, product_orders, withdrawals
-from provtrack.services.provisioning import partner_subscription_key
+from provtrack.services.hub_subscriptions import partner_subscription_key
 
 PREFIX = "/provtrack/v1"
 router = APIRouter(prefix=PREFIX, tags=["provtrack cancellation (extension)"])
@@ -60,14 +62,21 @@ async def _cancel_task_listener(system: str, token: str, request: Request) -> Re
         raise ApiError(
             400, "INVALID_VALUE", "Invalid request", "event.cancelResourceOrder: an object is required"
         )
-    catalog = _catalog(request)
-    if catalog is None or system not in catalog.systems:
-        raise ApiError(404, "NOT_FOUND", "Unknown system", f"no system {system!r} in the catalog")
+    client: ResourceOrderingClient = request.app.state.resource_orders
+    url = catalog.systems[system].url
+    confirmed = await run_in_threadpool(
+        confirmation.confirmed,
+        catalog.systems[system],
+        task,
+        final=confirmation.CANCEL_TASK_FINAL,
+        read=lambda quoted_id: client.get_cancellation(url, quoted_id),
+        what="cancelResourceOrder",
+    )
     await run_in_threadpool(
         withdrawals.record_cancellation_state,
         request.app.state.store,
         system,
-        task,
+        confirmed,
         catalog,
         ctx=context(request, system),
     )

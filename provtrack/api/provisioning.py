@@ -6,25 +6,23 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
 
-import structlog
 from fastapi import APIRouter, FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from provtrack.adapters.tmf652 import DownstreamRefused, DownstreamUnavailable, ResourceOrderingClient
+from provtrack.adapters.tmf652 import ResourceOrderingClient
+from provtrack.api import confirmation
 from provtrack.api.errors import ApiError
 from provtrack.api.extension_schemas import ActivityFailure, ActivitySkip, ResourceOrderEvent
 from provtrack.api.http import base_url, context, json_response, read_json
 from provtrack.api.openapi import answers, body, header
 from provtrack.api.security import AUTH_FAILURES, principal_of, require_listener_token
 from provtrack.domain.access import Unauthenticated
-from provtrack.domain.catalog import Catalog, System
+from provtrack.domain.catalog import Catalog
 from provtrack.services import access, activities, provisioning
 
 PREFIX = "/provtrack/v1"
-log = structlog.get_logger("provtrack.api")
 router = APIRouter(prefix=PREFIX, tags=["provtrack provisioning (extension)"])
 
 
@@ -155,7 +153,16 @@ async def resource_order_listener(system: str, token: str, event_type: str, requ
     resource_order = (event.get("event") or {}).get("resourceOrder") if isinstance(event, dict) else None
     if not isinstance(resource_order, dict):
         raise ApiError(400, "INVALID_VALUE", "Invalid request", "event.resourceOrder: an object is required")
-    confirmed = await run_in_threadpool(_confirmed, request, catalog.systems[system], resource_order)
+    client: ResourceOrderingClient = request.app.state.resource_orders
+    url = catalog.systems[system].url
+    confirmed = await run_in_threadpool(
+        confirmation.confirmed,
+        catalog.systems[system],
+        resource_order,
+        final=confirmation.RESOURCE_ORDER_FINAL,
+        read=lambda quoted_id: client.get(url, quoted_id),
+        what="resourceOrder",
+    )
     await run_in_threadpool(
         provisioning.record_notification, store, system, confirmed, catalog, ctx=context(request, system)
     )
@@ -173,48 +180,3 @@ async def untokened_listener(system: str, event_type: str) -> Response:
     raise Unauthenticated(
         "listener callbacks carry a token: provtrack subscribes again at its next start with one"
     )
-
-
-# The states that finish a resource order: believed only once the system itself says so.
-FINAL_STATES = frozenset({"completed", "failed", "rejected", "partial", "cancelled"})
-
-
-def _confirmed(request: Request, system: System, notified: dict[str, Any]) -> dict[str, Any]:
-    """The resource order as the system has it, when the notification says it is finished: a forged
-    or stale notification changes nothing. A system that cannot be read (`confirm: false`) is
-    believed."""
-    if not system.confirm or notified.get("state") not in FINAL_STATES:
-        return notified
-    resource_order_id = notified.get("id")
-    if not isinstance(resource_order_id, str) or not resource_order_id:
-        raise ApiError(400, "INVALID_VALUE", "Invalid request", "event.resourceOrder.id: is required")
-    client: ResourceOrderingClient = request.app.state.resource_orders
-    try:
-        read = client.get(system.url, quote(resource_order_id, safe=""))
-    except DownstreamRefused as exc:
-        raise ApiError(
-            422,
-            "NOT_CONFIRMED",
-            "Notification not confirmed",
-            f"{system.name} does not know resource order {resource_order_id[:100]!r} (HTTP {exc.status})",
-        ) from None
-    except DownstreamUnavailable:
-        raise ApiError(
-            503,
-            "NOT_CONFIRMED",
-            "Notification not confirmed",
-            f"{system.name} could not be read to confirm the notification; send it again later",
-        ) from None
-    if read.get("id") != resource_order_id:
-        raise ApiError(
-            422, "NOT_CONFIRMED", "Notification not confirmed", f"{system.name} answered another order"
-        )
-    if read.get("state") != notified.get("state"):
-        log.warning(
-            "notification not confirmed by the system",
-            system=system.name,
-            resource_order=resource_order_id,
-            notified=str(notified.get("state"))[:40],
-            read=str(read.get("state"))[:40],
-        )
-    return read

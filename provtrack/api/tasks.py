@@ -29,8 +29,8 @@ from provtrack.api.security import require_listener_token
 from provtrack.domain.catalog import Catalog
 from provtrack.domain.tasks import TASK_FINAL, TaskState
 from provtrack.services import partners, tasks
+from provtrack.services.hub_subscriptions import partner_subscription_key
 from provtrack.services.ports import TaskSelection
-from provtrack.services.provisioning import partner_subscription_key
 
 PREFIX = "/provtrack/v1"
 router = APIRouter(prefix=PREFIX, tags=["provtrack work queues and partners (extension)"])

@@ -19,9 +19,8 @@ from provtrack.domain.clock import format_datetime
 from provtrack.domain.jobs import GiveUp, Job, RetryLater
 from provtrack.domain.partners import DISPATCH_JOB, POLL_JOB, SUBSCRIBE_JOB, Partner
 from provtrack.engine.worker import Handler
-from provtrack.services import access, partners, provisioning
+from provtrack.services import access, hub_subscriptions, partners
 from provtrack.services.ports import ActivityNotFound, Context, DownstreamSubscription, OrderNotFound, Store
-from provtrack.services.provisioning import partner_subscription_key
 
 ACTOR = "provtrack-partners"
 LISTENER_PATH = "/provtrack/v1/partner"
@@ -96,11 +95,11 @@ class PartnerEngine:
         _catalog, partner = self._partner(job.key)
         if self.listener_base_url is None:
             return
-        key = partner_subscription_key(partner.name)
+        key = hub_subscriptions.partner_subscription_key(partner.name)
         # The callback carries the partner's listener token: only who has it can notify us.
         token = access.listener_token(self.store, key, now=now)
         callback = f"{self.listener_base_url}{LISTENER_PATH}/{partner.name}/{token}"
-        known = provisioning.downstream_subscription(self.store, key)
+        known = hub_subscriptions.downstream_subscription(self.store, key)
         try:
             if known is not None and (known.callback, known.base_url) == (callback, partner.url):
                 if self.client.subscription_exists(partner, known.hub_id):
@@ -117,8 +116,15 @@ class PartnerEngine:
             ) from None
         if hub_id := str(answer.get("id") or ""):
             subscription = DownstreamSubscription(key, hub_id, callback, partner.url)
-            provisioning.record_subscription(self.store, subscription)
-        log.info("subscribed to partner order notifications", partner=partner.name, callback=callback)
+            read_again = hub_subscriptions.record_subscription(
+                self.store, subscription, owner=partner.name, poll_job=POLL_JOB, now=now
+            )
+            log.info(
+                "subscribed to partner order notifications",
+                partner=partner.name,
+                callback=callback,
+                read_again=read_again,
+            )
 
 
 def _ctx(now: datetime) -> Context:

@@ -32,7 +32,7 @@ from provtrack.domain.catalog import Catalog, System
 from provtrack.domain.clock import format_datetime
 from provtrack.domain.jobs import GiveUp, Job, Lease, RetryLater, backoff
 from provtrack.engine.worker import Handler
-from provtrack.services import access, provisioning
+from provtrack.services import access, hub_subscriptions, provisioning
 from provtrack.services.inventory import inventory_update, record_inventory
 from provtrack.services.ports import Context, DownstreamSubscription, Store
 from provtrack.services.provisioning import DispatchRequest
@@ -250,7 +250,7 @@ class ProvisioningEngine:
         # The callback carries the system's listener token: only who has it can notify us.
         token = access.listener_token(self.store, f"tmf652:{system.name}", now=now)
         callback = f"{self.listener_base_url}/provtrack/v1/tmf652/{system.name}/{token}"
-        known = provisioning.downstream_subscription(self.store, system.name)
+        known = hub_subscriptions.downstream_subscription(self.store, system.name)
         try:
             if known is not None and (known.callback, known.base_url) == (callback, system.url):
                 if self.client.subscription_exists(system.url, known.hub_id):
@@ -268,14 +268,20 @@ class ProvisioningEngine:
         hub_id = str(answer.get("id") or "")
         if hub_id:
             subscription = DownstreamSubscription(system.name, hub_id, callback, system.url)
-            provisioning.record_subscription(self.store, subscription)
-        log.info(
-            "subscribed to resource order notifications", system=system.name, callback=callback, hub=hub_id
-        )
+            read_again = hub_subscriptions.record_subscription(
+                self.store, subscription, owner=system.name, poll_job=provisioning.POLL_JOB, now=now
+            )
+            log.info(
+                "subscribed to resource order notifications",
+                system=system.name,
+                callback=callback,
+                hub=hub_id,
+                read_again=read_again,
+            )
 
     def unsubscribe(self, job: Job, now: datetime) -> None:
         """The system left the catalog, or no longer notifies us by its hub: end our subscription."""
-        known = provisioning.downstream_subscription(self.store, job.key)
+        known = hub_subscriptions.downstream_subscription(self.store, job.key)
         if known is None:
             return
         try:
@@ -284,7 +290,7 @@ class ProvisioningEngine:
             raise RetryLater(str(exc)) from None
         except DownstreamRefused as exc:
             log.warning("hub subscription not ended", system=job.key, status=exc.status)
-        provisioning.forget_subscription(self.store, job.key)
+        hub_subscriptions.forget_subscription(self.store, job.key)
         log.info("hub subscription ended", system=job.key, hub=known.hub_id)
 
 

@@ -32,7 +32,7 @@ from provtrack.domain.query import Condition, Query, SortKey, Value
 from provtrack.domain.states import OrderState
 from provtrack.domain.tasks import open_task
 from provtrack.services.orders import PLAN_ORDER_JOB
-from provtrack.services.ports import ActivityNotFound, Context, DownstreamSubscription, Store, Transaction
+from provtrack.services.ports import ActivityNotFound, Context, Store, Transaction
 from provtrack.services.unit_of_work import change_order, plan_order_change
 
 PLAN_JOB = PLAN_ORDER_JOB  # key: order id; scheduled by create_order
@@ -69,41 +69,6 @@ class Planned(NamedTuple):
 
     outcome: str
     dispatch_now: list[DispatchRequest]
-
-
-def subscribe_to_hubs(store: Store, catalog: Catalog, *, ctx: Context) -> None:
-    """At start: a job per hub-notifying system checks our subscription at its hub (or makes one),
-    and a job per system we are subscribed at that left the catalog, or stopped notifying, ends it."""
-    now = _now(ctx)
-    notifying = {name for name, system in catalog.systems.items() if system.progress is Progress.HUB}
-    with store.transaction(write=True) as tx:
-        for name in sorted(notifying):
-            tx.schedule_job(JobRequest(SUBSCRIBE_JOB, name, now), now=now)
-        for known in tx.subscriptions.all():
-            if known.system not in notifying and not known.system.startswith(PARTNER_PREFIX):
-                tx.schedule_job(JobRequest(UNSUBSCRIBE_JOB, known.system, now), now=now)
-
-
-PARTNER_PREFIX = "partner:"  # partners' hub subscriptions share the table, under this prefix
-
-
-def partner_subscription_key(partner: str) -> str:
-    return f"{PARTNER_PREFIX}{partner}"
-
-
-def downstream_subscription(store: Store, system: str) -> DownstreamSubscription | None:
-    with store.transaction(write=False) as tx:
-        return tx.subscriptions.get(system)
-
-
-def record_subscription(store: Store, subscription: DownstreamSubscription) -> None:
-    with store.transaction(write=True) as tx:
-        tx.subscriptions.put(subscription)
-
-
-def forget_subscription(store: Store, system: str) -> None:
-    with store.transaction(write=True) as tx:
-        tx.subscriptions.forget(system)
 
 
 # --- planning and starting ---------------------------------------------------------------------

@@ -136,7 +136,7 @@ def test_an_order_at_a_notifying_system_completes_with_serve_no_worker_beside_a_
         "PROVTRACK_DATABASE_URL": database_url,
         "PROVTRACK_CATALOG": str(catalog),
         "PROVTRACK_PORT": str(port),  # the worker subscribes with the API's address
-        "PROVTRACK_LOG_LEVEL": "warning",
+        "PROVTRACK_LOG_LEVEL": "info",
     }
     provtrack = [sys.executable, "-m", "provtrack"]
     api = started([*provtrack, "serve", "--no-worker"], env, tmp_path / "serve.log")
@@ -156,7 +156,10 @@ def test_an_order_at_a_notifying_system_completes_with_serve_no_worker_beside_a_
         def state() -> str:
             return str(httpx.get(order_url, timeout=10, headers=headers).json()["state"])
 
-        wait_for(lambda: state() == "completed", timeout=20, what="the order to complete")
+        try:
+            wait_for(lambda: state() == "completed", timeout=20, what="the order to complete")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{logs(tmp_path)}") from None
         assert time.monotonic() - sent < 20  # seconds: no safety poll (an hour away) finished it
         callback = f"{base}/provtrack/v1/tmf652/activation/{listener_token(store)}"
         assert system.subscribers == [callback] * len(system.subscribers)
@@ -165,6 +168,14 @@ def test_an_order_at_a_notifying_system_completes_with_serve_no_worker_beside_a_
     finally:
         stop(worker)
         stop(api)
+
+
+def logs(directory: Path) -> str:
+    """What both processes logged, for a failure's message."""
+    return "\n".join(
+        f"--- {log.name}\n{log.read_text(errors='replace')[-4000:]}"
+        for log in sorted(directory.glob("*.log"))
+    )
 
 
 def listener_token(store: SqlStore) -> str:

@@ -24,7 +24,7 @@ from provtrack.engine.cancellation import CancellationEngine
 from provtrack.engine.product_orders import ProductOrderingEngine
 from provtrack.engine.provisioning import ProvisioningEngine
 from provtrack.engine.worker import Worker
-from provtrack.services import product_orders, provisioning
+from provtrack.services import hub_subscriptions, product_orders
 from provtrack.services.cancellation import CancellationBookkeeping
 from provtrack.services.ports import Context
 from provtrack.services.product_orders import ProductOrderWatch
@@ -230,7 +230,7 @@ def running(
         )
         worker = Worker(hooked, merge_handlers(e.handlers() for e in engines), clock=clock, threads=2)
         ctx = Context(now=format_datetime(clock.now), actor="test", new_id=lambda: "x")
-        provisioning.subscribe_to_hubs(hooked, catalog, ctx=ctx)
+        hub_subscriptions.subscribe_to_hubs(hooked, catalog, ctx=ctx)
         if settings.product_ordering_url:
             product_orders.subscribe_to_hub(hooked, ctx=ctx)
         worker.run_until_idle()

@@ -18,7 +18,7 @@ from provtrack.api.app import create_app
 from provtrack.domain.catalog import Catalog
 from provtrack.engine.provisioning import ProvisioningEngine
 from provtrack.engine.worker import Worker
-from provtrack.services import provisioning
+from provtrack.services import hub_subscriptions
 from provtrack.services.ports import Context
 from provtrack.settings import Settings
 from provtrack.simulator.resource_ordering import Behaviour, ResourceOrderingSimulator
@@ -181,7 +181,7 @@ def engine(
         handlers = provisioning_engine.handlers()
         worker = Worker(store, handlers, clock=clock, threads=2)
         ctx = Context(now=clock.now.strftime("%Y-%m-%dT%H:%M:%S.000Z"), actor="test", new_id=lambda: "x")
-        provisioning.subscribe_to_hubs(store, catalog, ctx=ctx)
+        hub_subscriptions.subscribe_to_hubs(store, catalog, ctx=ctx)
         worker.run_until_idle()
         assert len(sim.subscribers.get("activation", {})) == 1
         yield Engine(api, worker, sim, store, clock, catalog)

@@ -5,6 +5,8 @@ impact preview is compared with what then happens."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from provtrack.domain.clock import format_datetime
 from tests.integration.cancellation_harness import (
     Cancelling,
@@ -14,6 +16,7 @@ from tests.integration.cancellation_harness import (
     one_item,
 )
 from tests.integration.engine_harness import simulator
+from tests.integration.tmf import assert_tmf_error
 
 __all__ = ["cancelling", "simulator"]
 
@@ -305,3 +308,28 @@ def test_an_activity_at_a_system_that_cannot_cancel_is_left_to_finish(
     assert waiting["state"] == "blocked"
     assert cancelling.simulator.cancellations == {}
     assert cancelling.state(order_id) == "pendingCancellation"
+
+
+def test_a_forged_cancel_task_notification_is_read_back_at_the_system_and_changes_nothing(
+    cancelling: Cancelling,
+) -> None:
+    cancelling.slow("iptv-entitlement")
+    cancelling.simulator.behaviour.cancel_delay = 3600  # the system keeps its cancel task acknowledged
+    order_id = cancelling.create(one_item("tv"))
+    cancelling.cancel(order_id)
+    cancelling.run_until(lambda: "externalId" in cancelling.steps(order_id)[0])
+    [withdrawal] = cancelling.steps(order_id)
+    with cancelling.store.transaction(write=False) as tx:
+        token = tx.access.listener_token("tmf652:activation")
+    url = f"/provtrack/v1/tmf652/activation/{token}/listener/cancelResourceOrderStateChangeEvent"
+
+    def forged(task_id: str) -> dict[str, Any]:
+        task = {"id": task_id, "state": "done"}
+        return {"eventType": "CancelResourceOrderStateChangeEvent", "event": {"cancelResourceOrder": task}}
+
+    assert cancelling.api.post(url, json=forged(withdrawal["externalId"])).status_code == 204
+    assert_tmf_error(cancelling.api.post(url, json=forged("no-such-task")), 422, "NOT_CONFIRMED")
+
+    cancelling.worker.run_until_idle()
+    assert cancelling.state(order_id) == "pendingCancellation"
+    assert cancelling.steps(order_id)[0]["state"] == "inProgress"

@@ -8,7 +8,9 @@ from typing import Any
 
 import httpx
 
-from provtrack.services import access
+from provtrack.domain.clock import format_datetime
+from provtrack.services import access, hub_subscriptions
+from provtrack.services.ports import Context
 from tests.integration.engine_harness import Engine, body, engine, simulator, tv
 from tests.integration.tmf import assert_tmf_error
 
@@ -117,3 +119,20 @@ def test_the_token_stays_the_same_across_restarts_so_the_subscription_is_reused(
 
     assert access.listener_token(engine.store, "tmf652:activation", now=engine.clock()) == before
     assert isinstance(engine.api, httpx.Client)
+
+
+def test_orders_sent_while_no_subscription_existed_are_read_again_once_one_is_made(engine: Engine) -> None:
+    engine.simulator.subscribers["activation"].clear()  # the system lost our subscription
+    order_id, activity = started_tv_order(engine)
+    engine.simulator.orders[("activation", activity["externalId"])].steps = [(0.0, "completed", None)]
+    engine.worker.run_until_idle()
+    assert engine.state(order_id) == "inProgress"  # its completion reached nobody
+
+    now = engine.clock()
+    ctx = Context(now=format_datetime(now), actor="test", new_id=lambda: "x")
+    hub_subscriptions.subscribe_to_hubs(engine.store, engine.catalog, ctx=ctx)  # as at a start
+
+    # Read again at once: the safety poll is five minutes away and the clock does not move.
+    engine.run_until(lambda: engine.state(order_id) == "completed")
+    assert len(engine.simulator.subscribers["activation"]) == 1
+    assert engine.clock() == now

@@ -1,0 +1,59 @@
+"""Our subscriptions at the hubs of the systems and partners that notify us (TMF630 hub).
+
+A system tells its hub subscribers what happens to the orders we sent it. What it told before our
+subscription existed reached nobody, so a new subscription is followed by reading again, at once,
+every order still waiting on that system or partner, rather than at its safety poll an hour later.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from provtrack.domain.catalog import Catalog, Progress
+from provtrack.domain.clock import parse_datetime
+from provtrack.domain.jobs import JobRequest
+from provtrack.services.ports import Context, DownstreamSubscription, Store
+from provtrack.services.provisioning import SUBSCRIBE_JOB, UNSUBSCRIBE_JOB
+
+PARTNER_PREFIX = "partner:"  # partners' hub subscriptions share the table, under this prefix
+
+
+def partner_subscription_key(partner: str) -> str:
+    return f"{PARTNER_PREFIX}{partner}"
+
+
+def subscribe_to_hubs(store: Store, catalog: Catalog, *, ctx: Context) -> None:
+    """At start: a job per hub-notifying system checks our subscription at its hub (or makes one),
+    and a job per system we are subscribed at that left the catalog, or stopped notifying, ends it."""
+    now = parse_datetime(ctx.now)
+    notifying = {name for name, system in catalog.systems.items() if system.progress is Progress.HUB}
+    with store.transaction(write=True) as tx:
+        for name in sorted(notifying):
+            tx.schedule_job(JobRequest(SUBSCRIBE_JOB, name, now), now=now)
+        for known in tx.subscriptions.all():
+            if known.system not in notifying and not known.system.startswith(PARTNER_PREFIX):
+                tx.schedule_job(JobRequest(UNSUBSCRIBE_JOB, known.system, now), now=now)
+
+
+def downstream_subscription(store: Store, system: str) -> DownstreamSubscription | None:
+    with store.transaction(write=False) as tx:
+        return tx.subscriptions.get(system)
+
+
+def record_subscription(
+    store: Store, subscription: DownstreamSubscription, *, owner: str, poll_job: str, now: datetime
+) -> int:
+    """Keep a new subscription, and in the same transaction make the `poll_job` of every activity
+    waiting on `owner` due now: its notifications before this moment went nowhere. Returns how many
+    orders are read again."""
+    with store.transaction(write=True) as tx:
+        tx.subscriptions.put(subscription)
+        waiting = tx.plans.waiting_at(owner)
+        for activity_id in waiting:
+            tx.schedule_job(JobRequest(poll_job, activity_id, now), now=now)
+    return len(waiting)
+
+
+def forget_subscription(store: Store, system: str) -> None:
+    with store.transaction(write=True) as tx:
+        tx.subscriptions.forget(system)
