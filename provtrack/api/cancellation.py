@@ -52,25 +52,13 @@ def cancellation_impact(id: str, request: Request) -> Response:
 
 
 async def _cancel_task_listener(system: str, token: str, request: Request) -> Response:
-    catalog = _catalog(request)
-    if catalog is None or system not in catalog.systems:
-        raise ApiError(404, "NOT_FOUND", "Unknown system", f"no system {system[:100]!r} in the catalog")
-    await require_listener_token(request, f"tmf652:{system}", token, who=system)
-    event = await read_json(request)
-    task: Any = (event.get("event") or {}).get("cancelResourceOrder") if isinstance(event, dict) else None
-    if not isinstance(task, dict):
-        raise ApiError(
-            400, "INVALID_VALUE", "Invalid request", "event.cancelResourceOrder: an object is required"
-        )
-    client: ResourceOrderingClient = request.app.state.resource_orders
-    url = catalog.systems[system].url
-    confirmed = await run_in_threadpool(
-        confirmation.confirmed,
-        catalog.systems[system],
-        task,
-        final=confirmation.CANCEL_TASK_FINAL,
-        read=lambda quoted_id: client.get_cancellation(url, quoted_id),
+    catalog, confirmed = await confirmation.notified(
+        request,
+        system,
+        token,
         what="cancelResourceOrder",
+        final=confirmation.CANCEL_TASK_FINAL,
+        read=ResourceOrderingClient.get_cancellation,
     )
     await run_in_threadpool(
         withdrawals.record_cancellation_state,

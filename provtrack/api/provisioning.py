@@ -17,7 +17,7 @@ from provtrack.api.errors import ApiError
 from provtrack.api.extension_schemas import ActivityFailure, ActivitySkip, ResourceOrderEvent
 from provtrack.api.http import base_url, context, json_response, read_json
 from provtrack.api.openapi import answers, body, header
-from provtrack.api.security import AUTH_FAILURES, principal_of, require_listener_token
+from provtrack.api.security import AUTH_FAILURES, principal_of
 from provtrack.domain.access import Unauthenticated
 from provtrack.domain.catalog import Catalog
 from provtrack.services import access, activities, provisioning
@@ -144,25 +144,15 @@ async def _reason(request: Request, *, required: bool) -> str | None:
     ),
 )
 async def resource_order_listener(system: str, token: str, event_type: str, request: Request) -> Response:
-    catalog = _catalog(request)
-    if catalog is None or system not in catalog.systems:
-        raise ApiError(404, "NOT_FOUND", "Unknown system", f"no system {system[:100]!r} in the catalog")
-    store = request.app.state.store
-    await require_listener_token(request, f"tmf652:{system}", token, who=system)
-    event = await read_json(request)
-    resource_order = (event.get("event") or {}).get("resourceOrder") if isinstance(event, dict) else None
-    if not isinstance(resource_order, dict):
-        raise ApiError(400, "INVALID_VALUE", "Invalid request", "event.resourceOrder: an object is required")
-    client: ResourceOrderingClient = request.app.state.resource_orders
-    url = catalog.systems[system].url
-    confirmed = await run_in_threadpool(
-        confirmation.confirmed,
-        catalog.systems[system],
-        resource_order,
-        final=confirmation.RESOURCE_ORDER_FINAL,
-        read=lambda quoted_id: client.get(url, quoted_id),
+    catalog, confirmed = await confirmation.notified(
+        request,
+        system,
+        token,
         what="resourceOrder",
+        final=confirmation.RESOURCE_ORDER_FINAL,
+        read=ResourceOrderingClient.get,
     )
+    store = request.app.state.store
     await run_in_threadpool(
         provisioning.record_notification, store, system, confirmed, catalog, ctx=context(request, system)
     )
