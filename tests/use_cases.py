@@ -12,6 +12,7 @@ import pytest
 
 from provtrack.adapters.catalog_file import parse_catalog_text
 from provtrack.adapters.policy_file import parse_policy_text
+from provtrack.domain.catalog import ActivityKind
 from provtrack.domain.clock import format_datetime
 from provtrack.domain.model import Change, ServiceOrder
 from provtrack.domain.patching import NotPatchable
@@ -19,9 +20,26 @@ from provtrack.domain.plan import Plan
 from provtrack.domain.query import parse_query
 from provtrack.domain.states import OrderState, TaskState
 from provtrack.domain.tasks import CapacityReached
-from provtrack.services import activities, cancellation, orders, provisioning, revisions, tasks, withdrawals
+from provtrack.services import (
+    activities,
+    cancellation,
+    hub_subscriptions,
+    orders,
+    provisioning,
+    revisions,
+    tasks,
+    withdrawals,
+)
 from provtrack.services.jeopardy import JeopardyMonitor
-from provtrack.services.ports import AfterChange, Context, OrderNotFound, Store, TaskSelection, Transaction
+from provtrack.services.ports import (
+    AfterChange,
+    Context,
+    DownstreamSubscription,
+    OrderNotFound,
+    Store,
+    TaskSelection,
+    Transaction,
+)
 from provtrack.services.unit_of_work import change_order
 
 StoreFactory = Callable[[Sequence[AfterChange]], Store]
@@ -445,3 +463,38 @@ def test_a_new_requested_completion_date_runs_the_jeopardy_projection_again(stor
     assert revised is not None
     assert revised.jeopardy_level == "inJeopardy"
     assert revised.jeopardy_alerts[-1]["message"]
+
+
+def test_a_new_hub_subscription_reads_again_what_waits_at_its_system(stores: StoreFactory) -> None:
+    store = stores((cancellation.CancellationBookkeeping(CATALOG).after_change,))
+    order_id = _reserved_and_activating(store)
+    cancellation.request_cancellation(
+        store, {"serviceOrder": {"id": order_id}, "cancellationReason": "moved"}, ctx=ctx(), catalog=CATALOG
+    )
+    stop = _named(store, order_id, "cancel-activate-line")
+    request = withdrawals.withdrawal_request(store, stop["id"])
+    assert request is not None
+    cancel_task = {"id": "CRO-1", "state": "acknowledged"}
+    withdrawals.record_withdrawal_sent(store, request, "RO-activate-line", cancel_task, CATALOG, ctx=ctx())
+    activating = _named(store, order_id, "activate-line")
+
+    with store.transaction(write=False) as tx:
+        waiting = sorted(tx.plans.waiting_at("inventory", ActivityKind.RESOURCE_ORDER))
+        partner_orders = tx.plans.waiting_at("inventory", ActivityKind.PARTNER_ORDER)
+    hub = DownstreamSubscription(
+        "inventory", "hub-1", "http://provtrack.invalid/cb", "http://inventory.invalid"
+    )
+    read_again = hub_subscriptions.record_subscription(
+        store,
+        hub,
+        owner="inventory",
+        kind=ActivityKind.RESOURCE_ORDER,
+        poll_job=provisioning.POLL_JOB,
+        now=T0,
+    )
+
+    # The order being stopped and the withdrawal's cancel task; not the done reserve-port.
+    assert waiting == sorted([(activating["id"], False), (stop["id"], True)])
+    assert partner_orders == []
+    assert read_again == 2
+    assert hub_subscriptions.downstream_subscription(store, "inventory") == hub

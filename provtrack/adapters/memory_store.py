@@ -21,8 +21,9 @@ import orjson
 
 from provtrack.domain import states
 from provtrack.domain.access import ApiKey
-from provtrack.domain.activities import OPEN, Activity
+from provtrack.domain.activities import OPEN, Activity, waiting_of
 from provtrack.domain.cancellation import CancelServiceOrder
+from provtrack.domain.catalog import ActivityKind
 from provtrack.domain.coordination_catalog import read_work_group
 from provtrack.domain.escalation import Escalation
 from provtrack.domain.events import EventFilter
@@ -254,6 +255,12 @@ class MemoryTransaction:
         self._write()
         self.data.jobs.pop((kind, key), None)
 
+    def run_job_now(self, kind: str, key: str, *, now: datetime) -> None:
+        self._write()
+        stored = self.data.jobs.get((kind, key))
+        if stored is not None and stored.due_at > now:
+            stored.due_at = now
+
     def release_job(
         self,
         kind: str,
@@ -365,17 +372,10 @@ class MemoryPlans:
                 return activity_id, order_id
         return None
 
-    def waiting_at(self, owner: str) -> list[str]:
-        waiting = []
-        for activity_id, (_order_id, document) in self.data.activities.items():
-            doc = orjson.loads(document)
-            if (
-                doc.get("owner") == owner
-                and doc.get("externalId")
-                and doc.get("state") in {s.value for s in OPEN}
-            ):
-                waiting.append(activity_id)
-        return waiting
+    def waiting_at(self, owner: str, kind: ActivityKind) -> list[tuple[str, bool]]:
+        documents = (orjson.loads(document) for _order_id, document in self.data.activities.values())
+        open_states = {s.value for s in OPEN}
+        return waiting_of((d for d in documents if d["owner"] == owner and d["state"] in open_states), kind)
 
     def park_notification(
         self, owner: str, external_id: str, state: str, reason: str | None, now: str

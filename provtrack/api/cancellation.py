@@ -78,8 +78,12 @@ for _event in CANCEL_EVENTS:
         methods=["POST"],
         status_code=204,
         summary=f"TMF652 listener: {_event} from a downstream system's hub",
-        responses=answers(204, 400, 401, 404, 409, 413),
+        responses=answers(204, 400, 401, 404, 409, 413, 422, 503),
         openapi_extra=body(CancelResourceOrderEvent),
+        description=(
+            "The callback carries the system's token; a notification that finishes the cancel task is "
+            "confirmed by reading it at the system first (catalog `confirm`, docs/security.md)."
+        ),
     )
 
 

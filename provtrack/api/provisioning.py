@@ -135,7 +135,7 @@ async def _reason(request: Request, *, required: bool) -> str | None:
     "/tmf652/{system}/{token}/listener/{event_type}",
     status_code=204,
     summary="TMF652 listener: resource order notifications from a downstream system's hub",
-    responses=answers(204, 400, 401, 404, 409, 413),
+    responses=answers(204, 400, 401, 404, 409, 413, 422, 503),
     openapi_extra=body(ResourceOrderEvent),
     description=(
         "The callback provtrack registers at the system's hub carries an unguessable token; a "

@@ -9,6 +9,7 @@ action changes anything.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -71,6 +72,16 @@ ACTIVITY_TRANSITIONS: dict[ActivityState, frozenset[ActivityState]] = {
 FINISHED = frozenset({ActivityState.DONE, ActivityState.SKIPPED})  # successors may start
 ACTIVITY_TERMINAL = frozenset(s for s, nxt in ACTIVITY_TRANSITIONS.items() if not nxt)
 OPEN = frozenset({ActivityState.IN_PROGRESS, ActivityState.BLOCKED})  # waiting on the owner
+
+
+def waiting_of(documents: Iterable[dict[str, Any]], kind: ActivityKind) -> list[tuple[str, bool]]:
+    """Of open activities' documents, the `kind` ones whose order the owner has taken (it has an id
+    there): (activity id, whether it is a withdrawal step, whose order there is a cancel task)."""
+    return [
+        (str(d["id"]), d.get("withdraws") is not None)
+        for d in documents
+        if d["kind"] == kind.value and d.get("externalId")
+    ]
 
 
 class OperatorAction(StrEnum):

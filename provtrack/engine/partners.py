@@ -14,7 +14,7 @@ import structlog
 from provtrack.adapters.clock import new_id
 from provtrack.adapters.tmf641_partner import PartnerOrderingClient
 from provtrack.adapters.tmf652 import DownstreamRefused, DownstreamUnavailable
-from provtrack.domain.catalog import Catalog
+from provtrack.domain.catalog import ActivityKind, Catalog
 from provtrack.domain.clock import format_datetime
 from provtrack.domain.jobs import GiveUp, Job, RetryLater
 from provtrack.domain.partners import DISPATCH_JOB, POLL_JOB, SUBSCRIBE_JOB, Partner
@@ -117,7 +117,12 @@ class PartnerEngine:
         if hub_id := str(answer.get("id") or ""):
             subscription = DownstreamSubscription(key, hub_id, callback, partner.url)
             read_again = hub_subscriptions.record_subscription(
-                self.store, subscription, owner=partner.name, poll_job=POLL_JOB, now=now
+                self.store,
+                subscription,
+                owner=partner.name,
+                kind=ActivityKind.PARTNER_ORDER,
+                poll_job=POLL_JOB,
+                now=now,
             )
             log.info(
                 "subscribed to partner order notifications",

@@ -28,7 +28,7 @@ from provtrack.adapters.tmf652 import (
     OutcomeUnknown,
     ResourceOrderingClient,
 )
-from provtrack.domain.catalog import Catalog, System
+from provtrack.domain.catalog import ActivityKind, Catalog, System
 from provtrack.domain.clock import format_datetime
 from provtrack.domain.jobs import GiveUp, Job, Lease, RetryLater, backoff
 from provtrack.engine.worker import Handler
@@ -269,7 +269,12 @@ class ProvisioningEngine:
         if hub_id:
             subscription = DownstreamSubscription(system.name, hub_id, callback, system.url)
             read_again = hub_subscriptions.record_subscription(
-                self.store, subscription, owner=system.name, poll_job=provisioning.POLL_JOB, now=now
+                self.store,
+                subscription,
+                owner=system.name,
+                kind=ActivityKind.RESOURCE_ORDER,
+                poll_job=provisioning.POLL_JOB,
+                now=now,
             )
             log.info(
                 "subscribed to resource order notifications",

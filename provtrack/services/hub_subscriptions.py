@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from provtrack.domain.catalog import Catalog, Progress
+from provtrack.domain.catalog import ActivityKind, Catalog, Progress
 from provtrack.domain.clock import parse_datetime
 from provtrack.domain.jobs import JobRequest
 from provtrack.services.ports import Context, DownstreamSubscription, Store
 from provtrack.services.provisioning import SUBSCRIBE_JOB, UNSUBSCRIBE_JOB
+from provtrack.services.withdrawals import FOLLOW_JOB as WITHDRAWAL_FOLLOW_JOB
 
 PARTNER_PREFIX = "partner:"  # partners' hub subscriptions share the table, under this prefix
 
@@ -41,16 +42,24 @@ def downstream_subscription(store: Store, system: str) -> DownstreamSubscription
 
 
 def record_subscription(
-    store: Store, subscription: DownstreamSubscription, *, owner: str, poll_job: str, now: datetime
+    store: Store,
+    subscription: DownstreamSubscription,
+    *,
+    owner: str,
+    kind: ActivityKind,
+    poll_job: str,
+    now: datetime,
 ) -> int:
-    """Keep a new subscription, and in the same transaction make the `poll_job` of every activity
-    waiting on `owner` due now: its notifications before this moment went nowhere. Returns how many
-    orders are read again."""
+    """Keep a new subscription, and in the same transaction bring forward to now the job that reads
+    each order `owner` holds for us (the `poll_job` of a `kind` activity, the follow job of a
+    withdrawal step's cancel task): what it notified before this moment went nowhere. Each job keeps
+    its attempts and backoff; the worker's threads bound how many reads run at once. Returns how
+    many orders are read again."""
     with store.transaction(write=True) as tx:
         tx.subscriptions.put(subscription)
-        waiting = tx.plans.waiting_at(owner)
-        for activity_id in waiting:
-            tx.schedule_job(JobRequest(poll_job, activity_id, now), now=now)
+        waiting = tx.plans.waiting_at(owner, kind)
+        for activity_id, withdrawal in waiting:
+            tx.run_job_now(WITHDRAWAL_FOLLOW_JOB if withdrawal else poll_job, activity_id, now=now)
     return len(waiting)
 
 

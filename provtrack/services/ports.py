@@ -18,6 +18,7 @@ from typing import Any, Protocol, TypeVar
 from provtrack.domain.access import ApiKey
 from provtrack.domain.activities import Activity
 from provtrack.domain.cancellation import CancelServiceOrder
+from provtrack.domain.catalog import ActivityKind
 from provtrack.domain.escalation import Escalation
 from provtrack.domain.idempotency import Answer, KeyRecord
 from provtrack.domain.jobs import JobRequest
@@ -103,8 +104,9 @@ class PlanRecords(Protocol):
     def get_activity(self, activity_id: str) -> Activity | None: ...
     def order_of_activity(self, activity_id: str) -> str | None: ...
     def activity_by_external_id(self, owner: str, external_id: str) -> tuple[str, str] | None: ...
-    def waiting_at(self, owner: str) -> list[str]:
-        """Ids of the activities waiting on `owner` for an order it has taken (one with its id)."""
+    def waiting_at(self, owner: str, kind: ActivityKind) -> list[tuple[str, bool]]:
+        """The `kind` activities waiting on `owner` for an order it has taken (one with its id): each
+        as (activity id, whether it is a withdrawal step, whose order is a cancel task)."""
         ...
 
     def park_notification(
@@ -322,6 +324,11 @@ class Transaction(Protocol):
     def record_changes(self, order_id: str, changes: list[Change]) -> None: ...
     def schedule_job(self, request: JobRequest, *, now: datetime, replace: bool = True) -> None: ...
     def cancel_job(self, kind: str, key: str) -> None: ...
+    def run_job_now(self, kind: str, key: str, *, now: datetime) -> None:
+        """Bring a pending job forward to `now` (a running one runs again when it ends); its attempts
+        and backoff stay. Nothing when there is no such job."""
+        ...
+
     def release_job(
         self,
         kind: str,

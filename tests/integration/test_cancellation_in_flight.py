@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from provtrack.domain.catalog import ActivityKind
 from provtrack.domain.clock import format_datetime
+from provtrack.services import hub_subscriptions
+from provtrack.services.ports import DownstreamSubscription
 from tests.integration.cancellation_harness import (
     Cancelling,
     assert_outcome_matches,
@@ -333,3 +336,39 @@ def test_a_forged_cancel_task_notification_is_read_back_at_the_system_and_change
     cancelling.worker.run_until_idle()
     assert cancelling.state(order_id) == "pendingCancellation"
     assert cancelling.steps(order_id)[0]["state"] == "inProgress"
+
+
+def test_a_cancel_task_that_ended_while_no_subscription_existed_is_read_once_one_is_made(
+    cancelling: Cancelling,
+) -> None:
+    cancelling.slow("iptv-entitlement")
+    cancelling.simulator.behaviour.cancel_delay = 3600
+    order_id = cancelling.create(one_item("tv"))
+    cancelling.cancel(order_id)
+    cancelling.run_until(lambda: "externalId" in cancelling.steps(order_id)[0])
+    cancelling.simulator.subscribers["activation"].clear()  # the system lost our subscription
+    [task] = cancelling.simulator.cancellations.values()
+    task.due = 0.0  # ... and then carried the cancellation out, telling nobody
+    cancelling.simulator.orders[("activation", task.document["resourceOrder"]["id"])].cancelled_at = 0.0
+    cancelling.worker.run_until_idle()
+    assert cancelling.state(order_id) == "pendingCancellation"
+
+    now = cancelling.clock()
+    hub = DownstreamSubscription("activation", "hub-2", "http://provtrack.invalid/cb", "http://sim.invalid")
+    kind = ActivityKind.RESOURCE_ORDER
+    read_again = hub_subscriptions.record_subscription(
+        cancelling.store, hub, owner="activation", kind=kind, poll_job="provisioning.poll", now=now
+    )
+
+    # Each read by its own job, due now: the withdrawal's cancel task, and the order it stops.
+    [step] = cancelling.steps(order_id)
+    stopped = cancelling.activity(order_id, "entitle-tv")
+    due = format_datetime(now)
+    [follow] = cancelling.store.pending_jobs(kind="cancellation.followWithdrawal")
+    polls = cancelling.store.pending_jobs(kind="provisioning.poll")
+    assert read_again == 2
+    assert (follow["key"], follow["due_at"]) == (step["id"], due)
+    assert [(p["key"], p["due_at"]) for p in polls] == [(stopped["id"], due)]
+    cancelling.run_until(lambda: cancelling.state(order_id) == "cancelled")  # the clock stands still
+    assert cancelling.steps(order_id)[0]["state"] == "done"
+    assert cancelling.clock() == now

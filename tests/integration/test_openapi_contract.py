@@ -116,12 +116,15 @@ def test_every_operation_that_reads_a_body_declares_it(document: dict[str, Any])
 
 
 # A validation failure is a TMF630 400, never FastAPI's 422: 422 is only the Idempotency-Key reused
-# (docs/security.md) and a TMF652 notification its system does not confirm.
+# (docs/security.md) and a TMF652 notification (of a resource order or a cancel task) its system
+# does not confirm.
 ANSWERS_422 = {
     f"post {BASE}/serviceOrder",
     f"post {BASE}/cancelServiceOrder",
     f"post {BASE}/hub",
     "post /provtrack/v1/tmf652/{system}/{token}/listener/{event_type}",
+    "post /provtrack/v1/tmf652/{system}/{token}/listener/cancelResourceOrderCreateEvent",
+    "post /provtrack/v1/tmf652/{system}/{token}/listener/cancelResourceOrderStateChangeEvent",
 }
 
 

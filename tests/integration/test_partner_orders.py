@@ -165,3 +165,20 @@ def test_a_partner_that_wants_credentials_gets_them_from_the_environment(
     monkeypatch.setenv("PROVTRACK_TEST_LOGISTICS_TOKEN", "s3cret")
     c.run_until(lambda: bool(c.tasks(serviceOrderId=order_id)), step_seconds=5)
     assert c.partners.posts_received == 1
+
+
+def test_partner_orders_are_read_at_once_when_a_new_subscription_is_made(coordination: Coordination) -> None:
+    c = coordination
+    c.partners.subscribers["wholesale-access"].clear()  # the partner lost our subscription
+    c.partners.behaviour.day_seconds = DAY
+    order_id = c.create(order(item("access")))
+    c.worker.run_until_idle()
+    assert c.activity(order_id, "access")["externalState"] == "acknowledged"
+    c.partner_time[0] = 11 * DAY  # done at the partner, which tells nobody
+    c.worker.run_until_idle()
+    assert c.state(order_id) == "inProgress"
+
+    c.assembly.start()  # as every start: the subscription is made again, and the order read at once
+    c.run_until(lambda: c.state(order_id) == "completed")  # the clock stands still: no safety poll
+
+    assert len(c.partners.subscribers["wholesale-access"]) == 1

@@ -25,7 +25,8 @@ from sqlalchemy import (
 
 from provtrack.adapters.store.prepared import Prepared
 from provtrack.adapters.store.tables import AutoId, metadata
-from provtrack.domain.activities import ACTIVITY_TERMINAL, OPEN, Activity
+from provtrack.domain.activities import ACTIVITY_TERMINAL, OPEN, Activity, waiting_of
+from provtrack.domain.catalog import ActivityKind
 from provtrack.domain.plan import Plan
 from provtrack.services.ports import ConcurrentUpdate
 
@@ -235,15 +236,15 @@ class SqlPlans:
         ).first()
         return None if row is None else (str(row.id), str(row.service_order_id))
 
-    def waiting_at(self, owner: str) -> list[str]:
+    def waiting_at(self, owner: str, kind: ActivityKind) -> list[tuple[str, bool]]:
         rows = self.conn.execute(
-            select(activity.c.id).where(
+            select(activity.c.document).where(
                 activity.c.state.in_(sorted(s.value for s in OPEN)),
                 activity.c.owner == owner,
                 activity.c.external_id.is_not(None),
             )
         )
-        return [str(row.id) for row in rows]
+        return waiting_of((orjson.loads(row.document) for row in rows), kind)
 
     def park_notification(
         self, owner: str, external_id: str, state: str, reason: str | None, now: str

@@ -364,6 +364,10 @@ class SqlTransaction:
     def cancel_job(self, kind: str, key: str) -> None:
         self.write(lambda conn: jobs.cancel(conn, kind, key))
 
+    def run_job_now(self, kind: str, key: str, *, now: datetime) -> None:
+        self.write(lambda conn: jobs.run_now(conn, kind, now=now, key=key))
+        self.scheduled_jobs = True
+
     def release_job(
         self,
         kind: str,
