@@ -194,6 +194,7 @@ class Assembly:
                 self.catalog,
                 PartnerOrderingClient(timeout=settings.downstream_timeout_seconds),
                 listener_base_url=settings.listener_base_url(),
+                clock=self.clock,
             ),
             CancellationEngine(
                 self.store,

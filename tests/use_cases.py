@@ -4,6 +4,7 @@ that makes a store of its kind with the given after-change hooks."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 from provtrack.adapters.catalog_file import parse_catalog_text
 from provtrack.adapters.policy_file import parse_policy_text
 from provtrack.domain.catalog import ActivityKind
-from provtrack.domain.clock import format_datetime
+from provtrack.domain.clock import format_datetime, parse_datetime
 from provtrack.domain.model import Change, ServiceOrder
 from provtrack.domain.patching import NotPatchable
 from provtrack.domain.plan import Plan
@@ -497,4 +498,59 @@ def test_a_new_hub_subscription_reads_again_what_waits_at_its_system(stores: Sto
     assert waiting == sorted([(activating["id"], False), (stop["id"], True)])
     assert partner_orders == []
     assert read_again == 2
-    assert hub_subscriptions.downstream_subscription(store, "inventory") == hub
+    assert hub_subscriptions.downstream_subscription(store, "inventory") == dataclasses.replace(
+        hub, made_at=format_datetime(T0)
+    )
+
+
+HUB_CATALOG = parse_catalog_text(
+    """
+systems:
+  activation:
+    url: http://127.0.0.1:9/activation/tmf-api/resourceOrderingManagement/v4
+    progress: hub
+    pollInterval: PT5M
+services:
+  fibre:
+    add:
+      - {id: activate-line, system: activation, resourceSpecification: broadband-profile, expectedDuration: PT1H}
+""",
+    source="use-case-hub-catalog.yaml",
+)
+
+
+def _poll_due(store: Store, activity_id: str) -> datetime:
+    """When the activity's poll job is due (the stores list their jobs each their own way)."""
+    for job in store.pending_jobs(kind=provisioning.POLL_JOB):  # type: ignore[attr-defined]
+        key, due = (job["key"], job["due_at"]) if isinstance(job, dict) else (job.key, job.due_at)
+        if key == activity_id:
+            return due if isinstance(due, datetime) else parse_datetime(due)
+    raise AssertionError(f"no poll job for {activity_id}")
+
+
+def test_an_answer_recorded_after_a_new_subscription_is_read_at_once(stores: StoreFactory) -> None:
+    """A send under way when the subscription was made: the system may have notified (nobody)
+    before the subscription's own read, which came before the answer recorded the order's id."""
+    store = stores(())
+    minute = timedelta(minutes=1)
+    before = orders.create_order(store, fibre(), ctx=ctx())
+    provisioning.plan_order(store, before.id, HUB_CATALOG, ctx=ctx(T0))
+    hub = DownstreamSubscription("activation", "hub-1", "http://provtrack.invalid/cb", "http://sim.invalid")
+    kind = ActivityKind.RESOURCE_ORDER
+    poll = provisioning.POLL_JOB
+    hub_subscriptions.record_subscription(
+        store, hub, owner="activation", kind=kind, poll_job=poll, now=T0 + minute
+    )
+    after = orders.create_order(store, fibre(), ctx=ctx(T0 + 2 * minute))
+    provisioning.plan_order(store, after.id, HUB_CATALOG, ctx=ctx(T0 + 2 * minute))
+
+    answered = T0 + 3 * minute
+    for n, order in enumerate((before, after)):
+        activity = _named(store, order.id, "activate-line")
+        answer = {"id": f"RO-{n}", "state": "inProgress"}
+        provisioning.record_resource_order(
+            store, activity["id"], activity["attempt"], answer, HUB_CATALOG, ctx=ctx(answered)
+        )
+
+    assert _poll_due(store, _named(store, before.id, "activate-line")["id"]) == answered  # read now
+    assert _poll_due(store, _named(store, after.id, "activate-line")["id"]) == answered + 5 * minute

@@ -7,6 +7,7 @@ lease that expired) is never repeated into a second order at the partner.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 import structlog
@@ -35,11 +36,13 @@ class PartnerEngine:
         client: PartnerOrderingClient,
         *,
         listener_base_url: str | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.store = store
         self.catalog = catalog
         self.client = client
         self.listener_base_url = listener_base_url.rstrip("/") if listener_base_url else None
+        self.clock = clock  # when a subscription was made: after the hub answered, not the job's start
 
     def handlers(self) -> dict[str, Handler]:
         return {DISPATCH_JOB: self.send, POLL_JOB: self.read, SUBSCRIBE_JOB: self.subscribe}
@@ -122,7 +125,7 @@ class PartnerEngine:
                 owner=partner.name,
                 kind=ActivityKind.PARTNER_ORDER,
                 poll_job=POLL_JOB,
-                now=now,
+                now=self.clock() if self.clock is not None else now,
             )
             log.info(
                 "subscribed to partner order notifications",

@@ -274,7 +274,7 @@ class ProvisioningEngine:
                 owner=system.name,
                 kind=ActivityKind.RESOURCE_ORDER,
                 poll_job=provisioning.POLL_JOB,
-                now=now,
+                now=self.clock() if self.clock is not None else now,  # after the hub answered
             )
             log.info(
                 "subscribed to resource order notifications",

@@ -7,10 +7,11 @@ every order still waiting on that system or partner, rather than at its safety p
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 
 from provtrack.domain.catalog import ActivityKind, Catalog, Progress
-from provtrack.domain.clock import parse_datetime
+from provtrack.domain.clock import format_datetime, parse_datetime
 from provtrack.domain.jobs import JobRequest
 from provtrack.services.ports import Context, DownstreamSubscription, Store
 from provtrack.services.provisioning import SUBSCRIBE_JOB, UNSUBSCRIBE_JOB
@@ -54,9 +55,10 @@ def record_subscription(
     each order `owner` holds for us (the `poll_job` of a `kind` activity, the follow job of a
     withdrawal step's cancel task): what it notified before this moment went nowhere. Each job keeps
     its attempts and backoff; the worker's threads bound how many reads run at once. Returns how
-    many orders are read again."""
+    many orders are read again. The subscription keeps when it was made: a send still unanswered now
+    is read once its answer is recorded (`provisioning.read_now_if_subscribed_since`)."""
     with store.transaction(write=True) as tx:
-        tx.subscriptions.put(subscription)
+        tx.subscriptions.put(dataclasses.replace(subscription, made_at=format_datetime(now)))
         waiting = tx.plans.waiting_at(owner, kind)
         for activity_id, withdrawal in waiting:
             tx.run_job_now(WITHDRAWAL_FOLLOW_JOB if withdrawal else poll_job, activity_id, now=now)

@@ -189,6 +189,7 @@ class DownstreamSubscription:
     hub_id: str
     callback: str  # where the system sends our notifications
     base_url: str  # the system's API when we subscribed (a catalog edit may move it)
+    made_at: str | None = None  # when; None for one made before this was kept (migration 0013)
 
 
 class DownstreamSubscriptions(Protocol):

@@ -229,6 +229,8 @@ def record_resource_order(
                 started += _apply_state(plan, order, activity, state, parked_reason, ctx=ctx)
         dispatch_now = hand_out(tx, order, plan, started, ctx, lease=lease)
         _follow(tx, activity, catalog, ctx, followed=followed)
+        if system is not None and system.progress is Progress.HUB:
+            read_now_if_subscribed_since(tx, activity, activity.owner, POLL_JOB, ctx)
         return dispatch_now
 
     return change_plan(store, order_id or order_of(store, activity_id), change, catalog=catalog, ctx=ctx)
@@ -435,6 +437,19 @@ def _follow(tx: Transaction, activity: Activity, catalog: Catalog, ctx: Context,
     interval = system.poll_interval if system is not None else timedelta(minutes=1)
     now = _now(ctx)
     tx.schedule_job(JobRequest(POLL_JOB, activity.id, now + interval), now=now)
+
+
+def read_now_if_subscribed_since(
+    tx: Transaction, activity: Activity, subscription: str, poll_job: str, ctx: Context
+) -> None:
+    """The answer to an activity's send is recorded: if our hub subscription at its owner was made
+    after the activity started, the owner may have notified before it (to nobody) and the read that
+    followed the subscription came before this answer. Its `poll_job` then runs now."""
+    known = tx.subscriptions.get(subscription)
+    if known is None or known.made_at is None or activity.actual_start is None:
+        return  # not subscribed yet (the subscription will read it), or subscribed long before
+    if known.made_at >= activity.actual_start and activity.state in OPEN and activity.external_id:
+        tx.run_job_now(poll_job, activity.id, now=_now(ctx))
 
 
 def _reason(resource_order: dict[str, Any]) -> str | None:

@@ -3,9 +3,9 @@ and reuses the one it has instead of subscribing again (docs/engine.md)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Column, Connection, Table, Text, delete, insert, select, update
+from sqlalchemy import Column, Connection, Row, Table, Text, delete, insert, select, update
 
 from provtrack.adapters.store.tables import metadata
 from provtrack.services.ports import DownstreamSubscription
@@ -20,6 +20,7 @@ downstream_subscription = Table(
     Column("hub_id", Text, nullable=False),
     Column("callback", Text, nullable=False),
     Column("base_url", Text, nullable=False),
+    Column("made_at", Text),
 )
 
 
@@ -31,23 +32,20 @@ class SqlDownstreamSubscriptions:
         row = self.tx.conn.execute(
             select(downstream_subscription).where(downstream_subscription.c.system == system)
         ).first()
-        return (
-            None
-            if row is None
-            else DownstreamSubscription(row.system, row.hub_id, row.callback, row.base_url)
-        )
+        return None if row is None else _subscription(row)
 
     def all(self) -> list[DownstreamSubscription]:
         rows = self.tx.conn.execute(
             select(downstream_subscription).order_by(downstream_subscription.c.system)
         )
-        return [DownstreamSubscription(r.system, r.hub_id, r.callback, r.base_url) for r in rows]
+        return [_subscription(r) for r in rows]
 
     def put(self, subscription: DownstreamSubscription) -> None:
         values = {
             "hub_id": subscription.hub_id,
             "callback": subscription.callback,
             "base_url": subscription.base_url,
+            "made_at": subscription.made_at,
         }
 
         def put(conn: Connection) -> None:
@@ -63,3 +61,7 @@ class SqlDownstreamSubscriptions:
     def forget(self, system: str) -> None:
         table = downstream_subscription
         self.tx.write(lambda conn: conn.execute(delete(table).where(table.c.system == system)))
+
+
+def _subscription(row: Row[Any]) -> DownstreamSubscription:
+    return DownstreamSubscription(row.system, row.hub_id, row.callback, row.base_url, row.made_at)
