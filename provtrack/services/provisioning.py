@@ -448,7 +448,7 @@ def read_now_if_subscribed_since(
     known = tx.subscriptions.get(subscription)
     if known is None or known.made_at is None or activity.actual_start is None:
         return  # not subscribed yet (the subscription will read it), or subscribed long before
-    if known.made_at >= activity.actual_start and activity.state in OPEN and activity.external_id:
+    if known.made_at > activity.actual_start and activity.state in OPEN and activity.external_id:
         tx.run_job_now(poll_job, activity.id, now=_now(ctx))
 
 
