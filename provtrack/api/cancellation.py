@@ -19,9 +19,9 @@ from provtrack.api.http import context, json_response, read_json
 from provtrack.api.openapi import answers, body
 from provtrack.api.security import principal_of, require_listener_token
 from provtrack.domain.catalog import Catalog
+from provtrack.domain.partners import partner_subscription_key
 from provtrack.domain.product_orders import read_event
 from provtrack.services import access, cancellation, product_orders, withdrawals
-from provtrack.services.hub_subscriptions import partner_subscription_key
 
 PREFIX = "/provtrack/v1"
 router = APIRouter(prefix=PREFIX, tags=["provtrack cancellation (extension)"])

@@ -27,9 +27,9 @@ from provtrack.api.http import base_url, context, json_response, read_json
 from provtrack.api.openapi import answers, body, header, page_answers, task_list_parameters
 from provtrack.api.security import require_listener_token
 from provtrack.domain.catalog import Catalog
+from provtrack.domain.partners import partner_subscription_key
 from provtrack.domain.tasks import TASK_FINAL, TaskState
 from provtrack.services import partners, tasks
-from provtrack.services.hub_subscriptions import partner_subscription_key
 from provtrack.services.ports import TaskSelection
 
 PREFIX = "/provtrack/v1"

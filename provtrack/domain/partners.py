@@ -17,7 +17,7 @@ from typing import Any
 
 from provtrack.domain import plan as planning
 from provtrack.domain.activities import Activity
-from provtrack.domain.catalog import Progress
+from provtrack.domain.catalog import ActivityKind, Catalog, Progress
 from provtrack.domain.clock import InvalidDateTime, normalise_datetime
 from provtrack.domain.model import Change, EventType, OrderEvent, ServiceOrder
 from provtrack.domain.plan import Plan
@@ -25,6 +25,24 @@ from provtrack.domain.plan import Plan
 DISPATCH_JOB = "partners.dispatch"  # key: activity id; looks the order up, then POSTs it if absent
 POLL_JOB = "partners.poll"  # key: activity id; reads the partner's order (after a notification, or safety)
 SUBSCRIBE_JOB = "partners.subscribe"  # key: partner name; registers our listener with its hub
+PARTNER_PREFIX = "partner:"  # partners' hub subscriptions share the table with systems', under this prefix
+
+
+def partner_subscription_key(partner: str) -> str:
+    return f"{PARTNER_PREFIX}{partner}"
+
+
+def hub_subscription_of(activity: Activity, catalog: Catalog) -> str | None:
+    """Our hub subscription that hears about the activity's order at its owner: the system's (a
+    resource order or its withdrawal), the partner's; None when the owner is polled, or a person."""
+    if activity.kind is ActivityKind.RESOURCE_ORDER:
+        system = catalog.systems.get(activity.owner)
+        return activity.owner if system is not None and system.progress is Progress.HUB else None
+    if activity.kind is ActivityKind.PARTNER_ORDER:
+        partner = catalog.partners.get(activity.owner)
+        hub = partner is not None and partner.progress is Progress.HUB
+        return partner_subscription_key(activity.owner) if hub else None
+    return None
 
 
 class Scheme(StrEnum):

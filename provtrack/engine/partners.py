@@ -18,7 +18,7 @@ from provtrack.adapters.tmf652 import DownstreamRefused, DownstreamUnavailable
 from provtrack.domain.catalog import ActivityKind, Catalog
 from provtrack.domain.clock import format_datetime
 from provtrack.domain.jobs import GiveUp, Job, RetryLater
-from provtrack.domain.partners import DISPATCH_JOB, POLL_JOB, SUBSCRIBE_JOB, Partner
+from provtrack.domain.partners import DISPATCH_JOB, POLL_JOB, SUBSCRIBE_JOB, Partner, partner_subscription_key
 from provtrack.engine.worker import Handler
 from provtrack.services import access, hub_subscriptions, partners
 from provtrack.services.ports import ActivityNotFound, Context, DownstreamSubscription, OrderNotFound, Store
@@ -98,7 +98,7 @@ class PartnerEngine:
         _catalog, partner = self._partner(job.key)
         if self.listener_base_url is None:
             return
-        key = hub_subscriptions.partner_subscription_key(partner.name)
+        key = partner_subscription_key(partner.name)
         # The callback carries the partner's listener token: only who has it can notify us.
         token = access.listener_token(self.store, key, now=now)
         callback = f"{self.listener_base_url}{LISTENER_PATH}/{partner.name}/{token}"

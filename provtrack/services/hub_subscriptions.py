@@ -13,15 +13,10 @@ from datetime import datetime
 from provtrack.domain.catalog import ActivityKind, Catalog, Progress
 from provtrack.domain.clock import format_datetime, parse_datetime
 from provtrack.domain.jobs import JobRequest
+from provtrack.domain.partners import PARTNER_PREFIX
 from provtrack.services.ports import Context, DownstreamSubscription, Store
 from provtrack.services.provisioning import SUBSCRIBE_JOB, UNSUBSCRIBE_JOB
 from provtrack.services.withdrawals import FOLLOW_JOB as WITHDRAWAL_FOLLOW_JOB
-
-PARTNER_PREFIX = "partner:"  # partners' hub subscriptions share the table, under this prefix
-
-
-def partner_subscription_key(partner: str) -> str:
-    return f"{PARTNER_PREFIX}{partner}"
 
 
 def subscribe_to_hubs(store: Store, catalog: Catalog, *, ctx: Context) -> None:

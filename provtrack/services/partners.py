@@ -22,7 +22,6 @@ from provtrack.domain.model import Change, ServiceOrder
 from provtrack.domain.partners import DISPATCH_JOB, POLL_JOB, SUBSCRIBE_JOB, PartnerReport
 from provtrack.domain.plan import Plan
 from provtrack.services import provisioning
-from provtrack.services.hub_subscriptions import partner_subscription_key
 from provtrack.services.ports import Context, Store, Transaction
 from provtrack.services.provisioning import change_plan, hand_out
 
@@ -92,8 +91,7 @@ def record_partner_order(
                 Change(activity.subject, "externalId", None, activity.external_id, ctx.now, ctx.actor)
             )
         _apply(tx, order, plan, activity, partner_order, catalog, ctx)
-        subscription = partner_subscription_key(activity.owner)
-        provisioning.read_now_if_subscribed_since(tx, activity, subscription, POLL_JOB, ctx)
+        provisioning.read_now_if_subscribed_since(tx, activity, POLL_JOB, catalog, ctx)
 
     change_plan(store, send.order_id, change, ctx=ctx, catalog=catalog)
 

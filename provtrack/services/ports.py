@@ -330,6 +330,14 @@ class Transaction(Protocol):
         and backoff stay. Nothing when there is no such job."""
         ...
 
+    def run_job_if_subscribed_since(
+        self, subscription: str, since: str, kind: str, key: str, *, now: datetime
+    ) -> None:
+        """`run_job_now` if our hub subscription `subscription` was made after `since`, decided in
+        commit order with the transaction that records the subscription (`subscriptions.put`): of
+        two such transactions at once, the later sees what the earlier wrote."""
+        ...
+
     def release_job(
         self,
         kind: str,

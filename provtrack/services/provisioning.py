@@ -25,7 +25,7 @@ from provtrack.domain.clock import parse_datetime
 from provtrack.domain.jobs import JobRequest, Lease
 from provtrack.domain.model import Change, ServiceOrder
 from provtrack.domain.partners import DISPATCH_JOB as PARTNER_DISPATCH_JOB
-from provtrack.domain.partners import partner_order_request
+from provtrack.domain.partners import hub_subscription_of, partner_order_request
 from provtrack.domain.plan import OrderNotFeasible, Plan
 from provtrack.domain.plan_building import template_values
 from provtrack.domain.query import Condition, Query, SortKey, Value
@@ -229,8 +229,7 @@ def record_resource_order(
                 started += _apply_state(plan, order, activity, state, parked_reason, ctx=ctx)
         dispatch_now = hand_out(tx, order, plan, started, ctx, lease=lease)
         _follow(tx, activity, catalog, ctx, followed=followed)
-        if system is not None and system.progress is Progress.HUB:
-            read_now_if_subscribed_since(tx, activity, activity.owner, POLL_JOB, ctx)
+        read_now_if_subscribed_since(tx, activity, POLL_JOB, catalog, ctx)
         return dispatch_now
 
     return change_plan(store, order_id or order_of(store, activity_id), change, catalog=catalog, ctx=ctx)
@@ -440,16 +439,19 @@ def _follow(tx: Transaction, activity: Activity, catalog: Catalog, ctx: Context,
 
 
 def read_now_if_subscribed_since(
-    tx: Transaction, activity: Activity, subscription: str, poll_job: str, ctx: Context
+    tx: Transaction, activity: Activity, poll_job: str, catalog: Catalog, ctx: Context
 ) -> None:
     """The answer to an activity's send is recorded: if our hub subscription at its owner was made
-    after the activity started, the owner may have notified before it (to nobody) and the read that
-    followed the subscription came before this answer. Its `poll_job` then runs now."""
-    known = tx.subscriptions.get(subscription)
-    if known is None or known.made_at is None or activity.actual_start is None:
-        return  # not subscribed yet (the subscription will read it), or subscribed long before
-    if known.made_at > activity.actual_start and activity.state in OPEN and activity.external_id:
-        tx.run_job_now(poll_job, activity.id, now=_now(ctx))
+    after the activity started, the owner may have notified before it (to nobody), and the read that
+    followed the subscription came before the activity had its downstream id: its `poll_job` runs
+    now. The store decides in commit order with the subscription's own transaction (one of the two
+    sees the other); a subscription not made yet will read the activity itself."""
+    subscription = hub_subscription_of(activity, catalog)
+    if subscription is None or activity.actual_start is None:
+        return
+    if activity.state in OPEN and activity.external_id:
+        now = _now(ctx)
+        tx.run_job_if_subscribed_since(subscription, activity.actual_start, poll_job, activity.id, now=now)
 
 
 def _reason(resource_order: dict[str, Any]) -> str | None:

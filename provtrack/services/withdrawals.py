@@ -24,7 +24,13 @@ from provtrack.domain.model import Change, ServiceOrder
 from provtrack.domain.partners import POLL_JOB as PARTNER_POLL_JOB
 from provtrack.domain.plan import Plan
 from provtrack.services.ports import Context, Store, Transaction
-from provtrack.services.provisioning import POLL_JOB, change_plan, hand_out, order_of
+from provtrack.services.provisioning import (
+    POLL_JOB,
+    change_plan,
+    hand_out,
+    order_of,
+    read_now_if_subscribed_since,
+)
 
 FOLLOW_JOB = "cancellation.followWithdrawal"  # key: withdrawal step id; its cancel task, polled
 DEFAULT_FOLLOW = timedelta(minutes=1)  # without the system or partner in the catalog
@@ -160,6 +166,7 @@ def record_withdrawal_sent(
         step.characteristics = {**step.characteristics, TARGET[step.kind]: resource_order_id}
         plan.changes.append(_change(step, "externalId", None, step.external_id, ctx))
         _apply_cancellation_state(tx, order, plan, step, cancellation, catalog=catalog, ctx=ctx)
+        read_now_if_subscribed_since(tx, step, FOLLOW_JOB, catalog, ctx)  # a cancel sent as we subscribed
 
     change_plan(store, request.order_id, change, ctx=ctx)
 

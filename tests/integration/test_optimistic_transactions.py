@@ -17,8 +17,9 @@ from sqlalchemy import Connection, bindparam, insert
 
 from provtrack.adapters.catalog_file import parse_catalog_text
 from provtrack.adapters.store.prepared import Prepared
-from provtrack.adapters.store.repository import SqlStore, SqlTransaction
+from provtrack.adapters.store.repository import SqlStore
 from provtrack.adapters.store.tables import audit_record
+from provtrack.adapters.store.transaction import SqlTransaction
 from provtrack.domain.clock import format_datetime
 from provtrack.domain.jobs import JobRequest
 from provtrack.domain.model import Change

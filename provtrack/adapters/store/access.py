@@ -10,7 +10,7 @@ from provtrack.adapters.store.tables import cancel_service_order, metadata, serv
 from provtrack.domain.access import ApiKey
 
 if TYPE_CHECKING:
-    from provtrack.adapters.store.repository import SqlTransaction
+    from provtrack.adapters.store.transaction import SqlTransaction
 
 api_key = Table(
     "api_key",

@@ -20,7 +20,7 @@ from provtrack.domain.states import TaskState
 from provtrack.services.ports import ConcurrentUpdate
 
 if TYPE_CHECKING:
-    from provtrack.adapters.store.repository import SqlTransaction
+    from provtrack.adapters.store.transaction import SqlTransaction
 
 # One row per (product order, service order) whose cancellation opened a task: a product-order event
 # delivered twice, or out of order, finds its row and opens nothing again.

@@ -35,7 +35,7 @@ from provtrack.services.dashboard import FalloutRow, SubscriptionHealth
 from provtrack.services.ports import Page
 
 if TYPE_CHECKING:
-    from provtrack.adapters.store.repository import SqlTransaction
+    from provtrack.adapters.store.transaction import SqlTransaction
 
 # The dashboard filters on the jeopardy level now too; the TMF641 API keeps to the document.
 DASHBOARD_COLUMNS = {**ORDER_COLUMNS, ("jeopardyLevel",): "jeopardy_level"}

@@ -25,7 +25,7 @@ from provtrack.adapters.store.tables import metadata
 from provtrack.domain.idempotency import Answer, ClaimLost, KeyInUse, KeyRecord
 
 if TYPE_CHECKING:
-    from provtrack.adapters.store.repository import SqlTransaction
+    from provtrack.adapters.store.transaction import SqlTransaction
 
 idempotency_key = Table(
     "idempotency_key",

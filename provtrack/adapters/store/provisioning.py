@@ -31,7 +31,7 @@ from provtrack.domain.plan import Plan
 from provtrack.services.ports import ConcurrentUpdate
 
 if TYPE_CHECKING:
-    from provtrack.adapters.store.repository import SqlTransaction
+    from provtrack.adapters.store.transaction import SqlTransaction
 
 provisioning_plan = Table(
     "provisioning_plan",

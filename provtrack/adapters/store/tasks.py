@@ -30,7 +30,7 @@ from provtrack.domain.work_groups import WorkGroup
 from provtrack.services.ports import ConcurrentUpdate, TaskSelection
 
 if TYPE_CHECKING:
-    from provtrack.adapters.store.repository import SqlTransaction
+    from provtrack.adapters.store.transaction import SqlTransaction
 
 manual_task = Table(
     "manual_task",
