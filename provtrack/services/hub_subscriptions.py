@@ -46,15 +46,21 @@ def record_subscription(
     poll_job: str,
     now: datetime,
 ) -> int:
-    """Keep a new subscription, and in the same transaction bring forward to now the job that reads
-    each order `owner` holds for us (the `poll_job` of a `kind` activity, the follow job of a
-    withdrawal step's cancel task): what it notified before this moment went nowhere. Each job keeps
-    its attempts and backoff; the worker's threads bound how many reads run at once. Returns how
-    many orders are read again. The subscription keeps when it was made: a send still unanswered now
-    is read once its answer is recorded (`provisioning.read_now_if_subscribed_since`)."""
+    """Keep a new subscription, then bring forward to now the job that reads each order `owner`
+    holds for us (the `poll_job` of a `kind` activity, the follow job of a withdrawal step's cancel
+    task): what it notified before this moment went nowhere. Each job keeps its attempts and
+    backoff; the worker's threads bound how many reads run at once. Returns how many orders are read
+    again. The subscription keeps when it was made: a send still unanswered now is read once its
+    answer is recorded (`provisioning.read_now_if_subscribed_since`).
+
+    Two transactions: the first records the subscription and finds what waits (on PostgreSQL under
+    the subscription's lock, which an answer recorded meanwhile waits for); the second moves the
+    jobs, holding no such lock, so it never waits on a job row while an answer holding that row waits
+    on the lock."""
     with store.transaction(write=True) as tx:
         tx.subscriptions.put(dataclasses.replace(subscription, made_at=format_datetime(now)))
         waiting = tx.plans.waiting_at(owner, kind)
+    with store.transaction(write=True) as tx:
         for activity_id, withdrawal in waiting:
             tx.run_job_now(WITHDRAWAL_FOLLOW_JOB if withdrawal else poll_job, activity_id, now=now)
     return len(waiting)
