@@ -82,24 +82,32 @@ def test_on_postgresql_an_answer_waits_for_a_subscription_being_recorded(store: 
     answered = T0 + 2 * minute
     hub = DownstreamSubscription("activation", "hub-1", "http://provtrack.invalid/cb", "http://sim.invalid")
 
+    failed: list[BaseException] = []
+
     def record_answer() -> None:
         answer = {"id": "RO-1", "state": "inProgress"}
-        provisioning.record_resource_order(
-            store, activity["id"], activity["attempt"], answer, HUB_CATALOG, ctx=ctx(answered)
-        )
+        try:
+            provisioning.record_resource_order(
+                store, activity["id"], activity["attempt"], answer, HUB_CATALOG, ctx=ctx(answered)
+            )
+        except BaseException as exc:  # shown by the test, not lost with the thread
+            failed.append(exc)
 
     answering = threading.Thread(target=record_answer)
     with store.transaction(write=True) as tx:
         tx.subscriptions.put(dataclasses.replace(hub, made_at=format_datetime(T0 + minute)))
+        backend = int(tx.conn.exec_driver_sql("SELECT pg_backend_pid()").scalar() or 0)
         answering.start()
-        wait_for(lambda: _advisory_lock_waits(store) >= 1, timeout=10, what="the answer to wait")
+        wait_for(lambda: _waiting_on(store, backend) >= 1, timeout=10, what="the answer to wait")
         assert tx.plans.waiting_at("activation", ActivityKind.RESOURCE_ORDER) == []  # not committed
     answering.join()
 
+    assert failed == []
     assert _poll_due(store, activity["id"]) == answered
 
 
-def _advisory_lock_waits(store: SqlStore) -> int:
+def _waiting_on(store: SqlStore, backend: int) -> int:
+    """How many lock requests wait on the PostgreSQL backend `backend` (whatever other tests do)."""
+    query = "SELECT count(*) FROM pg_locks WHERE NOT granted AND %(pid)s = ANY(pg_blocking_pids(pid))"
     with store.engine.connect() as conn:
-        query = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-        return int(conn.exec_driver_sql(query).scalar() or 0)
+        return int(conn.exec_driver_sql(query, {"pid": backend}).scalar() or 0)
