@@ -83,6 +83,12 @@ def create_app(
     app.state.authenticator = authenticator or Tokens(
         store, clock=clock, cache_seconds=settings.auth_cache_seconds
     )
+    _install(app, settings)
+    return app
+
+
+def _install(app: FastAPI, settings: Settings) -> None:
+    """The routes, the error handlers, the OpenAPI document and docs, and the ASGI layers."""
     app.include_router(service_orders.router)
     hub.install(app)
     install_cancellation(app)
@@ -102,4 +108,3 @@ def create_app(
     app.add_middleware(InputGuard)
     app.add_middleware(RequestMetrics)
     app.add_middleware(RequestContext, access_log=settings.access_log)  # outermost: its ids on every line
-    return app

@@ -28,60 +28,62 @@ if TYPE_CHECKING:
 BASE_PATH = "/tmf-api/serviceOrdering/v4"
 
 
+HostOption = Annotated[
+    str | None,
+    typer.Option(help="address to listen on (env: PROVTRACK_HOST; default 127.0.0.1)", show_default=False),
+]
+PortOption = Annotated[
+    int | None,
+    typer.Option(help="port to listen on (env: PROVTRACK_PORT; default 8641)", show_default=False),
+]
+DemoOption = Annotated[
+    bool,
+    typer.Option(
+        "--demo",
+        help="demo mode: the shipped catalog, simulated downstream systems and a steady stream of orders",
+    ),
+]
+ServeWorkerOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--worker/--no-worker",
+        help="run the job worker in this process (env: PROVTRACK_SERVE_WORKER; default on); "
+        "--no-worker serves the API only, for deployments with separate `provtrack worker` processes",
+        show_default=False,
+    ),
+]
+ApiProcessesOption = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        min=1,
+        help="API processes sharing the port (env: PROVTRACK_API_PROCESSES; default 1); each runs "
+        "a job worker too unless --no-worker. For PostgreSQL: on SQLite they queue on its one writer",
+        show_default=False,
+    ),
+]
+LiveOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--live/--no-live",
+        help="show orders per state and each state change as they happen (a panel on a terminal, "
+        "lines elsewhere); default on with --demo",
+        show_default=False,
+    ),
+]
+
+
 def serve(  # noqa: PLR0917 - Typer maps each parameter to an option
-    host: Annotated[
-        str | None,
-        typer.Option(
-            help="address to listen on (env: PROVTRACK_HOST; default 127.0.0.1)", show_default=False
-        ),
-    ] = None,
-    port: Annotated[
-        int | None,
-        typer.Option(help="port to listen on (env: PROVTRACK_PORT; default 8641)", show_default=False),
-    ] = None,
+    host: HostOption = None,
+    port: PortOption = None,
     database: DatabaseOption = None,
     catalog: CatalogOption = None,
-    demo: Annotated[
-        bool,
-        typer.Option(
-            "--demo",
-            help="demo mode: the shipped catalog, simulated downstream systems and a steady stream of orders",
-        ),
-    ] = False,
-    worker: Annotated[
-        bool | None,
-        typer.Option(
-            "--worker/--no-worker",
-            help="run the job worker in this process (env: PROVTRACK_SERVE_WORKER; default on); "
-            "--no-worker serves the API only, for deployments with separate `provtrack worker` processes",
-            show_default=False,
-        ),
-    ] = None,
-    workers: Annotated[
-        int | None,
-        typer.Option(
-            "--workers",
-            min=1,
-            help="API processes sharing the port (env: PROVTRACK_API_PROCESSES; default 1); each runs "
-            "a job worker too unless --no-worker. For PostgreSQL: on SQLite they queue on its one writer",
-            show_default=False,
-        ),
-    ] = None,
-    live: Annotated[
-        bool | None,
-        typer.Option(
-            "--live/--no-live",
-            help="show orders per state and each state change as they happen (a panel on a terminal, "
-            "lines elsewhere); default on with --demo",
-            show_default=False,
-        ),
-    ] = None,
+    demo: DemoOption = False,
+    worker: ServeWorkerOption = None,
+    workers: ApiProcessesOption = None,
+    live: LiveOption = None,
 ) -> None:
     """Migrate the database and serve the TMF641 API (docs at /docs)."""
-    import gc
-
-    import uvicorn
-
     from provtrack.bootstrap import Assembly, configure_logging
 
     settings = settings_from(
@@ -105,11 +107,20 @@ def serve(  # noqa: PLR0917 - Typer maps each parameter to an option
     token = _start_demo_clients(assembly) if demo else None
     for line in banner(settings, demo_token=token):
         console.print(line, markup=False, highlight=False)
+    _run_api(assembly, settings, live=demo if live is None else live)
+
+
+def _run_api(assembly: Assembly, settings: Settings, *, live: bool) -> None:
+    """Serve until stopped: uvicorn's API processes, or this one (with its worker unless told not to)."""
+    import gc
+
+    import uvicorn
+
     if settings.api_processes > 1:
         # uvicorn starts the API processes itself; each builds its own assembly from the PROVTRACK_*
         # variables (this one migrated and checked the catalog and policy) and serves on the one port.
         export_settings(settings)
-        with _live_view(assembly.store.engine, settings, on=demo if live is None else live):
+        with _live_view(assembly.store.engine, settings, on=live):
             uvicorn.run(
                 "provtrack.bootstrap:app_from_environment",
                 factory=True,
@@ -127,7 +138,7 @@ def serve(  # noqa: PLR0917 - Typer maps each parameter to an option
     # collection walks only what requests create (it put tens of ms into the dashboard's p99).
     gc.collect()
     gc.freeze()
-    with _live_view(assembly.store.engine, settings, on=demo if live is None else live):
+    with _live_view(assembly.store.engine, settings, on=live):
         uvicorn.run(
             application,
             host=settings.host,

@@ -45,15 +45,7 @@ def simulate(
     import uvicorn
 
     if mode == "partner":
-        from provtrack.simulator.partner_ordering import PartnerBehaviour, PartnerOrderingSimulator
-
-        port = port or 8653
-        partners = PartnerOrderingSimulator(PartnerBehaviour(day_seconds=day_seconds, seed=seed))
-        require_free_port(host, port, "the partner simulator (--port)")
-        console.print(
-            f"provtrack partner simulator on http://{host}:{port}/<partner>/tmf-api/serviceOrdering/v4"
-        )
-        uvicorn.run(partners.app(), host=host, port=port, log_level="warning")
+        _simulate_partners(host, port or 8653, day_seconds=day_seconds, seed=seed)
         return
     if mode != "resource":
         raise typer.BadParameter("--mode is `resource` or `partner`")
@@ -73,6 +65,17 @@ def simulate(
         application.mount(MOUNT, ProductOrderingSimulator().app())
         console.print(f"product ordering (TMF622) on http://{host}:{port}{MOUNT}{BASE}")
     uvicorn.run(application, host=host, port=port, log_level="warning")
+
+
+def _simulate_partners(host: str, port: int, *, day_seconds: float, seed: int | None) -> None:
+    import uvicorn
+
+    from provtrack.simulator.partner_ordering import PartnerBehaviour, PartnerOrderingSimulator
+
+    partners = PartnerOrderingSimulator(PartnerBehaviour(day_seconds=day_seconds, seed=seed))
+    require_free_port(host, port, "the partner simulator (--port)")
+    console.print(f"provtrack partner simulator on http://{host}:{port}/<partner>/tmf-api/serviceOrdering/v4")
+    uvicorn.run(partners.app(), host=host, port=port, log_level="warning")
 
 
 def demo_feed(  # noqa: PLR0917 - Typer maps each parameter to an option

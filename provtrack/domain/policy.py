@@ -134,6 +134,33 @@ def _defaults(
         {"commitment", "overrunThreshold", "margin", "learnedDurations", "pendingAutoCancel"},
         problems,
     )
+    commitments = _commitment_defaults(defaults, problems)
+    overrun = defaults.get("overrunThreshold", 0.25)
+    if not isinstance(overrun, (int, float)) or isinstance(overrun, bool) or overrun < 0:
+        problems.append(
+            Problem(
+                _key_line(defaults, "overrunThreshold"), "overrunThreshold must be a number >= 0, e.g. 0.25"
+            )
+        )
+        overrun = 0.25
+    margin = _duration(defaults, "margin", problems) if "margin" in defaults else timedelta(0)
+    percentile, min_samples = _learned_durations(defaults, problems)
+    auto_cancel = (
+        _duration(defaults, "pendingAutoCancel", problems) if "pendingAutoCancel" in defaults else None
+    )
+    return Policy(
+        rules=rules,
+        contacts=contacts,
+        commitments=tuple(commitments),
+        thresholds=Thresholds(overrun=float(overrun), margin=margin or timedelta(0)),
+        learned_percentile=float(percentile),
+        learned_min_samples=min_samples,
+        pending_auto_cancel=auto_cancel,
+    )
+
+
+def _commitment_defaults(defaults: Mapping[str, Any], problems: list[Problem]) -> list[CommitmentDefault]:
+    """`defaults.commitment`, in order, ending with one that applies to every order (P10D if none)."""
     commitments: list[CommitmentDefault] = []
     for index, entry in enumerate(defaults.get("commitment") or []):
         line = _item_line(defaults.get("commitment"), index)
@@ -147,15 +174,11 @@ def _defaults(
             commitments.append(CommitmentDefault(within, when, matches))
     if not commitments or commitments[-1].when is not None:
         commitments.append(CommitmentDefault(within=timedelta(days=10)))
-    overrun = defaults.get("overrunThreshold", 0.25)
-    if not isinstance(overrun, (int, float)) or isinstance(overrun, bool) or overrun < 0:
-        problems.append(
-            Problem(
-                _key_line(defaults, "overrunThreshold"), "overrunThreshold must be a number >= 0, e.g. 0.25"
-            )
-        )
-        overrun = 0.25
-    margin = _duration(defaults, "margin", problems) if "margin" in defaults else timedelta(0)
+    return commitments
+
+
+def _learned_durations(defaults: Mapping[str, Any], problems: list[Problem]) -> tuple[float, int]:
+    """`defaults.learnedDurations`: (percentile, minSamples), 80 and 20 when absent or wrong."""
     learned = defaults.get("learnedDurations") or {}
     percentile = learned.get("percentile", 80) if isinstance(learned, Mapping) else 80
     min_samples = learned.get("minSamples", 20) if isinstance(learned, Mapping) else 20
@@ -174,18 +197,7 @@ def _defaults(
             )
         )
         min_samples = 20
-    auto_cancel = (
-        _duration(defaults, "pendingAutoCancel", problems) if "pendingAutoCancel" in defaults else None
-    )
-    return Policy(
-        rules=rules,
-        contacts=contacts,
-        commitments=tuple(commitments),
-        thresholds=Thresholds(overrun=float(overrun), margin=margin or timedelta(0)),
-        learned_percentile=float(percentile),
-        learned_min_samples=min_samples,
-        pending_auto_cancel=auto_cancel,
-    )
+    return float(percentile), min_samples
 
 
 def _contacts(contacts: Any, problems: list[Problem]) -> dict[str, Contact]:

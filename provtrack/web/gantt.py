@@ -132,32 +132,34 @@ def gantt(plan: dict[str, Any], now: datetime) -> Gantt | None:
                 _title(a, planned, actual),
             )
         )
-    by_id = {r.id: r for r in rows}
-    arrows = []
-    for a in activities:
-        target = by_id[a["id"]]
-        for predecessor in a.get("predecessors") or []:
-            source = by_id.get(predecessor)
-            if source is None:
-                continue
-            arrows.append(
-                Arrow(
-                    _elbow(source, target),
-                    source.critical and target.critical and _adjacent(plan, predecessor, a["id"]),
-                )
-            )
     height = TOP + len(rows) * ROW_HEIGHT + 8
     return Gantt(
         WIDTH,
         height,
         LABEL_WIDTH,
         rows,
-        arrows,
+        _arrows(plan, rows),
         _ticks(start, end, x_of),
         x_of(now),
         format_datetime(now)[11:16],
         list(plan.get("criticalPath") or []),
     )
+
+
+def _arrows(plan: dict[str, Any], rows: list[Row]) -> list[Arrow]:
+    """An arrow from each predecessor's row to its successor's, critical when both ends are and
+    one follows the other on the critical path."""
+    by_id = {r.id: r for r in rows}
+    arrows = []
+    for a in plan["activity"]:
+        target = by_id[a["id"]]
+        for predecessor in a.get("predecessors") or []:
+            source = by_id.get(predecessor)
+            if source is None:
+                continue
+            critical = source.critical and target.critical and _adjacent(plan, predecessor, a["id"])
+            arrows.append(Arrow(_elbow(source, target), critical))
+    return arrows
 
 
 def projected(plan: dict[str, Any], now: datetime) -> dict[str, Any]:

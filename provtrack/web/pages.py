@@ -4,7 +4,7 @@ the cancellation preview in cancelling.py."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -71,6 +71,17 @@ def _choices() -> dict[str, Any]:
     return {"states": STATES, "levels": LEVELS, "sorts": SORTS, "page_sizes": PAGE_SIZES}
 
 
+def _jeopardy_standing(request: Request, order_id: str, *, now: datetime) -> dict[str, Any] | None:
+    """The order's jeopardy standing now, each escalation with its next step (no monitor: None)."""
+    monitor = request.app.state.jeopardy
+    if monitor is None:
+        return None
+    standing: dict[str, Any] = jeopardy.jeopardy_view(store_of(request), monitor, order_id, now=now)
+    policy = monitor.policy()
+    standing["escalation"] = [dashboard.with_next_step(e, policy) for e in standing["escalation"]]
+    return standing
+
+
 @router.get("/orders/{order_id}")
 def order_page(order_id: str, request: Request) -> Response:
     store = store_of(request)
@@ -95,12 +106,7 @@ def order_page(order_id: str, request: Request) -> Response:
         plan: dict[str, Any] | None = activities.get_plan(store, order_id) if as_of is None else None
     except PlanNotFound:
         plan = None
-    monitor = request.app.state.jeopardy
-    standing = None
-    if monitor is not None and as_of is None:
-        standing = jeopardy.jeopardy_view(store, monitor, order_id, now=now)
-        policy = monitor.policy()
-        standing["escalation"] = [dashboard.with_next_step(e, policy) for e in standing["escalation"]]
+    standing = _jeopardy_standing(request, order_id, now=now) if as_of is None else None
     timeline = events.order_timeline(store, order_id)
     if as_of is not None:
         timeline = [c for c in timeline if c.at <= as_of]
