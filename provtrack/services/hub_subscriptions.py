@@ -60,6 +60,8 @@ def record_subscription(
     with store.transaction(write=True) as tx:
         tx.subscriptions.put(dataclasses.replace(subscription, made_at=format_datetime(now)))
         waiting = tx.plans.waiting_at(owner, kind)
+    if not waiting:
+        return 0
     with store.transaction(write=True) as tx:
         for activity_id, withdrawal in waiting:
             tx.run_job_now(WITHDRAWAL_FOLLOW_JOB if withdrawal else poll_job, activity_id, now=now)
